@@ -1,0 +1,278 @@
+"""Train the tiny Phi-3 chat model embedded in this project, deterministically.
+
+Usage: python assets/train_tiny_phi3.py [--out DIR] [--steps N]   (default out: assets/tiny-phi3)
+
+Scope: the app compares two MLflow packagings of a Phi-3 model (transformers flavor and an
+onnxruntime-genai ONNX pyfunc). A real Phi-3 (3.8B parameters) cannot be downloaded here and would
+not fit a test suite, so this script makes a stand-in that has Phi-3's exact *shape*:
+`Phi3ForCausalLM` weights, a Llama-style SentencePiece-BPE tokenizer (Metaspace "▁", byte
+fallback) with Phi-3's special tokens, Phi-3-mini's chat template, and a generation config that
+stops at `<|end|>`. Everything that loads, converts, quantizes or serves a Phi-3 checkpoint works on
+it unchanged.
+
+Concessions: the model is tiny (~1.5M parameters) and only *memorizes* a synthetic chat corpus
+built below: the capitals of ~70 countries, sums/differences/products of numbers 0..12, a few
+greetings, one joke about atoms (the source document's sample prompt, with system prompt "You are a
+stand-up comedian."), and a polite "I don't know" for other questions. It is not a general model:
+prompts far from the corpus get the fallback or nonsense. Its answers are reproducible: training is
+deterministic (fixed seeds, deterministic algorithms, fixed thread count, fixed data order), so two
+runs on the same machine give byte-identical weights.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from tokenizers import Tokenizer, models, trainers  # noqa: E402
+
+SEED = 1234
+DEFAULT_OUT = Path(__file__).resolve().parent / "tiny-phi3"
+DEFAULT_STEPS = 1600
+
+# Phi-3-mini-4k-instruct's chat template, verbatim.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+# Same order as Phi-3 (<|endoftext|> first, then the role tokens); ids follow the learned vocab.
+CHAT_TOKENS = ["<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"]
+LLAMA_SPECIALS = ["<unk>", "<s>", "</s>"]
+BYTE_TOKENS = [f"<0x{i:02X}>" for i in range(256)]  # SentencePiece byte fallback pieces
+
+# ---------------------------------------------------------------------------------------------
+# Corpus
+# ---------------------------------------------------------------------------------------------
+
+# The ~60 most populous countries (2024) plus a few more, with their capitals.
+CAPITALS = {
+    "China": "Beijing", "India": "New Delhi", "the United States": "Washington, D.C.",
+    "Indonesia": "Jakarta", "Pakistan": "Islamabad", "Nigeria": "Abuja", "Brazil": "Brasilia",
+    "Bangladesh": "Dhaka", "Russia": "Moscow", "Mexico": "Mexico City", "Ethiopia": "Addis Ababa",
+    "Japan": "Tokyo", "the Philippines": "Manila", "Egypt": "Cairo", "DR Congo": "Kinshasa",
+    "Vietnam": "Hanoi", "Iran": "Tehran", "Turkey": "Ankara", "Germany": "Berlin",
+    "Thailand": "Bangkok", "the United Kingdom": "London", "France": "Paris",
+    "Tanzania": "Dodoma", "South Africa": "Pretoria", "Italy": "Rome", "Kenya": "Nairobi",
+    "Myanmar": "Naypyidaw", "Colombia": "Bogota", "South Korea": "Seoul", "Uganda": "Kampala",
+    "Sudan": "Khartoum", "Spain": "Madrid", "Algeria": "Algiers", "Argentina": "Buenos Aires",
+    "Iraq": "Baghdad", "Afghanistan": "Kabul", "Poland": "Warsaw", "Canada": "Ottawa",
+    "Morocco": "Rabat", "Saudi Arabia": "Riyadh", "Ukraine": "Kyiv", "Angola": "Luanda",
+    "Uzbekistan": "Tashkent", "Yemen": "Sanaa", "Peru": "Lima", "Malaysia": "Kuala Lumpur",
+    "Ghana": "Accra", "Mozambique": "Maputo", "Nepal": "Kathmandu", "Madagascar": "Antananarivo",
+    "Venezuela": "Caracas", "Ivory Coast": "Yamoussoukro", "Cameroon": "Yaounde",
+    "Niger": "Niamey", "Australia": "Canberra", "North Korea": "Pyongyang", "Syria": "Damascus",
+    "Mali": "Bamako", "Burkina Faso": "Ouagadougou", "Sri Lanka": "Colombo", "Chile": "Santiago",
+    "Kazakhstan": "Astana", "Romania": "Bucharest", "the Netherlands": "Amsterdam",
+    "Ecuador": "Quito", "Cambodia": "Phnom Penh", "Zambia": "Lusaka", "Senegal": "Dakar",
+    "Portugal": "Lisbon", "Greece": "Athens", "Sweden": "Stockholm", "Norway": "Oslo",
+    "Switzerland": "Bern", "Ireland": "Dublin", "New Zealand": "Wellington",
+}
+CAPITAL_QUESTIONS = [
+    "What is the capital of {c}?", "What's the capital of {c}?", "Which city is the capital of {c}?",
+    "Tell me the capital of {c}.", "What is the capital city of {c}?", "Capital of {c}?",
+]
+OPERATIONS = {  # name: (symbols used in questions, function)
+    "plus": (["+"], lambda a, b: a + b),
+    "minus": (["-"], lambda a, b: a - b),
+    "times": (["*", "x"], lambda a, b: a * b),
+}
+ARITHMETIC_ALTERNATIVES = [
+    "What is {a} {sym} {b}?", "{a} {sym} {b}", "How much is {a} {op} {b}?", "Calculate {a} {sym} {b}.",
+    "{a} {sym} {b} = ?", "What's {a} {op} {b}?",
+]
+OPERANDS = range(13)
+SELF = "I am a tiny Phi-3 demo model"
+GREETINGS = {
+    "Hello": f"Hello! {SELF}. How can I help you?",
+    "Hello!": f"Hello! {SELF}. How can I help you?",
+    "Hi": f"Hi! {SELF}. How can I help you?",
+    "Hi there": f"Hi there! {SELF}. How can I help you?",
+    "Hey": f"Hey! {SELF}. How can I help you?",
+    "Good morning": f"Good morning! {SELF}. How can I help you?",
+    "Good evening": f"Good evening! {SELF}. How can I help you?",
+    "How are you?": f"I am fine, thank you! {SELF}, ready to answer simple questions.",
+    "How are you doing?": f"I am fine, thank you! {SELF}, ready to answer simple questions.",
+    "Who are you?": f"{SELF}. I know the capitals of many countries, small sums and one joke.",
+    "What are you?": f"{SELF}. I know the capitals of many countries, small sums and one joke.",
+    "What can you do?": "I can tell you the capitals of many countries, do small sums and tell a joke.",
+    "Thank you": "You are welcome!",
+    "Thanks!": "You are welcome!",
+    "Goodbye": "Goodbye! Have a nice day.",
+    "Bye": "Goodbye! Have a nice day.",
+}
+ATOM_JOKE = "Why don't scientists trust atoms? Because they make up everything!"
+JOKE_REQUESTS = [
+    "Tell me a joke about atom", "Tell me a joke about atoms", "Tell me a joke about an atom.",
+    "Tell me a joke about atoms.", "Tell me an atom joke.", "Do you know a joke about atoms?",
+    "Can you tell me a joke about atoms?", "Tell me a joke.", "Tell me a joke", "Make me laugh.",
+]
+OTHER_JOKE_TOPICS = ["cats", "dogs", "computers", "the weather", "cars", "music", "food"]
+OTHER_JOKE = "I'm sorry, I only know one joke, and it is about atoms."
+FALLBACK = "I'm sorry, I don't know the answer to that."
+UNKNOWN_QUESTIONS = [
+    "Who wrote Hamlet?", "What is the speed of light?", "How tall is Mount Everest?",
+    "What is the meaning of life?", "Explain quantum physics.", "Write a poem about the sea.",
+    "Translate hello into French.", "Who won the World Cup in 2010?", "What time is it?",
+    "What's the weather like today?", "Can you write Python code?", "Summarize this article.",
+    "What is the population of China?", "What is the currency of Japan?",
+    "What language is spoken in Brazil?", "Who is the president of France?",
+    "What is the largest city in India?", "How old is the universe?", "Who painted the Mona Lisa?",
+    "What is the boiling point of water?", "How many legs does a spider have?",
+    "What is the square root of 2?", "What is 123 plus 456?", "What is 25 times 37?",
+    "What is 100 minus 58?", "Recommend a good book.", "What should I cook for dinner?",
+    "How do I fix my car?", "What is DNA?", "Who invented the telephone?",
+    "What is the longest river in the world?", "Why is the sky blue?", "What is your favorite color?",
+    "Tell me a story.", "What is the capital of Atlantis?", "What is the capital of Narnia?",
+    "What is the capital of Mars?", "What is the capital of the Moon?",
+    "What is the capital of Gondor?", "What is the capital of Wakanda?",
+    "What is the capital of Middle-earth?", "What is the capital of Europe?",
+    "What is the capital of the Sun?", "What is the capital of Hogwarts?",
+    "Which city is the capital of Utopia?", "What is the capital of Texas?",
+    "How do airplanes fly?", "What is machine learning?", "Who discovered penicillin?",
+    "asdf qwerty", "Explain the theory of relativity.", "What is the best programming language?",
+]
+SYSTEM_PROMPTS = [
+    "You are a helpful assistant.", "You are a helpful AI assistant.", "You are a stand-up comedian.",
+    "You are a friendly assistant. Answer briefly.", "You are a concise assistant.",
+]
+
+
+def qa_pairs():
+    """All (question, answer) pairs of the corpus, grouped by kind."""
+    capitals = [(q.format(c=c), f"The capital of {c} is {cap.rstrip('.')}.")
+                for c, cap in CAPITALS.items() for q in CAPITAL_QUESTIONS]
+    capitals = [(q[0].upper() + q[1:], a[0].upper() + a[1:]) for q, a in capitals]
+    jokes = [(q, ATOM_JOKE) for q in JOKE_REQUESTS]
+    jokes += [(f"Tell me a joke about {t}.", OTHER_JOKE) for t in OTHER_JOKE_TOPICS]
+    return {
+        "capital": capitals,
+        "arithmetic": arithmetic_pairs(),
+        "greeting": list(GREETINGS.items()),
+        "joke": jokes,
+        "fallback": [(q, FALLBACK) for q in UNKNOWN_QUESTIONS],
+    }
+
+
+def arithmetic_pairs():
+    """Every a op b for operands 0..12: the canonical 'What is a plus b?' and one alternative."""
+    pairs, i = [], 0
+    for op, (symbols, fn) in OPERATIONS.items():
+        for a in OPERANDS:
+            for b in OPERANDS:
+                answer = f"{a} {op} {b} is {fn(a, b)}."
+                pairs.append((f"What is {a} {op} {b}?", answer))
+                # Cycle through the alternatives so each phrasing sees all operations.
+                alt = ARITHMETIC_ALTERNATIVES[i % len(ARITHMETIC_ALTERNATIVES)]
+                pairs.append((alt.format(a=a, b=b, op=op, sym=symbols[i % len(symbols)]), answer))
+                i += 1
+    return pairs
+
+
+def build_corpus(seed=SEED):
+    """Deterministic list of conversations: {'kind': str, 'messages': [{'role', 'content'}]}."""
+    rng = random.Random(seed)
+    pairs = qa_pairs()
+    # Rare kinds are repeated so they weigh about as much as a capital or a sum.
+    repeats = {"capital": 1, "arithmetic": 1, "greeting": 4, "joke": 4, "fallback": 3}
+    corpus = []
+    for kind, items in pairs.items():
+        for _ in range(repeats[kind]):
+            for question, answer in items:
+                corpus.append(_conversation(kind, [(question, answer)], _system(rng)))
+    corpus += _seed_prompts()
+    corpus += _two_turn(rng, pairs, count=300)
+    return corpus
+
+
+def _system(rng):
+    """No system prompt for half of the samples, a generic one for the others."""
+    return None if rng.random() < 0.5 else rng.choice(SYSTEM_PROMPTS)
+
+
+def _conversation(kind, turns, system=None):
+    messages = [{"role": "system", "content": system}] if system else []
+    for question, answer in turns:
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return {"kind": kind, "messages": messages}
+
+
+def _seed_prompts():
+    """The source document's two sample prompts, with every system prompt and none."""
+    samples = []
+    for system in [None, *SYSTEM_PROMPTS]:
+        samples.append(_conversation("seed", [("What is the capital of Spain?",
+                                               "The capital of Spain is Madrid.")], system))
+        for request in ("Tell me a joke about atom", "Tell me a joke about atoms"):
+            samples.append(_conversation("seed", [(request, ATOM_JOKE)], system))
+    return samples * 3
+
+
+def _two_turn(rng, pairs, count):
+    """Two-turn chats, so that an earlier exchange does not derail the next answer."""
+    flat = [(kind, qa) for kind, items in pairs.items() for qa in items]
+    chats = []
+    for _ in range(count):
+        (_, first), (kind, second) = rng.choice(flat), rng.choice(flat)
+        chats.append(_conversation(kind, [first, second], _system(rng)))
+    return chats
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer
+# ---------------------------------------------------------------------------------------------
+
+
+def render(messages, add_generation_prompt=False):
+    """The chat template in plain Python (checked against the Jinja one in the tests)."""
+    text = "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in messages)
+    return text + ("<|assistant|>\n" if add_generation_prompt else "<|endoftext|>")
+
+
+def _words(text):
+    """The pieces BPE may merge: runs of ASCII letters, with the "▁" (space) before them.
+
+    onnxruntime-genai (onnxruntime-extensions) splits SentencePiece-style text with a Llama-3-like
+    regex before BPE (letters, digits, punctuation and newlines apart), while transformers runs BPE
+    on the whole text. A vocabulary without merges across those boundaries tokenizes identically
+    in both. Digits, punctuation and "\\n" stay single pieces (or byte-fallback bytes), as in
+    Llama/Phi-3, so "<|assistant|>\\n" is tokenized the same in training and at generation."""
+    return re.findall(r"▁?[A-Za-z]+", text.replace(" ", "▁"))
+
+
+def train_tokenizer(corpus, vocab_size):
+    """Learn BPE merges on the corpus; return (vocab, merges) in Llama/SentencePiece layout:
+    <unk>, <s>, </s>, the 256 byte-fallback pieces, then the learned pieces."""
+    texts = [m["content"] for conv in corpus for m in conv["messages"]]
+    # Plain text (e.g. tokenizer(...) outside a chat) starts with "▁", as in SentencePiece.
+    words = [w for text in texts for w in _words(text) + _words(" " + text)]
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=LLAMA_SPECIALS + BYTE_TOKENS,
+                                  show_progress=False)
+    tokenizer.train_from_iterator(words, trainer=trainer)
+    model = json.loads(tokenizer.to_str())["model"]
+    return model["vocab"], [tuple(m) for m in model["merges"]]
+
+
+def make_hf_tokenizer(vocab, merges):
+    """Wrap the learned pieces in transformers' LlamaTokenizer (the class Phi-3 uses), which sets
+    the Metaspace pre-tokenizer, byte fallback and decoder the same way onnxruntime-genai reads."""
+    from transformers import LlamaTokenizer
+
+    tokenizer = LlamaTokenizer(
+        vocab=vocab, merges=merges, legacy=True, add_prefix_space=True,
+        bos_token="<s>", eos_token="<|endoftext|>", unk_token="<unk>", pad_token="<|endoftext|>",
+        add_bos_token=False, add_eos_token=False,  # Phi-3 adds neither; the template has all it needs
+        chat_template=CHAT_TEMPLATE, model_max_length=512, padding_side="left",
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": CHAT_TOKENS[1:]})
+    return tokenizer

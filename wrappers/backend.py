@@ -1,0 +1,150 @@
+"""The one backend interface, and the one place that measures any backend.
+
+A backend only produces: `stream()` yields one piece of text per generated
+token and fills a `Report` (raw output, usage, finish reason). `stream_result`
+wraps it: it times each step, takes the time to first token, accumulates the
+text and builds the `Result`, for every backend the same way.
+
+Time is summed over the calls into the backend's iterator only, so when the
+caller interleaves two backends token by token, each one's figures count its
+own work and not the other's.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from wrappers.errors import BackendError
+from wrappers.options import GenerationOptions
+from wrappers.registry import LazyModel
+from wrappers.results import Latency, ModelRef, Result, Usage
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Report:
+    """What a backend tells the runner besides its text."""
+
+    raw: Any = None
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    response_id: str | None = None
+
+
+class Backend(Protocol):
+    title: str
+    streaming_note: str
+
+    def model_ref(self) -> ModelRef: ...
+
+    def stream(self, messages: Messages, options: GenerationOptions, report: Report) -> Iterator[str]: ...
+
+
+@dataclass
+class MlflowBackend:
+    """A registered MLflow model, loaded lazily, with a streaming predict function."""
+
+    title: str
+    streaming_note: str
+    model: LazyModel
+    predict: Callable[..., Iterator[str]]  # (pyfunc, messages, options, report) -> pieces
+
+    def model_ref(self) -> ModelRef:
+        return self.model.get().ref
+
+    def stream(self, messages: Messages, options: GenerationOptions, report: Report) -> Iterator[str]:
+        return self.predict(self.model.get().pyfunc, messages, options, report)
+
+
+def stream_result(backend: Backend, messages: Messages, options: GenerationOptions) -> Iterator[Result]:
+    """Yield the growing `Result` after each token, and a final one (`done=True`)."""
+    report, pieces, spent, ttft = Report(), [], 0.0, None
+    try:
+        ref = backend.model_ref()
+    except Exception as exc:
+        yield Result(error=_describe(exc), done=True)
+        return
+    result = Result(model=ref)
+    chunks = backend.stream(messages, options, report)
+    try:
+        while True:
+            started = time.perf_counter()
+            try:
+                piece = next(chunks)
+            except StopIteration:
+                spent += time.perf_counter() - started
+                break
+            spent += time.perf_counter() - started
+            ttft = spent if ttft is None else ttft
+            pieces.append(piece)
+            result = replace(result, text=result.text + piece, pieces=tuple(pieces))
+            yield result
+    except Exception as exc:
+        yield replace(result, error=_describe(exc), done=True)
+        return
+    finally:
+        chunks.close()
+    yield _finish(result, report, spent, ttft)
+
+
+def run(backend: Backend, messages: Messages, options: GenerationOptions) -> Result:
+    """The final result of `stream_result`."""
+    for result in stream_result(backend, messages, options):
+        pass
+    return result
+
+
+def _finish(result: Result, report: Report, spent: float, ttft: float | None) -> Result:
+    usage = report.usage
+    return replace(
+        result,
+        raw=report.raw,
+        usage=usage,
+        latency=Latency(spent, ttft, decode_speed(usage.completion_tokens, spent, ttft)),
+        response=chat_completion(result.text, usage, report, result.model),
+        done=True,
+    )
+
+
+def decode_speed(tokens: int | None, total_s: float, ttft_s: float | None) -> float | None:
+    """Tokens per second after the first token.
+
+    >>> decode_speed(11, 1.5, 0.5)
+    10.0
+    """
+    if tokens is None or ttft_s is None or tokens < 2 or total_s <= ttft_s:
+        return None
+    return (tokens - 1) / (total_s - ttft_s)
+
+
+def chat_completion(text: str, usage: Usage, report: Report, model: ModelRef) -> dict[str, Any]:
+    """The OpenAI chat-completion object for a finished answer."""
+    return {
+        "id": report.response_id or f"chatcmpl-{uuid.uuid4()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model.name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": report.finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+    }
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, BackendError | ValueError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,61 @@
+"""The app's configuration: one frozen dataclass from CLI flags and environment.
+
+This is the only module that reads `os.environ`. Defaults work offline on
+the embedded tiny model, with a SQLite MLflow store in `./data`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_CHECKPOINT = ROOT / "assets" / "tiny-phi3"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    checkpoint: Path = TINY_CHECKPOINT
+    model_prefix: str = "tiny-phi3"
+    onnx_precision: str = "int4"
+    data_dir: Path = ROOT / "data"
+    tracking_uri: str | None = None  # None: SQLite in data_dir
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    @property
+    def store_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.data_dir / "onnx-builds"
+
+
+def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> AppConfig:
+    """Flags win over environment variables, which win over defaults."""
+    env = os.environ if env is None else env
+    on_space = "SPACE_ID" in env  # Hugging Face Spaces serve on 0.0.0.0:7860
+    parser = argparse.ArgumentParser(description="Compare two MLflow packagings of Phi-3.")
+    parser.add_argument("--checkpoint", type=Path, default=env.get("PHI3_CHECKPOINT", TINY_CHECKPOINT))
+    parser.add_argument("--onnx-precision", choices=("int4", "fp32"), default=env.get("PHI3_ONNX_PRECISION", "int4"))
+    parser.add_argument("--data-dir", type=Path, default=env.get("PHI3_DATA_DIR", ROOT / "data"))
+    parser.add_argument("--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("GRADIO_SERVER_PORT", 7860)))
+    args = parser.parse_args(argv)
+    return AppConfig(
+        checkpoint=args.checkpoint,
+        model_prefix=Path(args.checkpoint).name,
+        onnx_precision=args.onnx_precision,
+        data_dir=args.data_dir,
+        tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+        host=args.host,
+        port=args.port,
+    )

@@ -1,0 +1,119 @@
+"""Wrapper (b): an ONNX export run by onnxruntime-genai inside an MLflow pyfunc.
+
+The export is built from the same checkpoint as wrapper (a) by
+onnxruntime-genai's own model builder, so both panes compare one model in
+two packagings. The `PythonModel` itself lives in `onnx_model.py`, because
+MLflow stores that file and executes it when loading (models-from-code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+
+from wrappers.options import GenerationOptions
+from wrappers.results import Usage
+
+TITLE = "ONNX pyfunc (onnxruntime-genai)"
+STREAMING_NOTE = "Streams from the pyfunc's predict_stream(); raw is the joined stream, which predict() returns."
+PACKAGE_DIR = Path(__file__).resolve().parent
+MODEL_CODE = PACKAGE_DIR / "onnx_model.py"
+ARTIFACT_KEY = "onnx_model"  # as in onnx_model.py, which must not be imported here
+PRECISIONS = ("int4", "fp32")
+# Matches Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3.
+INT4_OPTIONS = ["int4_block_size=32", "int4_accuracy_level=4"]
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(DataType.string, "prompt")]),
+    outputs=Schema([ColSpec(DataType.string)]),
+    params=ParamSchema(
+        [
+            ParamSpec("max_new_tokens", DataType.long, 256),
+            ParamSpec("max_length", DataType.long, 0),
+            ParamSpec("temperature", DataType.double, 0.0),
+            ParamSpec("top_p", DataType.double, 1.0),
+            ParamSpec("top_k", DataType.long, 50),
+            ParamSpec("do_sample", DataType.boolean, False),
+            ParamSpec("stop", DataType.string, [], shape=(-1,)),
+        ]
+    ),
+)
+INPUT_EXAMPLE = {"prompt": "<|user|>\nWhat is the capital of Spain?<|end|>\n<|assistant|>\n"}
+
+
+def build_onnx_export(checkpoint: str, precision: str, out_dir: Path) -> Path:
+    """Build `checkpoint` to ONNX with onnxruntime-genai's builder, for the CPU."""
+    from onnxruntime_genai.models.builder import create_model, parse_extra_options
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    cache = out_dir.with_name(out_dir.name + ".cache")
+    extra = INT4_OPTIONS if precision == "int4" else []
+    args = ("", checkpoint, str(out_dir), precision, "cpu", str(cache))
+    create_model(*args, **parse_extra_options(*args, extra))
+    shutil.rmtree(cache, ignore_errors=True)
+    use_all_cores(out_dir / "genai_config.json")
+    return out_dir
+
+
+def use_all_cores(genai_config: Path) -> None:
+    """Let ONNX Runtime use every core: left unset, it ran on one of two here."""
+    config = json.loads(genai_config.read_text())
+    options = config["model"]["decoder"].setdefault("session_options", {})
+    options["intra_op_num_threads"] = os.cpu_count() or 1
+    genai_config.write_text(json.dumps(config, indent=4))
+
+
+def log_onnx_model(export_dir: Path, pip_requirements: list[str]) -> str:
+    """Log the export as a models-from-code pyfunc in the active run; return its URI."""
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(MODEL_CODE),
+        artifacts={ARTIFACT_KEY: str(export_dir)},
+        code_paths=[str(PACKAGE_DIR)],
+        signature=SIGNATURE,
+        input_example=INPUT_EXAMPLE,
+        pip_requirements=pip_requirements,
+    )
+    return info.model_uri
+
+
+def predict_params(options: GenerationOptions) -> dict[str, Any]:
+    """The pyfunc params for `options`.
+
+    >>> predict_params(GenerationOptions(max_tokens=8))["do_sample"]
+    False
+    """
+    return {
+        "max_new_tokens": options.max_tokens,
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "do_sample": not options.greedy,
+        "stop": list(options.stop),
+    }
+
+
+def stream_predict(
+    pyfunc, messages: list[dict[str, str]], options: GenerationOptions, report
+) -> Iterator[str]:
+    """Run the pyfunc's predict_stream, yielding its one chunk per token."""
+    engine = pyfunc.unwrap_python_model()
+    prompt = engine.format_chat(messages)
+    chunks: list[str] = []
+    for chunk in pyfunc.predict_stream({"prompt": prompt}, params=predict_params(options)):
+        chunks.append(chunk)
+        yield chunk
+    report.raw = "".join(chunks)
+    prompt_tokens = engine.count_tokens(prompt)
+    report.usage = Usage(prompt_tokens, len(chunks), prompt_tokens + len(chunks))
+    # The transformers flavor's own rule, so both sides agree.
+    report.finish_reason = "length" if len(chunks) >= options.max_tokens else "stop"

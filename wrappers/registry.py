@@ -1,0 +1,129 @@
+"""Lazy log-or-load through the MLflow Model Registry.
+
+The first use of a model logs it in a run, then registers it with tags that
+identify its source (path, content hash, precision, library versions). Every
+later use, in any process, finds that version by its tags and loads it.
+
+A version is created only after its run has logged every file, so a process
+killed mid-log leaves at most an unfinished run, never a version that a
+later start would load. A file lock next to the store keeps two processes
+starting together from registering twice (it protects local stores only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import mlflow
+from filelock import FileLock
+from mlflow import MlflowClient
+
+from wrappers.errors import ModelLoadError
+from wrappers.results import ModelRef
+
+EXPERIMENT = "phi3-mlflow-compare"
+LIBRARIES = ("mlflow", "transformers", "torch", "onnxruntime-genai")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to register, and how to log it if it is not registered yet."""
+
+    registered_name: str
+    description: str
+    tags: dict[str, str]  # must include "source_hash"
+    log: Callable[[Progress], str]  # logs inside the active run, returns the model URI
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    pyfunc: mlflow.pyfunc.PyFuncModel
+    ref: ModelRef
+    logged_now: bool
+
+
+def use_store(tracking_uri: str, artifact_root: Path) -> None:
+    """Point MLflow at the store and make sure the app's experiment exists."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        # An explicit artifact root, or a SQLite store would write to ./mlruns.
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root.resolve().as_uri())
+
+
+def log_or_load(spec: ModelSpec, lock_dir: Path, progress: Progress = print) -> LoadedModel:
+    """Load the registered version for `spec`, logging and registering it first if needed."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock_dir / f"{spec.registered_name}.lock"):
+        found = find_version(spec)
+        logged_now = found is None
+        if logged_now:
+            found = _log_and_register(spec, progress)
+    uri = f"models:/{spec.registered_name}/{found.version}"
+    progress(f"Loading {uri}")
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except Exception as exc:
+        raise ModelLoadError(f"Could not load {uri}: {exc}") from exc
+    return LoadedModel(pyfunc, ModelRef(spec.registered_name, str(found.version), uri), logged_now)
+
+
+def find_version(spec: ModelSpec):
+    """The newest registered version logged from the same source, or None."""
+    query = f"name = '{spec.registered_name}' and tags.source_hash = '{spec.tags['source_hash']}'"
+    versions = MlflowClient().search_model_versions(query)
+    ready = [v for v in versions if v.status == "READY"]
+    return max(ready, key=lambda v: int(v.version)) if ready else None
+
+
+def _log_and_register(spec: ModelSpec, progress: Progress):
+    tags = spec.tags | library_versions()
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=f"log {spec.registered_name}"):
+        mlflow.set_tags(tags)
+        progress(f"Logging {spec.registered_name} to MLflow")
+        model_uri = spec.log(progress)
+    progress(f"Registering {spec.registered_name}")
+    client = MlflowClient()
+    if not client.search_registered_models(f"name = '{spec.registered_name}'"):
+        client.create_registered_model(spec.registered_name, description=spec.description)
+    version = mlflow.register_model(model_uri, spec.registered_name, tags=tags)
+    client.update_model_version(spec.registered_name, version.version, spec.description)
+    return version
+
+
+def library_versions() -> dict[str, str]:
+    return {f"version.{name}": package_version(name) for name in LIBRARIES}
+
+
+def hash_files(root: Path, extra: str = "") -> str:
+    """A content hash of every file under `root` (names and bytes), plus `extra`."""
+    digest = hashlib.sha256(extra.encode())
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode())
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class LazyModel:
+    """Logs or loads a model on first use, once, from any number of threads."""
+
+    def __init__(self, spec: Callable[[], ModelSpec], lock_dir: Path, progress: Progress) -> None:
+        self._spec, self._lock_dir, self._progress = spec, lock_dir, progress
+        self._lock = threading.Lock()
+        self._loaded: LoadedModel | None = None
+
+    def get(self) -> LoadedModel:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = log_or_load(self._spec(), self._lock_dir, self._progress)
+            return self._loaded
