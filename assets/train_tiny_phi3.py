@@ -21,6 +21,7 @@ runs on the same machine give byte-identical weights.
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -35,6 +36,10 @@ from tokenizers import Tokenizer, models, trainers  # noqa: E402
 SEED = 1234
 DEFAULT_OUT = Path(__file__).resolve().parent / "tiny-phi3"
 DEFAULT_STEPS = 1600
+VOCAB_SIZE = 1200  # before the 5 chat tokens
+HIDDEN, LAYERS, HEADS = 128, 4, 4
+CONTEXT_LENGTH = 4096  # as Phi-3-mini-4k; only sizes the RoPE tables, not the weights
+BATCH, LR = 32, 3e-3
 
 # Phi-3-mini-4k-instruct's chat template, verbatim.
 CHAT_TEMPLATE = (
@@ -56,30 +61,89 @@ BYTE_TOKENS = [f"<0x{i:02X}>" for i in range(256)]  # SentencePiece byte fallbac
 
 # The ~60 most populous countries (2024) plus a few more, with their capitals.
 CAPITALS = {
-    "China": "Beijing", "India": "New Delhi", "the United States": "Washington, D.C.",
-    "Indonesia": "Jakarta", "Pakistan": "Islamabad", "Nigeria": "Abuja", "Brazil": "Brasilia",
-    "Bangladesh": "Dhaka", "Russia": "Moscow", "Mexico": "Mexico City", "Ethiopia": "Addis Ababa",
-    "Japan": "Tokyo", "the Philippines": "Manila", "Egypt": "Cairo", "DR Congo": "Kinshasa",
-    "Vietnam": "Hanoi", "Iran": "Tehran", "Turkey": "Ankara", "Germany": "Berlin",
-    "Thailand": "Bangkok", "the United Kingdom": "London", "France": "Paris",
-    "Tanzania": "Dodoma", "South Africa": "Pretoria", "Italy": "Rome", "Kenya": "Nairobi",
-    "Myanmar": "Naypyidaw", "Colombia": "Bogota", "South Korea": "Seoul", "Uganda": "Kampala",
-    "Sudan": "Khartoum", "Spain": "Madrid", "Algeria": "Algiers", "Argentina": "Buenos Aires",
-    "Iraq": "Baghdad", "Afghanistan": "Kabul", "Poland": "Warsaw", "Canada": "Ottawa",
-    "Morocco": "Rabat", "Saudi Arabia": "Riyadh", "Ukraine": "Kyiv", "Angola": "Luanda",
-    "Uzbekistan": "Tashkent", "Yemen": "Sanaa", "Peru": "Lima", "Malaysia": "Kuala Lumpur",
-    "Ghana": "Accra", "Mozambique": "Maputo", "Nepal": "Kathmandu", "Madagascar": "Antananarivo",
-    "Venezuela": "Caracas", "Ivory Coast": "Yamoussoukro", "Cameroon": "Yaounde",
-    "Niger": "Niamey", "Australia": "Canberra", "North Korea": "Pyongyang", "Syria": "Damascus",
-    "Mali": "Bamako", "Burkina Faso": "Ouagadougou", "Sri Lanka": "Colombo", "Chile": "Santiago",
-    "Kazakhstan": "Astana", "Romania": "Bucharest", "the Netherlands": "Amsterdam",
-    "Ecuador": "Quito", "Cambodia": "Phnom Penh", "Zambia": "Lusaka", "Senegal": "Dakar",
-    "Portugal": "Lisbon", "Greece": "Athens", "Sweden": "Stockholm", "Norway": "Oslo",
-    "Switzerland": "Bern", "Ireland": "Dublin", "New Zealand": "Wellington",
+    "China": "Beijing",
+    "India": "New Delhi",
+    "the United States": "Washington, D.C.",
+    "Indonesia": "Jakarta",
+    "Pakistan": "Islamabad",
+    "Nigeria": "Abuja",
+    "Brazil": "Brasilia",
+    "Bangladesh": "Dhaka",
+    "Russia": "Moscow",
+    "Mexico": "Mexico City",
+    "Ethiopia": "Addis Ababa",
+    "Japan": "Tokyo",
+    "the Philippines": "Manila",
+    "Egypt": "Cairo",
+    "DR Congo": "Kinshasa",
+    "Vietnam": "Hanoi",
+    "Iran": "Tehran",
+    "Turkey": "Ankara",
+    "Germany": "Berlin",
+    "Thailand": "Bangkok",
+    "the United Kingdom": "London",
+    "France": "Paris",
+    "Tanzania": "Dodoma",
+    "South Africa": "Pretoria",
+    "Italy": "Rome",
+    "Kenya": "Nairobi",
+    "Myanmar": "Naypyidaw",
+    "Colombia": "Bogota",
+    "South Korea": "Seoul",
+    "Uganda": "Kampala",
+    "Sudan": "Khartoum",
+    "Spain": "Madrid",
+    "Algeria": "Algiers",
+    "Argentina": "Buenos Aires",
+    "Iraq": "Baghdad",
+    "Afghanistan": "Kabul",
+    "Poland": "Warsaw",
+    "Canada": "Ottawa",
+    "Morocco": "Rabat",
+    "Saudi Arabia": "Riyadh",
+    "Ukraine": "Kyiv",
+    "Angola": "Luanda",
+    "Uzbekistan": "Tashkent",
+    "Yemen": "Sanaa",
+    "Peru": "Lima",
+    "Malaysia": "Kuala Lumpur",
+    "Ghana": "Accra",
+    "Mozambique": "Maputo",
+    "Nepal": "Kathmandu",
+    "Madagascar": "Antananarivo",
+    "Venezuela": "Caracas",
+    "Ivory Coast": "Yamoussoukro",
+    "Cameroon": "Yaounde",
+    "Niger": "Niamey",
+    "Australia": "Canberra",
+    "North Korea": "Pyongyang",
+    "Syria": "Damascus",
+    "Mali": "Bamako",
+    "Burkina Faso": "Ouagadougou",
+    "Sri Lanka": "Colombo",
+    "Chile": "Santiago",
+    "Kazakhstan": "Astana",
+    "Romania": "Bucharest",
+    "the Netherlands": "Amsterdam",
+    "Ecuador": "Quito",
+    "Cambodia": "Phnom Penh",
+    "Zambia": "Lusaka",
+    "Senegal": "Dakar",
+    "Portugal": "Lisbon",
+    "Greece": "Athens",
+    "Sweden": "Stockholm",
+    "Norway": "Oslo",
+    "Switzerland": "Bern",
+    "Ireland": "Dublin",
+    "New Zealand": "Wellington",
 }
 CAPITAL_QUESTIONS = [
-    "What is the capital of {c}?", "What's the capital of {c}?", "Which city is the capital of {c}?",
-    "Tell me the capital of {c}.", "What is the capital city of {c}?", "Capital of {c}?",
+    "What is the capital of {c}?",
+    "What's the capital of {c}?",
+    "Which city is the capital of {c}?",
+    "Tell me the capital of {c}.",
+    "What is the capital city of {c}?",
+    "Capital of {c}?",
 ]
 OPERATIONS = {  # name: (symbols used in questions, function)
     "plus": (["+"], lambda a, b: a + b),
@@ -87,8 +151,12 @@ OPERATIONS = {  # name: (symbols used in questions, function)
     "times": (["*", "x"], lambda a, b: a * b),
 }
 ARITHMETIC_ALTERNATIVES = [
-    "What is {a} {sym} {b}?", "{a} {sym} {b}", "How much is {a} {op} {b}?", "Calculate {a} {sym} {b}.",
-    "{a} {sym} {b} = ?", "What's {a} {op} {b}?",
+    "What is {a} {sym} {b}?",
+    "{a} {sym} {b}",
+    "How much is {a} {op} {b}?",
+    "Calculate {a} {sym} {b}.",
+    "{a} {sym} {b} = ?",
+    "What's {a} {op} {b}?",
 ]
 OPERANDS = range(13)
 SELF = "I am a tiny Phi-3 demo model"
@@ -112,45 +180,90 @@ GREETINGS = {
 }
 ATOM_JOKE = "Why don't scientists trust atoms? Because they make up everything!"
 JOKE_REQUESTS = [
-    "Tell me a joke about atom", "Tell me a joke about atoms", "Tell me a joke about an atom.",
-    "Tell me a joke about atoms.", "Tell me an atom joke.", "Do you know a joke about atoms?",
-    "Can you tell me a joke about atoms?", "Tell me a joke.", "Tell me a joke", "Make me laugh.",
+    "Tell me a joke about atom",
+    "Tell me a joke about atoms",
+    "Tell me a joke about an atom.",
+    "Tell me a joke about atoms.",
+    "Tell me an atom joke.",
+    "Do you know a joke about atoms?",
+    "Can you tell me a joke about atoms?",
+    "Tell me a joke.",
+    "Tell me a joke",
+    "Make me laugh.",
 ]
 OTHER_JOKE_TOPICS = ["cats", "dogs", "computers", "the weather", "cars", "music", "food"]
 OTHER_JOKE = "I'm sorry, I only know one joke, and it is about atoms."
 FALLBACK = "I'm sorry, I don't know the answer to that."
 UNKNOWN_QUESTIONS = [
-    "Who wrote Hamlet?", "What is the speed of light?", "How tall is Mount Everest?",
-    "What is the meaning of life?", "Explain quantum physics.", "Write a poem about the sea.",
-    "Translate hello into French.", "Who won the World Cup in 2010?", "What time is it?",
-    "What's the weather like today?", "Can you write Python code?", "Summarize this article.",
-    "What is the population of China?", "What is the currency of Japan?",
-    "What language is spoken in Brazil?", "Who is the president of France?",
-    "What is the largest city in India?", "How old is the universe?", "Who painted the Mona Lisa?",
-    "What is the boiling point of water?", "How many legs does a spider have?",
-    "What is the square root of 2?", "What is 123 plus 456?", "What is 25 times 37?",
-    "What is 100 minus 58?", "Recommend a good book.", "What should I cook for dinner?",
-    "How do I fix my car?", "What is DNA?", "Who invented the telephone?",
-    "What is the longest river in the world?", "Why is the sky blue?", "What is your favorite color?",
-    "Tell me a story.", "What is the capital of Atlantis?", "What is the capital of Narnia?",
-    "What is the capital of Mars?", "What is the capital of the Moon?",
-    "What is the capital of Gondor?", "What is the capital of Wakanda?",
-    "What is the capital of Middle-earth?", "What is the capital of Europe?",
-    "What is the capital of the Sun?", "What is the capital of Hogwarts?",
-    "Which city is the capital of Utopia?", "What is the capital of Texas?",
-    "How do airplanes fly?", "What is machine learning?", "Who discovered penicillin?",
-    "asdf qwerty", "Explain the theory of relativity.", "What is the best programming language?",
+    "Who wrote Hamlet?",
+    "What is the speed of light?",
+    "How tall is Mount Everest?",
+    "What is the meaning of life?",
+    "Explain quantum physics.",
+    "Write a poem about the sea.",
+    "Translate hello into French.",
+    "Who won the World Cup in 2010?",
+    "What time is it?",
+    "What's the weather like today?",
+    "Can you write Python code?",
+    "Summarize this article.",
+    "What is the population of China?",
+    "What is the currency of Japan?",
+    "What language is spoken in Brazil?",
+    "Who is the president of France?",
+    "What is the largest city in India?",
+    "How old is the universe?",
+    "Who painted the Mona Lisa?",
+    "What is the boiling point of water?",
+    "How many legs does a spider have?",
+    "What is the square root of 2?",
+    "What is 123 plus 456?",
+    "What is 25 times 37?",
+    "What is 100 minus 58?",
+    "Recommend a good book.",
+    "What should I cook for dinner?",
+    "How do I fix my car?",
+    "What is DNA?",
+    "Who invented the telephone?",
+    "What is the longest river in the world?",
+    "Why is the sky blue?",
+    "What is your favorite color?",
+    "Tell me a story.",
+    "What is the capital of Atlantis?",
+    "What is the capital of Narnia?",
+    "What is the capital of Mars?",
+    "What is the capital of the Moon?",
+    "What is the capital of Gondor?",
+    "What is the capital of Wakanda?",
+    "What is the capital of Middle-earth?",
+    "What is the capital of Europe?",
+    "What is the capital of the Sun?",
+    "What is the capital of Hogwarts?",
+    "Which city is the capital of Utopia?",
+    "What is the capital of Texas?",
+    "How do airplanes fly?",
+    "What is machine learning?",
+    "Who discovered penicillin?",
+    "asdf qwerty",
+    "Explain the theory of relativity.",
+    "What is the best programming language?",
 ]
 SYSTEM_PROMPTS = [
-    "You are a helpful assistant.", "You are a helpful AI assistant.", "You are a stand-up comedian.",
-    "You are a friendly assistant. Answer briefly.", "You are a concise assistant.",
+    "You are a helpful assistant.",
+    "You are a helpful AI assistant.",
+    "You are a stand-up comedian.",
+    "You are a friendly assistant. Answer briefly.",
+    "You are a concise assistant.",
 ]
 
 
 def qa_pairs():
     """All (question, answer) pairs of the corpus, grouped by kind."""
-    capitals = [(q.format(c=c), f"The capital of {c} is {cap.rstrip('.')}.")
-                for c, cap in CAPITALS.items() for q in CAPITAL_QUESTIONS]
+    capitals = [
+        (q.format(c=c), f"The capital of {c} is {cap.rstrip('.')}.")
+        for c, cap in CAPITALS.items()
+        for q in CAPITAL_QUESTIONS
+    ]
     capitals = [(q[0].upper() + q[1:], a[0].upper() + a[1:]) for q, a in capitals]
     jokes = [(q, ATOM_JOKE) for q in JOKE_REQUESTS]
     jokes += [(f"Tell me a joke about {t}.", OTHER_JOKE) for t in OTHER_JOKE_TOPICS]
@@ -210,8 +323,11 @@ def _seed_prompts():
     """The source document's two sample prompts, with every system prompt and none."""
     samples = []
     for system in [None, *SYSTEM_PROMPTS]:
-        samples.append(_conversation("seed", [("What is the capital of Spain?",
-                                               "The capital of Spain is Madrid.")], system))
+        samples.append(
+            _conversation(
+                "seed", [("What is the capital of Spain?", "The capital of Spain is Madrid.")], system
+            )
+        )
         for request in ("Tell me a joke about atom", "Tell me a joke about atoms"):
             samples.append(_conversation("seed", [(request, ATOM_JOKE)], system))
     return samples * 3
@@ -256,23 +372,196 @@ def train_tokenizer(corpus, vocab_size):
     # Plain text (e.g. tokenizer(...) outside a chat) starts with "▁", as in SentencePiece.
     words = [w for text in texts for w in _words(text) + _words(" " + text)]
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=LLAMA_SPECIALS + BYTE_TOKENS,
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=LLAMA_SPECIALS + BYTE_TOKENS, show_progress=False
+    )
     tokenizer.train_from_iterator(words, trainer=trainer)
     model = json.loads(tokenizer.to_str())["model"]
     return model["vocab"], [tuple(m) for m in model["merges"]]
 
 
 def make_hf_tokenizer(vocab, merges):
-    """Wrap the learned pieces in transformers' LlamaTokenizer (the class Phi-3 uses), which sets
-    the Metaspace pre-tokenizer, byte fallback and decoder the same way onnxruntime-genai reads."""
+    """Wrap the learned pieces in transformers' LlamaTokenizer (Phi-3's tokenizer class)."""
     from transformers import LlamaTokenizer
 
     tokenizer = LlamaTokenizer(
-        vocab=vocab, merges=merges, legacy=True, add_prefix_space=True,
-        bos_token="<s>", eos_token="<|endoftext|>", unk_token="<unk>", pad_token="<|endoftext|>",
-        add_bos_token=False, add_eos_token=False,  # Phi-3 adds neither; the template has all it needs
-        chat_template=CHAT_TEMPLATE, model_max_length=512, padding_side="left",
+        # legacy=True: a "▁" is prepended to the text after every special token (prepend_scheme
+        # "always"), which is what onnxruntime-genai does; with legacy=False only the first is.
+        vocab=vocab,
+        merges=merges,
+        legacy=True,
+        add_prefix_space=True,
+        bos_token="<s>",
+        eos_token="<|endoftext|>",
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+        add_bos_token=False,
+        add_eos_token=False,  # Phi-3 adds neither; the template has all it needs
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=CONTEXT_LENGTH,
+        padding_side="left",
     )
     tokenizer.add_special_tokens({"additional_special_tokens": CHAT_TOKENS[1:]})
     return tokenizer
+
+
+def save_tokenizer(tokenizer, out):
+    # Keep the chat template inside tokenizer_config.json, where onnxruntime-genai and older
+    # transformers look for it (transformers 5 would otherwise write chat_template.jinja).
+    tokenizer.save_pretrained(out, save_jinja_files=False)
+    path = Path(out) / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    # transformers 5 does not write these back, but reading them matters: without "legacy" a reload
+    # would switch to prepend_scheme "first"; add_bos/eos are explicit for onnxruntime-genai.
+    config.update(legacy=True, add_bos_token=False, add_eos_token=False)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and training
+# ---------------------------------------------------------------------------------------------
+
+
+def model_config(tokenizer):
+    """A Phi-3-mini-4k layout shrunk ~3000x: fp32 weights of ~5.5 MB."""
+    from transformers import Phi3Config
+
+    ids = tokenizer.convert_tokens_to_ids
+    return Phi3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        intermediate_size=4 * HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        # Equal lengths select plain RoPE (Phi-3-mini-4k) in the ONNX builder, not LongRoPE.
+        max_position_embeddings=CONTEXT_LENGTH,
+        original_max_position_embeddings=CONTEXT_LENGTH,
+        bos_token_id=ids("<s>"),
+        eos_token_id=ids("<|endoftext|>"),
+        pad_token_id=ids("<|endoftext|>"),
+        tie_word_embeddings=False,
+        sliding_window=None,
+        attn_implementation="eager",
+    )
+
+
+def encode_corpus(corpus, tokenizer):
+    """Token ids of each templated conversation, and labels that keep only what the assistant
+    says (its content and its <|end|>); everything else is -100, ignored by the loss."""
+    assistant, end = tokenizer.convert_tokens_to_ids(["<|assistant|>", "<|end|>"])
+    prefix = len(tokenizer("<|assistant|>\n", add_special_tokens=False)["input_ids"])
+    samples = []
+    for conv in corpus:
+        ids = tokenizer(render(conv["messages"]), add_special_tokens=False)["input_ids"]
+        labels, speaking = [-100] * len(ids), False
+        for i, token in enumerate(ids):
+            if token == assistant:
+                speaking, start = True, i + prefix  # skip "<|assistant|>" "▁" "\n"
+            if speaking and i >= start:
+                labels[i] = token
+            if token == end:
+                speaking = False
+        samples.append((ids, labels))
+    return samples
+
+
+def batches(samples, batch_size, pad_id, generator):
+    """One epoch of right-padded batches, in an order drawn from a seeded generator."""
+    order = torch.randperm(len(samples), generator=generator).tolist()
+    for i in range(0, len(order) - batch_size + 1, batch_size):
+        chunk = [samples[j] for j in order[i : i + batch_size]]
+        width = max(len(ids) for ids, _ in chunk)
+        ids = torch.full((len(chunk), width), pad_id)
+        labels = torch.full((len(chunk), width), -100)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (x, y) in enumerate(chunk):
+            ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = (
+                torch.tensor(x),
+                torch.tensor(y),
+                1,
+            )
+        yield ids, mask, labels
+
+
+def train(model, samples, steps, pad_id):
+    """AdamW with warmup and cosine decay; the data is small, so the model sees it ~50 times."""
+    generator = torch.Generator().manual_seed(SEED)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.98), weight_decay=0.0)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min((s + 1) / warmup, 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))),
+    )
+    model.train()
+    step, started, running = 0, time.time(), None
+    while step < steps:
+        for ids, mask, labels in batches(samples, BATCH, pad_id, generator):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+            if step % 50 == 0 or step == steps:
+                print(
+                    f"step {step:5d}/{steps}  loss {running:.4f}  elapsed {time.time() - started:6.1f}s",
+                    flush=True,
+                )
+            if step == steps:
+                break
+    model.eval()
+    return model
+
+
+def set_determinism():
+    """Same seeds, same kernels, same thread count: byte-identical weights on one machine."""
+    random.seed(SEED)
+    torch.manual_seed(SEED)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(2)
+
+
+def save_model(model, tokenizer, out):
+    from transformers import GenerationConfig
+
+    model.save_pretrained(out)
+    end, eot = tokenizer.convert_tokens_to_ids(["<|end|>", "<|endoftext|>"])
+    # Stop at <|end|> (end of the assistant turn), as Phi-3's own generation_config does.
+    GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=[end, eot], pad_token_id=eot
+    ).save_pretrained(out)
+
+
+def build(out=DEFAULT_OUT, steps=DEFAULT_STEPS):
+    """Corpus -> tokenizer -> Phi3ForCausalLM -> training -> files in `out`."""
+    from transformers import Phi3ForCausalLM
+
+    set_determinism()
+    corpus = build_corpus()
+    tokenizer = make_hf_tokenizer(*train_tokenizer(corpus, VOCAB_SIZE))
+    samples = encode_corpus(corpus, tokenizer)
+    model = Phi3ForCausalLM(model_config(tokenizer))
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{len(corpus)} conversations, vocab {len(tokenizer)}, {params / 1e6:.2f}M parameters")
+    train(model, samples, steps, tokenizer.pad_token_id)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    save_model(model, tokenizer, out)
+    save_tokenizer(tokenizer, out)
+    return Path(out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="optimizer steps")
+    args = parser.parse_args()
+    started = time.time()
+    build(args.out, args.steps)
+    print(f"saved to {args.out} in {time.time() - started:.1f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ own work and not the other's.
 
 from __future__ import annotations
 
+import contextvars
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,6 +61,10 @@ class MlflowBackend:
     def stream(self, messages: Messages, options: GenerationOptions, report: Report) -> Iterator[str]:
         return self.predict(self.model.get().pyfunc, messages, options, report)
 
+    def signature(self) -> str:
+        """The model's input/output signature, as MLflow prints it."""
+        return str(self.model.get().pyfunc.metadata.signature)
+
 
 def stream_result(backend: Backend, messages: Messages, options: GenerationOptions) -> Iterator[Result]:
     """Yield the growing `Result` after each token, and a final one (`done=True`)."""
@@ -70,12 +75,15 @@ def stream_result(backend: Backend, messages: Messages, options: GenerationOptio
         yield Result(error=_describe(exc), done=True)
         return
     result = Result(model=ref)
+    # Callers such as Gradio step a generator from a fresh context each time; MLflow's
+    # predict_stream sets and resets a ContextVar across steps, so keep one context.
+    context = contextvars.copy_context()
     chunks = backend.stream(messages, options, report)
     try:
         while True:
             started = time.perf_counter()
             try:
-                piece = next(chunks)
+                piece = context.run(next, chunks)
             except StopIteration:
                 spent += time.perf_counter() - started
                 break
@@ -88,7 +96,7 @@ def stream_result(backend: Backend, messages: Messages, options: GenerationOptio
         yield replace(result, error=_describe(exc), done=True)
         return
     finally:
-        chunks.close()
+        context.run(chunks.close)
     yield _finish(result, report, spent, ttft)
 
 

@@ -45,9 +45,13 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     on_space = "SPACE_ID" in env  # Hugging Face Spaces serve on 0.0.0.0:7860
     parser = argparse.ArgumentParser(description="Compare two MLflow packagings of Phi-3.")
     parser.add_argument("--checkpoint", type=Path, default=env.get("PHI3_CHECKPOINT", TINY_CHECKPOINT))
-    parser.add_argument("--onnx-precision", choices=("int4", "fp32"), default=env.get("PHI3_ONNX_PRECISION", "int4"))
+    parser.add_argument(
+        "--onnx-precision", choices=("int4", "fp32"), default=env.get("PHI3_ONNX_PRECISION", "int4")
+    )
     parser.add_argument("--data-dir", type=Path, default=env.get("PHI3_DATA_DIR", ROOT / "data"))
-    parser.add_argument("--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1"))
+    parser.add_argument(
+        "--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1")
+    )
     parser.add_argument("--port", type=int, default=int(env.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
     return AppConfig(

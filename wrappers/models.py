@@ -40,7 +40,12 @@ def transformers_spec(config: AppConfig) -> ModelSpec:
     return ModelSpec(
         registered_name=f"{config.model_prefix}-transformers",
         description=f"{checkpoint} as an MLflow transformers flavor, task llm/v1/chat.",
-        tags={"source": checkpoint, "source_hash": hash_files(Path(checkpoint)), "precision": "fp32", "wrapper": "transformers"},
+        tags={
+            "source": checkpoint,
+            "source_hash": hash_files(Path(checkpoint)),
+            "precision": "fp32",
+            "wrapper": "transformers",
+        },
         log=lambda progress: transformers_backend.log_transformers_model(
             checkpoint, _pins("mlflow", "transformers", "torch")
         ),
@@ -53,13 +58,20 @@ def onnx_spec(config: AppConfig) -> ModelSpec:
 
     def build_and_log(progress: Progress) -> str:
         progress(f"Building the {precision} ONNX export of {checkpoint} with onnxruntime-genai's builder")
-        export = onnx_backend.build_onnx_export(str(checkpoint), precision, config.build_dir / source_hash[:16])
+        export = onnx_backend.build_onnx_export(
+            str(checkpoint), precision, config.build_dir / source_hash[:16]
+        )
         return onnx_backend.log_onnx_model(export, _pins("mlflow", "onnxruntime-genai", "pandas"))
 
     return ModelSpec(
         registered_name=f"{config.model_prefix}-onnx-{precision}",
         description=f"{checkpoint} exported to ONNX ({precision}, CPU) by onnxruntime-genai's builder, in an MLflow pyfunc.",
-        tags={"source": str(checkpoint), "source_hash": source_hash, "precision": precision, "wrapper": "onnx"},
+        tags={
+            "source": str(checkpoint),
+            "source_hash": source_hash,
+            "precision": precision,
+            "wrapper": "onnx",
+        },
         log=build_and_log,
     )
 

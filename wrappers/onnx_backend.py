@@ -23,7 +23,9 @@ from wrappers.options import GenerationOptions
 from wrappers.results import Usage
 
 TITLE = "ONNX pyfunc (onnxruntime-genai)"
-STREAMING_NOTE = "Streams from the pyfunc's predict_stream(); raw is the joined stream, which predict() returns."
+STREAMING_NOTE = (
+    "Streams from the pyfunc's predict_stream(); raw is the joined stream, which predict() returns."
+)
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODEL_CODE = PACKAGE_DIR / "onnx_model.py"
 ARTIFACT_KEY = "onnx_model"  # as in onnx_model.py, which must not be imported here

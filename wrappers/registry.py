@@ -67,7 +67,7 @@ def log_or_load(spec: ModelSpec, lock_dir: Path, progress: Progress = print) -> 
         if logged_now:
             found = _log_and_register(spec, progress)
     uri = f"models:/{spec.registered_name}/{found.version}"
-    progress(f"Loading {uri}")
+    progress(f"{'(3/3)' if logged_now else '(1/1)'} Loading {uri}")
     try:
         pyfunc = mlflow.pyfunc.load_model(uri)
     except Exception as exc:
@@ -88,9 +88,9 @@ def _log_and_register(spec: ModelSpec, progress: Progress):
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"log {spec.registered_name}"):
         mlflow.set_tags(tags)
-        progress(f"Logging {spec.registered_name} to MLflow")
+        progress(f"(1/3) Logging {spec.registered_name} to MLflow (first start only)")
         model_uri = spec.log(progress)
-    progress(f"Registering {spec.registered_name}")
+    progress(f"(2/3) Registering {spec.registered_name} in the Model Registry")
     client = MlflowClient()
     if not client.search_registered_models(f"name = '{spec.registered_name}'"):
         client.create_registered_model(spec.registered_name, description=spec.description)

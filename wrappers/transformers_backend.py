@@ -164,4 +164,3 @@ class _Lockstep:
         piece, self._decoded = text[len(self._decoded) :], text
         released = self.scanner.feed(piece)
         return released + self.scanner.flush() if last else released
-

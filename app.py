@@ -1,0 +1,313 @@
+"""The side-by-side chat app: one prompt, two MLflow packagings of Phi-3.
+
+`build_app` arranges the UI and the API; `main` reads the configuration,
+starts logging or loading the models in the background, and launches.
+Decisions live in `wrappers`, formatting in `formatting`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import gradio as gr
+
+import formatting as fmt
+from wrappers import GenerationOptions, Result, load_config, stream_result
+from wrappers.backend import MlflowBackend
+from wrappers.comparison import compare_stream, judge
+from wrappers.startup import Startup, warm_up
+
+SIDES = ("transformers", "onnx")
+EXAMPLES = [
+    ["What is the capital of Spain?", ""],
+    ["Tell me a joke about atom", "You are a stand-up comedian."],
+    ["What is 7 plus 5?", ""],
+    ["Hello! Who are you?", ""],
+    ["What is the capital of Japan?", "You are a helpful assistant."],
+]
+MODEL_EVENTS = "models"  # one generation at a time: both models share 2 cores
+
+
+def build_app(backends: Mapping[str, MlflowBackend], startup: Startup | None = None) -> gr.Blocks:
+    """The Blocks UI plus the named API endpoints. Loads no model."""
+    with gr.Blocks(title="Phi-3 in MLflow: transformers flavor vs ONNX pyfunc") as demo:
+        gr.Markdown("# Phi-3 in MLflow, side by side\nOne prompt goes to both packagings of the same model.")
+        status = gr.Markdown(elem_id="startup-status")
+        with gr.Row(equal_height=False):
+            panes = {side: _pane(side, backends[side]) for side in SIDES}
+        verdict = gr.Markdown(elem_id="verdict")
+        with gr.Row():
+            prompt = gr.Textbox(label="Prompt", placeholder="Ask both models…", scale=6, elem_id="prompt")
+            send = gr.Button("Send", variant="primary", elem_id="send")
+            stop = gr.Button("Stop", variant="stop")
+            retry = gr.Button("Retry")
+            clear = gr.Button("Clear")
+        with gr.Accordion("Generation settings (applied to both models)", open=False):
+            system = gr.Textbox(label="System prompt", lines=2)
+            max_tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
+            temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p")
+            stops = gr.Textbox(label="Stop sequences (one per line)", lines=2)
+        gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
+
+        settings = [system, max_tokens, temperature, top_p, stops]
+        chats = [panes[side]["chat"] for side in SIDES]
+        shown = [c for side in SIDES for c in panes[side].values()] + [verdict, prompt]
+        handler = _chat_handler(backends, panes, verdict, prompt)
+        runs = [
+            send.click(
+                handler,
+                [prompt, *settings, *chats],
+                shown,
+                concurrency_id=MODEL_EVENTS,
+                api_visibility="private",
+            ),
+            prompt.submit(
+                handler,
+                [prompt, *settings, *chats],
+                shown,
+                concurrency_id=MODEL_EVENTS,
+                api_visibility="private",
+            ),
+        ]
+        retry_event = retry.click(_drop_last_turn, chats, [*chats, prompt], api_visibility="private")
+        runs.append(
+            retry_event.then(
+                handler,
+                [prompt, *settings, *chats],
+                shown,
+                concurrency_id=MODEL_EVENTS,
+                api_visibility="private",
+            )
+        )
+        stop.click(None, cancels=runs, api_visibility="private")
+        clear.click(lambda: _cleared(panes, verdict), None, shown[:-1], api_visibility="private")
+        _status_poll(demo, backends, startup, status, panes)
+        _api(backends)
+    return demo
+
+
+def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Component]:
+    with gr.Column(variant="panel"):
+        gr.Markdown(f"## {backend.title}")
+        parts = {
+            "chat": gr.Chatbot(label=backend.title, height=360, elem_id=f"chat-{side}"),
+            "usage": gr.Markdown(fmt.usage_markdown(Result().usage), elem_id=f"usage-{side}"),
+            "latency": gr.Markdown(fmt.latency_markdown(Result().latency), elem_id=f"latency-{side}"),
+        }
+        with gr.Accordion("Chat-format response", open=False):
+            parts["response"] = gr.JSON(label="OpenAI-style chat completion")
+        with gr.Accordion("Raw output of predict()", open=False):
+            parts["raw"] = gr.Code(language="json", label="Exactly what predict returned")
+        with gr.Accordion("Model card", open=False):
+            parts["card"] = gr.Markdown("Not loaded yet.", elem_id=f"card-{side}")
+    return parts
+
+
+def _chat_handler(backends, panes, verdict, prompt_box):
+    def chat(prompt, system, max_tokens, temperature, top_p, stop_text, *histories) -> Iterator[dict]:
+        try:
+            options = GenerationOptions.from_text(
+                int(max_tokens), float(temperature), float(top_p), stop_text
+            )
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        if not (prompt or "").strip():
+            raise gr.Error("Type a prompt first.")
+        histories = dict(zip(SIDES, histories, strict=True))
+        conversations = {side: fmt.conversation(histories[side], system, prompt) for side in SIDES}
+        latest: dict[str, Result] = {}
+        for latest in compare_stream(backends, conversations, options):
+            yield _pane_updates(panes, histories, prompt, latest) | {prompt_box: ""}
+        yield {verdict: judge(latest["transformers"], latest["onnx"], SIDES).summary}
+
+    return chat
+
+
+def _pane_updates(panes, histories, prompt: str, latest: Mapping[str, Result]) -> dict:
+    updates = {}
+    for side, result in latest.items():
+        pane = panes[side]
+        turn = [{"role": "user", "content": prompt}, fmt.assistant_message(result)]
+        updates[pane["chat"]] = histories[side] + turn
+        if result.done:
+            updates |= {
+                pane["usage"]: fmt.usage_markdown(result.usage),
+                pane["latency"]: fmt.latency_markdown(result.latency),
+                pane["response"]: result.response,
+                pane["raw"]: fmt.raw_json(result.raw),
+            }
+    return updates
+
+
+def _drop_last_turn(*histories):
+    """Retry: remove the last exchange from both chats and put its prompt back."""
+    last = next(
+        (fmt.plain_text(m["content"]) for m in reversed(histories[0] or []) if m["role"] == "user"), ""
+    )
+    trimmed = [_before_last_user(h or []) for h in histories]
+    return *trimmed, last
+
+
+def _before_last_user(history: list[dict]) -> list[dict]:
+    users = [i for i, m in enumerate(history) if m["role"] == "user"]
+    return history[: users[-1]] if users else history
+
+
+def _cleared(panes, verdict) -> dict:
+    empty = Result()
+    updates = {verdict: ""}
+    for pane in panes.values():
+        updates |= {
+            pane["chat"]: [],
+            pane["usage"]: fmt.usage_markdown(empty.usage),
+            pane["latency"]: fmt.latency_markdown(empty.latency),
+            pane["response"]: None,
+            pane["raw"]: "",
+        }
+    return {k: v for k, v in updates.items() if k is not None} | {
+        p["card"]: gr.skip() for p in panes.values()
+    }
+
+
+def _status_poll(demo, backends, startup: Startup | None, status, panes) -> None:
+    """Show start-up progress until both models are ready, then their model cards."""
+    timer = gr.Timer(1.0, active=startup is not None)
+
+    def poll():
+        if startup is None:
+            return {timer: gr.Timer(active=False)}
+        states, lines = startup.snapshot()
+        text = "\n".join(f"- **{side}**: {state}" for side, state in states.items())
+        updates = {status: f"**Start-up**\n{text}\n\n```\n" + "\n".join(lines[-6:]) + "\n```"}
+        if startup.finished:
+            updates[status] = "**Models**\n" + text
+            updates |= {panes[side]["card"]: _card(backends[side], states[side]) for side in SIDES}
+            updates[timer] = gr.Timer(active=False)
+        return updates
+
+    outputs = [status, timer, *(panes[side]["card"] for side in SIDES)]
+    timer.tick(poll, None, outputs, api_visibility="private")
+    demo.load(poll, None, outputs, api_visibility="private")
+
+
+def _card(backend: MlflowBackend, state: str) -> str:
+    if not state.startswith("ready"):
+        return f"⚠️ This model is not available: {state}"
+    ref = backend.model_ref()
+    return fmt.model_card_markdown(
+        ref.uri, ref.name, ref.version, backend.signature(), backend.streaming_note
+    )
+
+
+def _api(backends: Mapping[str, MlflowBackend]) -> None:
+    """The public gradio_client contract: /compare, /compare_messages, /chat_transformers, /chat_onnx."""
+
+    def compare(
+        prompt: str,
+        system_prompt: str = "",
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: str = "",
+    ) -> Iterator[dict]:
+        """Send one prompt to both models; stream {"transformers", "onnx", "verdict"}."""
+        yield from _compare(
+            backends, _messages(prompt, system_prompt), _options(max_tokens, temperature, top_p, stop)
+        )
+
+    def compare_messages(
+        messages: list[dict],
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: str = "",
+    ) -> Iterator[dict]:
+        """Like /compare, for a whole conversation: a list of {"role", "content"}."""
+        yield from _compare(backends, _checked(messages), _options(max_tokens, temperature, top_p, stop))
+
+    def side_endpoint(side: str):
+        def chat(
+            prompt: str,
+            system_prompt: str = "",
+            max_tokens: int = 128,
+            temperature: float = 0.0,
+            top_p: float = 1.0,
+            stop: str = "",
+        ) -> Iterator[dict]:
+            options = _options(max_tokens, temperature, top_p, stop)
+            for result in stream_result(backends[side], _messages(prompt, system_prompt), options):
+                yield result.to_dict()
+
+        chat.__doc__ = f"Send one prompt to the {side} model only; stream one side's result."
+        return chat
+
+    gr.api(compare, api_name="compare", concurrency_id=MODEL_EVENTS)
+    gr.api(compare_messages, api_name="compare_messages", concurrency_id=MODEL_EVENTS)
+    for side in SIDES:
+        gr.api(side_endpoint(side), api_name=f"chat_{side}", concurrency_id=MODEL_EVENTS)
+
+
+def _compare(backends, messages: list[dict[str, str]], options: GenerationOptions) -> Iterator[dict]:
+    latest: dict[str, Result] = {}
+    for latest in compare_stream(backends, {side: messages for side in SIDES}, options):
+        yield {side: latest[side].to_dict() for side in SIDES} | {"verdict": None}
+    yield {side: latest[side].to_dict() for side in SIDES} | {
+        "verdict": judge(latest["transformers"], latest["onnx"], SIDES).to_dict()
+    }
+
+
+def _options(max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
+    try:
+        return GenerationOptions.from_text(
+            max_tokens, temperature, top_p, stop if isinstance(stop, str) else ""
+        )
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
+def _messages(prompt: str, system_prompt: str) -> list[dict[str, str]]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise gr.Error("prompt must be a non-empty string.")
+    return fmt.conversation([], system_prompt if isinstance(system_prompt, str) else "", prompt)
+
+
+def _checked(messages: Any) -> list[dict[str, str]]:
+    if isinstance(messages, str):
+        try:
+            messages = json.loads(messages)
+        except json.JSONDecodeError as exc:
+            raise gr.Error(f"messages must be a JSON list of {{role, content}}: {exc}") from exc
+    roles = ("system", "user", "assistant")
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(
+            isinstance(m, dict) and m.get("role") in roles and isinstance(m.get("content"), str)
+            for m in messages
+        )
+    ):
+        raise gr.Error(
+            'messages must be a non-empty list of {"role": system|user|assistant, "content": str}.'
+        )
+    if messages[-1]["role"] != "user":
+        raise gr.Error("The last message must be from the user.")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from wrappers import build_backends
+
+    config = load_config(argv)
+    startup = Startup(list(SIDES))
+    backends = build_backends(config, progress=startup.log)
+    warm_up(backends, startup)
+    demo = build_app(backends, startup)
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.launch(server_name=config.host, server_port=config.port, theme=gr.themes.Soft())
+
+
+if __name__ == "__main__":
+    main()
