@@ -45,11 +45,11 @@ def build_app(backends: Mapping[str, MlflowBackend], startup: Startup | None = N
             retry = gr.Button("Retry")
             clear = gr.Button("Clear")
         with gr.Accordion("Generation settings (applied to both models)", open=False):
-            system = gr.Textbox(label="System prompt", lines=2)
+            system = gr.Textbox("", label="System prompt", lines=2)
             max_tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
             temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
             top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p")
-            stops = gr.Textbox(label="Stop sequences (one per line)", lines=2)
+            stops = gr.Textbox("", label="Stop sequences (one per line)", lines=2)
         gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
 
         settings = [system, max_tokens, temperature, top_p, stops]
@@ -131,7 +131,7 @@ def _pane_updates(panes, histories, prompt: str, latest: Mapping[str, Result]) -
     for side, result in latest.items():
         pane = panes[side]
         turn = [{"role": "user", "content": prompt}, fmt.assistant_message(result)]
-        updates[pane["chat"]] = histories[side] + turn
+        updates[pane["chat"]] = (histories[side] or []) + turn
         if result.done:
             updates |= {
                 pane["usage"]: fmt.usage_markdown(result.usage),

@@ -57,8 +57,9 @@ def conversation(history: list[dict[str, Any]], system_prompt: str, prompt: str)
     ...               {"role": "assistant", "content": "Hello!"}], "", "Bye")
     [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello!'}, {'role': 'user', 'content': 'Bye'}]
     """
+    system_prompt = system_prompt or ""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
-    for message in history:
+    for message in history or []:
         if (message.get("metadata") or {}).get("title") == ERROR_TITLE:
             if messages and messages[-1]["role"] == "user":
                 messages.pop()

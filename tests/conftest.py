@@ -1,0 +1,85 @@
+"""Shared fixtures: one real MLflow store with the tiny models logged once, and a real app server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wrappers import AppConfig, build_backends
+from wrappers.config import ROOT, TINY_CHECKPOINT
+
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots and logs kept by CI
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="session")
+def config(store_dir) -> AppConfig:
+    return AppConfig(checkpoint=TINY_CHECKPOINT, data_dir=store_dir)
+
+
+@pytest.fixture(scope="session")
+def backends(config):
+    """Both wrappers of the tiny model, logged and registered on first use."""
+    pair = build_backends(config, progress=lambda message: None)
+    for backend in pair.values():
+        backend.model_ref()
+    return pair
+
+
+@pytest.fixture(scope="session")
+def fp32_backends(config, backends):
+    """The same store, with the ONNX side exported in fp32 for token parity."""
+    fp32 = AppConfig(checkpoint=config.checkpoint, data_dir=config.data_dir, onnx_precision="fp32")
+    pair = build_backends(fp32, progress=lambda message: None)
+    pair["onnx"].model_ref()
+    return pair
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(store_dir, backends):
+    """`python app.py` on loopback, on the store the tests already logged into."""
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "server.log").open("w")
+    env = os.environ | {"PHI3_DATA_DIR": str(store_dir), "GRADIO_SERVER_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    """Wait until the app answers through the API with both models loaded."""
+    from gradio_client import Client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}; see {ARTIFACTS / 'server.log'}")
+        try:
+            Client(url, verbose=False).predict(prompt="Hi", max_tokens=1, api_name="/compare")
+            return
+        except Exception:
+            time.sleep(1)
+    raise TimeoutError(f"app.py did not answer at {url} within {timeout} s")

@@ -1,0 +1,61 @@
+"""A real browser (Debian's Chromium, driven by Playwright) uses the app like a person."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(server)
+        yield page
+        browser.close()
+
+
+def send(page, prompt: str) -> None:
+    page.locator("#prompt textarea").fill(prompt)
+    page.locator("#send").click()
+
+
+def test_both_panes_answer_the_seed_question(page):
+    expect(page.locator("#startup-status")).to_contain_text("ready", timeout=60_000)
+    send(page, "What is the capital of Spain?")
+    for side in ("transformers", "onnx"):
+        expect(page.locator(f"#chat-{side}")).to_contain_text("Madrid", timeout=60_000)
+        expect(page.locator(f"#usage-{side}")).to_contain_text("completion")
+        expect(page.locator(f"#latency-{side}")).to_contain_text("tokens/s")
+    expect(page.locator("#verdict")).to_contain_text("token", timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-spain.png"), full_page=True)
+
+
+def test_each_pane_keeps_its_history_across_turns(page):
+    send(page, "What is 7 plus 5?")
+    for side in ("transformers", "onnx"):
+        chat = page.locator(f"#chat-{side}")
+        expect(chat).to_contain_text("12", timeout=60_000)
+        expect(chat).to_contain_text("Madrid")
+
+
+def test_model_cards_show_uri_version_and_signature(page):
+    for side in ("transformers", "onnx"):
+        card = page.locator(f"#card-{side}")
+        expect(card).to_contain_text("models:/tiny-phi3", timeout=30_000, use_inner_text=False)
+        expect(card).to_contain_text("inputs", use_inner_text=False)
+
+
+def test_clear_empties_both_chats(page):
+    page.get_by_role("button", name="Clear").click()
+    for side in ("transformers", "onnx"):
+        expect(page.locator(f"#chat-{side}")).not_to_contain_text("Madrid", timeout=10_000)
