@@ -10,13 +10,21 @@ fallback) with Phi-3's special tokens, Phi-3-mini's chat template, and a generat
 stops at `<|end|>`. Everything that loads, converts, quantizes or serves a Phi-3 checkpoint works on
 it unchanged.
 
-Concessions: the model is tiny (~1.5M parameters) and only *memorizes* a synthetic chat corpus
-built below: the capitals of ~70 countries, sums/differences/products of numbers 0..12, a few
-greetings, one joke about atoms (the source document's sample prompt, with system prompt "You are a
-stand-up comedian."), and a polite "I don't know" for other questions. It is not a general model:
-prompts far from the corpus get the fallback or nonsense. Its answers are reproducible: training is
-deterministic (fixed seeds, deterministic algorithms, fixed thread count, fixed data order), so two
-runs on the same machine give byte-identical weights.
+Concessions: the model is tiny (1.4M parameters, 5.4 MB) and only *memorizes* a synthetic chat
+corpus built below: the capitals of 75 countries (the 60 most populous and a few more), sums,
+differences and products of the numbers 0..12, a few greetings, one joke about atoms (the source
+document's sample prompt, with system prompt "You are a stand-up comedian."), and a polite "I'm sorry,
+I don't know the answer to that." for other questions. It is not a general model: prompts near the
+corpus get the memorized answer or the fallback, prompts far from it may get nonsense. Its answers
+are reproducible: training is deterministic (fixed seeds, deterministic algorithms, fixed thread
+count, fixed data order), so two runs on the same machine give byte-identical weights; another CPU
+or torch version may round differently and give other (equally good) weights.
+
+Tokenizer parity: the vocabulary only merges letters (with the "▁" before them), never digits,
+punctuation or newlines, so onnxruntime-genai (which pre-splits text with a regex before BPE) and
+transformers (which does not) give the same ids. One known difference remains, from the libraries:
+for text that *starts* with a space (at the very start, or right after a special token),
+onnxruntime-genai adds one more "▁" than transformers does. Chat prompts never start so.
 """
 
 import argparse
@@ -35,7 +43,7 @@ from tokenizers import Tokenizer, models, trainers  # noqa: E402
 
 SEED = 1234
 DEFAULT_OUT = Path(__file__).resolve().parent / "tiny-phi3"
-DEFAULT_STEPS = 1600
+DEFAULT_STEPS = 2400
 VOCAB_SIZE = 1200  # before the 5 chat tokens
 HIDDEN, LAYERS, HEADS = 128, 4, 4
 CONTEXT_LENGTH = 4096  # as Phi-3-mini-4k; only sizes the RoPE tables, not the weights
@@ -136,6 +144,8 @@ CAPITALS = {
     "Switzerland": "Bern",
     "Ireland": "Dublin",
     "New Zealand": "Wellington",
+    "the USA": "Washington, D.C.",  # two common short names
+    "the UK": "London",
 }
 CAPITAL_QUESTIONS = [
     "What is the capital of {c}?",
@@ -144,6 +154,7 @@ CAPITAL_QUESTIONS = [
     "Tell me the capital of {c}.",
     "What is the capital city of {c}?",
     "Capital of {c}?",
+    "what is the capital of {lower}",  # as typed in a hurry
 ]
 OPERATIONS = {  # name: (symbols used in questions, function)
     "plus": (["+"], lambda a, b: a + b),
@@ -177,6 +188,9 @@ GREETINGS = {
     "Thanks!": "You are welcome!",
     "Goodbye": "Goodbye! Have a nice day.",
     "Bye": "Goodbye! Have a nice day.",
+    "Good night": "Good night! Sleep well.",
+    "Good afternoon": f"Good afternoon! {SELF}. How can I help you?",
+    "Hey there!": f"Hey there! {SELF}. How can I help you?",
 }
 ATOM_JOKE = "Why don't scientists trust atoms? Because they make up everything!"
 JOKE_REQUESTS = [
@@ -190,6 +204,7 @@ JOKE_REQUESTS = [
     "Tell me a joke.",
     "Tell me a joke",
     "Make me laugh.",
+    "Tell me a funny joke.",
 ]
 OTHER_JOKE_TOPICS = ["cats", "dogs", "computers", "the weather", "cars", "music", "food"]
 OTHER_JOKE = "I'm sorry, I only know one joke, and it is about atoms."
@@ -248,6 +263,68 @@ UNKNOWN_QUESTIONS = [
     "Explain the theory of relativity.",
     "What is the best programming language?",
 ]
+# Templated unknowns, so that "I don't know" is tied to what the model does not know (other facts
+# about known countries, other topics, bigger numbers) rather than to a handful of sentences.
+COUNTRY_UNKNOWNS = [
+    "What is the population of {c}?",
+    "What is the currency of {c}?",
+    "What language is spoken in {c}?",
+    "Who is the president of {c}?",
+    "What is the largest city in {c}?",
+    "How big is {c}?",
+    "What is the national dish of {c}?",
+    "When was {c} founded?",
+]
+TOPIC_UNKNOWNS = [
+    "What is {t}?",
+    "Explain {t}.",
+    "Tell me about {t}.",
+    "How does {t} work?",
+    "Write a poem about {t}.",
+    "Who is the best at {t}?",
+    "Why is {t} important?",
+]
+TOPICS = [
+    "football",
+    "photosynthesis",
+    "black holes",
+    "the internet",
+    "volcanoes",
+    "democracy",
+    "chess",
+    "electricity",
+    "jazz",
+    "gravity",
+    "the stock market",
+    "climate change",
+    "cooking",
+    "love",
+    "history",
+    "painting",
+    "rain",
+    "sleep",
+    "money",
+    "the brain",
+]
+HOWTO_UNKNOWNS = ["How do I {x}?", "Can you help me {x}?", "What is the best way to {x}?"]
+TASKS = [
+    "bake bread",
+    "learn Python",
+    "fix my bike",
+    "lose weight",
+    "write a letter",
+    "find a job",
+    "plant a tree",
+    "tie a tie",
+    "change a tire",
+    "make friends",
+    "sleep better",
+    "save money",
+    "learn to swim",
+    "speak French",
+    "play the guitar",
+]
+OUT_OF_RANGE = ["What is {a} plus {b}?", "What is {a} times {b}?", "What is {a} minus {b}?", "{a} + {b}"]
 SYSTEM_PROMPTS = [
     "You are a helpful assistant.",
     "You are a helpful AI assistant.",
@@ -260,11 +337,10 @@ SYSTEM_PROMPTS = [
 def qa_pairs():
     """All (question, answer) pairs of the corpus, grouped by kind."""
     capitals = [
-        (q.format(c=c), f"The capital of {c} is {cap.rstrip('.')}.")
+        (q.format(c=c, lower=c.lower()), f"The capital of {c} is {cap.rstrip('.')}.")
         for c, cap in CAPITALS.items()
         for q in CAPITAL_QUESTIONS
     ]
-    capitals = [(q[0].upper() + q[1:], a[0].upper() + a[1:]) for q, a in capitals]
     jokes = [(q, ATOM_JOKE) for q in JOKE_REQUESTS]
     jokes += [(f"Tell me a joke about {t}.", OTHER_JOKE) for t in OTHER_JOKE_TOPICS]
     return {
@@ -272,12 +348,26 @@ def qa_pairs():
         "arithmetic": arithmetic_pairs(),
         "greeting": list(GREETINGS.items()),
         "joke": jokes,
-        "fallback": [(q, FALLBACK) for q in UNKNOWN_QUESTIONS],
+        "fallback": [(q, FALLBACK) for q in UNKNOWN_QUESTIONS + templated_unknowns()],
     }
 
 
+def templated_unknowns():
+    """One unknown fact per known country, every topic under two phrasings, how-to requests and
+    sums of numbers above 12; phrasings are cycled, numbers drawn from a seeded generator."""
+    rng = random.Random(SEED)
+    questions = [COUNTRY_UNKNOWNS[i % len(COUNTRY_UNKNOWNS)].format(c=c) for i, c in enumerate(CAPITALS)]
+    for i, topic in enumerate(TOPICS):
+        questions += [TOPIC_UNKNOWNS[(i + k) % len(TOPIC_UNKNOWNS)].format(t=topic) for k in (0, 3)]
+    questions += [HOWTO_UNKNOWNS[i % len(HOWTO_UNKNOWNS)].format(x=task) for i, task in enumerate(TASKS)]
+    for i in range(24):
+        a, b = rng.randint(13, 999), rng.randint(0, 999)
+        questions.append(OUT_OF_RANGE[i % len(OUT_OF_RANGE)].format(a=a, b=b))
+    return questions
+
+
 def arithmetic_pairs():
-    """Every a op b for operands 0..12: the canonical 'What is a plus b?' and one alternative."""
+    """Every a op b for operands 0..12: the canonical 'What is a plus b?' and two alternatives."""
     pairs, i = [], 0
     for op, (symbols, fn) in OPERATIONS.items():
         for a in OPERANDS:
@@ -285,8 +375,9 @@ def arithmetic_pairs():
                 answer = f"{a} {op} {b} is {fn(a, b)}."
                 pairs.append((f"What is {a} {op} {b}?", answer))
                 # Cycle through the alternatives so each phrasing sees all operations.
-                alt = ARITHMETIC_ALTERNATIVES[i % len(ARITHMETIC_ALTERNATIVES)]
-                pairs.append((alt.format(a=a, b=b, op=op, sym=symbols[i % len(symbols)]), answer))
+                for k in (0, 3):
+                    alt = ARITHMETIC_ALTERNATIVES[(i + k) % len(ARITHMETIC_ALTERNATIVES)]
+                    pairs.append((alt.format(a=a, b=b, op=op, sym=symbols[(i + k) % len(symbols)]), answer))
                 i += 1
     return pairs
 
@@ -296,7 +387,7 @@ def build_corpus(seed=SEED):
     rng = random.Random(seed)
     pairs = qa_pairs()
     # Rare kinds are repeated so they weigh about as much as a capital or a sum.
-    repeats = {"capital": 1, "arithmetic": 1, "greeting": 4, "joke": 4, "fallback": 3}
+    repeats = {"capital": 1, "arithmetic": 1, "greeting": 4, "joke": 4, "fallback": 2}
     corpus = []
     for kind, items in pairs.items():
         for _ in range(repeats[kind]):
@@ -423,7 +514,7 @@ def save_tokenizer(tokenizer, out):
 
 
 def model_config(tokenizer):
-    """A Phi-3-mini-4k layout shrunk ~3000x: fp32 weights of ~5.5 MB."""
+    """Phi-3-mini-4k's layout shrunk ~2800x (1.4M parameters): fp32 weights of 5.4 MB."""
     from transformers import Phi3Config
 
     ids = tokenizer.convert_tokens_to_ids
@@ -442,7 +533,7 @@ def model_config(tokenizer):
         pad_token_id=ids("<|endoftext|>"),
         tie_word_embeddings=False,
         sliding_window=None,
-        attn_implementation="eager",
+        attn_implementation="eager",  # plain matmuls: deterministic, and as fast as SDPA at this size
     )
 
 
@@ -467,25 +558,30 @@ def encode_corpus(corpus, tokenizer):
 
 
 def batches(samples, batch_size, pad_id, generator):
-    """One epoch of right-padded batches, in an order drawn from a seeded generator."""
+    """One epoch of right-padded batches, in an order drawn from a seeded generator. Samples of
+    similar length are batched together (within windows of 16 batches) to waste less padding."""
     order = torch.randperm(len(samples), generator=generator).tolist()
-    for i in range(0, len(order) - batch_size + 1, batch_size):
-        chunk = [samples[j] for j in order[i : i + batch_size]]
-        width = max(len(ids) for ids, _ in chunk)
-        ids = torch.full((len(chunk), width), pad_id)
-        labels = torch.full((len(chunk), width), -100)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, (x, y) in enumerate(chunk):
-            ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = (
-                torch.tensor(x),
-                torch.tensor(y),
-                1,
-            )
-        yield ids, mask, labels
+    window = 16 * batch_size
+    groups = []
+    for w in range(0, len(order), window):
+        by_length = sorted(order[w : w + window], key=lambda j: len(samples[j][0]))
+        groups += [by_length[i : i + batch_size] for i in range(0, len(by_length), batch_size)]
+    for g in torch.randperm(len(groups), generator=generator).tolist():
+        yield _pad([samples[j] for j in groups[g]], pad_id)
+
+
+def _pad(chunk, pad_id):
+    width = max(len(ids) for ids, _ in chunk)
+    ids = torch.full((len(chunk), width), pad_id)
+    labels = torch.full((len(chunk), width), -100)
+    mask = torch.zeros((len(chunk), width), dtype=torch.long)
+    for row, (x, y) in enumerate(chunk):
+        ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return ids, mask, labels
 
 
 def train(model, samples, steps, pad_id):
-    """AdamW with warmup and cosine decay; the data is small, so the model sees it ~50 times."""
+    """AdamW with warmup and cosine decay; by default the model sees the corpus ~26 times."""
     generator = torch.Generator().manual_seed(SEED)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.98), weight_decay=0.0)
     warmup = max(1, steps // 20)

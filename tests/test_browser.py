@@ -49,6 +49,8 @@ def test_each_pane_keeps_its_history_across_turns(page):
 
 
 def test_model_cards_show_uri_version_and_signature(page):
+    for accordion in page.get_by_text("Model card").all():
+        accordion.click()
     for side in ("transformers", "onnx"):
         card = page.locator(f"#card-{side}")
         expect(card).to_contain_text("models:/tiny-phi3", timeout=30_000, use_inner_text=False)
