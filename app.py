@@ -8,6 +8,7 @@ Decisions live in `wrappers`, formatting in `formatting`.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -41,9 +42,9 @@ def build_app(backends: Mapping[str, MlflowBackend], startup: Startup | None = N
         with gr.Row():
             prompt = gr.Textbox(label="Prompt", placeholder="Ask both models…", scale=6, elem_id="prompt")
             send = gr.Button("Send", variant="primary", elem_id="send")
-            stop = gr.Button("Stop", variant="stop")
-            retry = gr.Button("Retry")
-            clear = gr.Button("Clear")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+            retry = gr.Button("Retry", elem_id="retry")
+            clear = gr.Button("Clear", elem_id="clear")
         with gr.Accordion("Generation settings (applied to both models)", open=False):
             system = gr.Textbox("", label="System prompt", lines=2)
             max_tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
@@ -83,7 +84,9 @@ def build_app(backends: Mapping[str, MlflowBackend], startup: Startup | None = N
             )
         )
         stop.click(None, cancels=runs, api_visibility="private")
-        clear.click(lambda: _cleared(panes, verdict), None, shown[:-1], api_visibility="private")
+        clear.click(
+            lambda: _cleared(panes, verdict), None, shown[:-1], cancels=runs, api_visibility="private"
+        )
         _status_poll(demo, backends, startup, status, panes)
         _api(backends)
     return demo
@@ -119,9 +122,11 @@ def _chat_handler(backends, panes, verdict, prompt_box):
         histories = dict(zip(SIDES, histories, strict=True))
         conversations = {side: fmt.conversation(histories[side], system, prompt) for side in SIDES}
         latest: dict[str, Result] = {}
+        label = f"Comparison `{uuid.uuid4().hex[:8]}`:"
+        yield {prompt_box: "", verdict: f"{label} comparing…"}
         for latest in compare_stream(backends, conversations, options):
-            yield _pane_updates(panes, histories, prompt, latest) | {prompt_box: ""}
-        yield {verdict: judge(latest["transformers"], latest["onnx"], SIDES).summary}
+            yield _pane_updates(panes, histories, prompt, latest)
+        yield {verdict: f"{label} {judge(latest['transformers'], latest['onnx'], SIDES).summary}"}
 
     return chat
 

@@ -53,9 +53,10 @@ def conversation(history: list[dict[str, Any]], system_prompt: str, prompt: str)
 
     Turns that ended in an error are left out, with the prompt that caused them.
 
-    >>> conversation([{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
-    ...               {"role": "assistant", "content": "Hello!"}], "", "Bye")
-    [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello!'}, {'role': 'user', 'content': 'Bye'}]
+    >>> history = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+    ...            {"role": "assistant", "content": "Hello!"}]
+    >>> [m["content"] for m in conversation(history, "", "Bye")]
+    ['Hi', 'Hello!', 'Bye']
     """
     system_prompt = system_prompt or ""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []

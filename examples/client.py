@@ -1,6 +1,6 @@
 """Compare both packagings from a script, through the running app's API.
 
-    python examples/client.py [URL]        # default http://127.0.0.1:7860/
+python examples/client.py [URL]        # default http://127.0.0.1:7860/
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ def main(url: str = "http://127.0.0.1:7860/") -> None:
         {"role": "user", "content": "What is 7 plus 5?"},
     ]
     out = client.predict(messages=messages, max_tokens=32, api_name="/compare_messages")
-    print("  multi-turn:", {side: out[side]["response"]["choices"][0]["message"]["content"] for side in ("transformers", "onnx")})
+    print(
+        "  multi-turn:",
+        {
+            side: out[side]["response"]["choices"][0]["message"]["content"]
+            for side in ("transformers", "onnx")
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -23,9 +24,21 @@ def page(server):
         browser.close()
 
 
+FINISHED = re.compile(r"[Cc]ompletions|error")
+
+
 def send(page, prompt: str) -> None:
     page.locator("#prompt textarea").fill(prompt)
-    page.locator("#send").click()
+    click_and_wait(page, "#send")
+
+
+def click_and_wait(page, button: str) -> None:
+    """Click, then wait for this comparison's verdict (each one has a new id)."""
+    verdict = page.locator("#verdict")
+    before = verdict.inner_text()
+    page.locator(button).click()
+    expect(verdict).not_to_have_text(before, timeout=30_000)
+    expect(verdict).to_contain_text(FINISHED, timeout=60_000)
 
 
 def test_both_panes_answer_the_seed_question(page):
@@ -57,7 +70,14 @@ def test_model_cards_show_uri_version_and_signature(page):
         expect(card).to_contain_text("inputs", use_inner_text=False)
 
 
+def test_retry_replaces_the_last_answer_instead_of_adding_one(page):
+    click_and_wait(page, "#retry")
+    chat = page.locator("#chat-onnx")
+    expect(chat).to_contain_text("12", timeout=60_000)
+    expect(chat.get_by_text("What is 7 plus 5?")).to_have_count(1)
+
+
 def test_clear_empties_both_chats(page):
-    page.get_by_role("button", name="Clear").click()
+    page.locator("#clear").click()
     for side in ("transformers", "onnx"):
         expect(page.locator(f"#chat-{side}")).not_to_contain_text("Madrid", timeout=10_000)

@@ -47,7 +47,9 @@ def test_each_side_is_charged_only_for_its_own_steps():
 def test_both_sides_stream_at_once():
     seen = [
         tuple(len(r.pieces) for r in step.values())
-        for step in compare_stream({"a": Sleeper(0), "b": Sleeper(0)}, {"a": [], "b": []}, GenerationOptions())
+        for step in compare_stream(
+            {"a": Sleeper(0), "b": Sleeper(0)}, {"a": [], "b": []}, GenerationOptions()
+        )
     ]
     assert seen[:4] == [(1, 0), (1, 1), (2, 1), (2, 2)]
 
@@ -58,7 +60,9 @@ def test_a_failing_side_reports_its_error_and_the_other_finishes():
             yield "The"
             raise RuntimeError("the ONNX folder is corrupt")
 
-    *_, last = compare_stream({"ok": Sleeper(0), "bad": Broken(0)}, {"ok": [], "bad": []}, GenerationOptions())
+    *_, last = compare_stream(
+        {"ok": Sleeper(0), "bad": Broken(0)}, {"ok": [], "bad": []}, GenerationOptions()
+    )
     assert last["bad"].error == "RuntimeError: the ONNX folder is corrupt"
     assert last["ok"].text == "The capital is Madrid." and last["ok"].error is None
 
@@ -68,7 +72,9 @@ def result(pieces, tps):
 
 
 def test_verdict_names_the_first_diverging_token_and_the_speed_ratio():
-    verdict = judge(result(["The", " capital", " is"], 10.0), result(["The", " city", " is"], 25.0), ("t", "o"))
+    verdict = judge(
+        result(["The", " capital", " is"], 10.0), result(["The", " city", " is"], 25.0), ("t", "o")
+    )
     assert (verdict.identical, verdict.diverged_at_token) == (False, 1)
     assert (verdict.left_token, verdict.right_token) == (" capital", " city")
     assert verdict.speed_ratio == 2.5

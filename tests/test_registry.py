@@ -72,6 +72,11 @@ def test_a_log_killed_midway_leaves_no_version_and_the_next_start_recovers(tmp_p
     assert MlflowClient().search_model_versions("name = 'victim'") == []
     loaded = log_or_load(replace(transformers_spec(config), registered_name="victim"), tmp_path / "locks")
     assert (loaded.logged_now, loaded.ref.version) == (True, "1")
-    answer = loaded.pyfunc.predict({"messages": [{"role": "user", "content": "What is the capital of Spain?"}],
-                                    "max_tokens": 32, "top_k": 1})
+    answer = loaded.pyfunc.predict(
+        {
+            "messages": [{"role": "user", "content": "What is the capital of Spain?"}],
+            "max_tokens": 32,
+            "top_k": 1,
+        }
+    )
     assert "Madrid" in answer[0]["choices"][0]["message"]["content"]

@@ -102,9 +102,8 @@ def stream_result(backend: Backend, messages: Messages, options: GenerationOptio
 
 def run(backend: Backend, messages: Messages, options: GenerationOptions) -> Result:
     """The final result of `stream_result`."""
-    for result in stream_result(backend, messages, options):
-        pass
-    return result
+    *_, final = stream_result(backend, messages, options)
+    return final
 
 
 def _finish(result: Result, report: Report, spent: float, ttft: float | None) -> Result:

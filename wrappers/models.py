@@ -65,7 +65,10 @@ def onnx_spec(config: AppConfig) -> ModelSpec:
 
     return ModelSpec(
         registered_name=f"{config.model_prefix}-onnx-{precision}",
-        description=f"{checkpoint} exported to ONNX ({precision}, CPU) by onnxruntime-genai's builder, in an MLflow pyfunc.",
+        description=(
+            f"{checkpoint} exported to ONNX ({precision}, CPU) by onnxruntime-genai's builder, "
+            "in an MLflow pyfunc."
+        ),
         tags={
             "source": str(checkpoint),
             "source_hash": source_hash,
