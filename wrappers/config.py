@@ -9,11 +9,22 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CHECKPOINT = ROOT / "assets" / "tiny-phi3"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safe defaults for a public Space or a shared server."""
+
+    max_prompt_tokens: int = 2048
+    max_new_tokens: int = 512
+    request_timeout_s: float = 120.0
+    concurrency: int = 1  # generations at once; both models share the CPU anyway
+    queue_size: int = 32  # waiting requests beyond this are refused with a message
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,8 @@ class AppConfig:
     tracking_uri: str | None = None  # None: SQLite in data_dir
     host: str = "127.0.0.1"
     port: int = 7860
+    limits: Limits = field(default_factory=lambda: Limits())
+    auth: tuple[str, str] | None = None  # (user, password) for the optional login
 
     @property
     def store_uri(self) -> str:
@@ -54,6 +67,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     )
     parser.add_argument("--port", type=int, default=int(env.get("GRADIO_SERVER_PORT", 7860)))
     args = parser.parse_args(argv)
+    user, password = env.get("PHI3_AUTH_USER"), env.get("PHI3_AUTH_PASSWORD")
     return AppConfig(
         checkpoint=args.checkpoint,
         model_prefix=Path(args.checkpoint).name,
@@ -62,4 +76,17 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
         host=args.host,
         port=args.port,
+        limits=_limits(env),
+        auth=(user, password) if user and password else None,
+    )
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    defaults = Limits()
+    return Limits(
+        max_prompt_tokens=int(env.get("PHI3_MAX_PROMPT_TOKENS", defaults.max_prompt_tokens)),
+        max_new_tokens=int(env.get("PHI3_MAX_NEW_TOKENS", defaults.max_new_tokens)),
+        request_timeout_s=float(env.get("PHI3_REQUEST_TIMEOUT_S", defaults.request_timeout_s)),
+        concurrency=int(env.get("PHI3_CONCURRENCY", defaults.concurrency)),
+        queue_size=int(env.get("PHI3_QUEUE_SIZE", defaults.queue_size)),
     )
