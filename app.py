@@ -7,20 +7,19 @@ Decisions live in `wrappers`, formatting in `formatting`.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import gradio as gr
 
 import formatting as fmt
-from wrappers import GenerationOptions, Result, load_config, stream_result
+from api import MODEL_EVENTS, SIDES, Comparer, register_api
+from wrappers import Result, load_config
 from wrappers.backend import MlflowBackend
-from wrappers.comparison import compare_stream, judge
+from wrappers.comparison import judge
+from wrappers.config import Limits
 from wrappers.startup import Startup, warm_up
 
-SIDES = ("transformers", "onnx")
 EXAMPLES = [
     ["What is the capital of Spain?", ""],
     ["Tell me a joke about atom", "You are a stand-up comedian."],
@@ -28,11 +27,13 @@ EXAMPLES = [
     ["Hello! Who are you?", ""],
     ["What is the capital of Japan?", "You are a helpful assistant."],
 ]
-MODEL_EVENTS = "models"  # one generation at a time: both models share 2 cores
 
 
-def build_app(backends: Mapping[str, MlflowBackend], startup: Startup | None = None) -> gr.Blocks:
+def build_app(
+    backends: Mapping[str, MlflowBackend], startup: Startup | None = None, limits: Limits | None = None
+) -> gr.Blocks:
     """The Blocks UI plus the named API endpoints. Loads no model."""
+    comparer = Comparer(backends, limits or Limits())
     with gr.Blocks(title="Phi-3 in MLflow: transformers flavor vs ONNX pyfunc") as demo:
         gr.Markdown("# Phi-3 in MLflow, side by side\nOne prompt goes to both packagings of the same model.")
         status = gr.Markdown(elem_id="startup-status")
@@ -47,48 +48,32 @@ def build_app(backends: Mapping[str, MlflowBackend], startup: Startup | None = N
             clear = gr.Button("Clear", elem_id="clear")
         with gr.Accordion("Generation settings (applied to both models)", open=False):
             system = gr.Textbox("", label="System prompt", lines=2)
-            max_tokens = gr.Slider(1, 1024, value=128, step=1, label="Max new tokens")
+            top = comparer.limits.max_new_tokens
+            max_tokens = gr.Slider(1, top, value=min(128, top), step=1, label="Max new tokens")
             temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
             top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p")
             stops = gr.Textbox("", label="Stop sequences (one per line)", lines=2)
         gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
 
-        settings = [system, max_tokens, temperature, top_p, stops]
         chats = [panes[side]["chat"] for side in SIDES]
+        inputs = [prompt, system, max_tokens, temperature, top_p, stops, *chats]
         shown = [c for side in SIDES for c in panes[side].values()] + [verdict, prompt]
-        handler = _chat_handler(backends, panes, verdict, prompt)
-        runs = [
-            send.click(
-                handler,
-                [prompt, *settings, *chats],
-                shown,
-                concurrency_id=MODEL_EVENTS,
-                api_visibility="private",
-            ),
-            prompt.submit(
-                handler,
-                [prompt, *settings, *chats],
-                shown,
-                concurrency_id=MODEL_EVENTS,
-                api_visibility="private",
-            ),
-        ]
-        retry_event = retry.click(_drop_last_turn, chats, [*chats, prompt], api_visibility="private")
-        runs.append(
-            retry_event.then(
-                handler,
-                [prompt, *settings, *chats],
-                shown,
-                concurrency_id=MODEL_EVENTS,
-                api_visibility="private",
-            )
-        )
+        generation = {
+            "fn": _chat_handler(comparer, panes, verdict, prompt),
+            "inputs": inputs,
+            "outputs": shown,
+            "concurrency_id": MODEL_EVENTS,
+            "concurrency_limit": comparer.limits.concurrency,
+            "api_visibility": "private",
+        }
+        retried = retry.click(_drop_last_turn, chats, [*chats, prompt], api_visibility="private")
+        runs = [send.click(**generation), prompt.submit(**generation), retried.then(**generation)]
         stop.click(None, cancels=runs, api_visibility="private")
         clear.click(
             lambda: _cleared(panes, verdict), None, shown[:-1], cancels=runs, api_visibility="private"
         )
         _status_poll(demo, backends, startup, status, panes)
-        _api(backends)
+        register_api(comparer)
     return demo
 
 
@@ -109,14 +94,9 @@ def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Componen
     return parts
 
 
-def _chat_handler(backends, panes, verdict, prompt_box):
+def _chat_handler(comparer: Comparer, panes, verdict, prompt_box):
     def chat(prompt, system, max_tokens, temperature, top_p, stop_text, *histories) -> Iterator[dict]:
-        try:
-            options = GenerationOptions.from_text(
-                int(max_tokens), float(temperature), float(top_p), stop_text
-            )
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+        options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop_text or "")
         if not (prompt or "").strip():
             raise gr.Error("Type a prompt first.")
         histories = dict(zip(SIDES, histories, strict=True))
@@ -124,7 +104,7 @@ def _chat_handler(backends, panes, verdict, prompt_box):
         latest: dict[str, Result] = {}
         label = f"Comparison `{uuid.uuid4().hex[:8]}`:"
         yield {prompt_box: "", verdict: f"{label} comparing…"}
-        for latest in compare_stream(backends, conversations, options):
+        for latest in comparer.compare(conversations, options):
             yield _pane_updates(panes, histories, prompt, latest)
         yield {verdict: f"{label} {judge(latest['transformers'], latest['onnx'], SIDES).summary}"}
 
@@ -207,101 +187,6 @@ def _card(backend: MlflowBackend, state: str) -> str:
     )
 
 
-def _api(backends: Mapping[str, MlflowBackend]) -> None:
-    """The public gradio_client contract: /compare, /compare_messages, /chat_transformers, /chat_onnx."""
-
-    def compare(
-        prompt: str,
-        system_prompt: str = "",
-        max_tokens: int = 128,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop: str = "",
-    ) -> Iterator[dict]:
-        """Send one prompt to both models; stream {"transformers", "onnx", "verdict"}."""
-        yield from _compare(
-            backends, _messages(prompt, system_prompt), _options(max_tokens, temperature, top_p, stop)
-        )
-
-    def compare_messages(
-        messages: list[dict],
-        max_tokens: int = 128,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop: str = "",
-    ) -> Iterator[dict]:
-        """Like /compare, for a whole conversation: a list of {"role", "content"}."""
-        yield from _compare(backends, _checked(messages), _options(max_tokens, temperature, top_p, stop))
-
-    def side_endpoint(side: str):
-        def chat(
-            prompt: str,
-            system_prompt: str = "",
-            max_tokens: int = 128,
-            temperature: float = 0.0,
-            top_p: float = 1.0,
-            stop: str = "",
-        ) -> Iterator[dict]:
-            options = _options(max_tokens, temperature, top_p, stop)
-            for result in stream_result(backends[side], _messages(prompt, system_prompt), options):
-                yield result.to_dict()
-
-        chat.__doc__ = f"Send one prompt to the {side} model only; stream one side's result."
-        return chat
-
-    gr.api(compare, api_name="compare", concurrency_id=MODEL_EVENTS)
-    gr.api(compare_messages, api_name="compare_messages", concurrency_id=MODEL_EVENTS)
-    for side in SIDES:
-        gr.api(side_endpoint(side), api_name=f"chat_{side}", concurrency_id=MODEL_EVENTS)
-
-
-def _compare(backends, messages: list[dict[str, str]], options: GenerationOptions) -> Iterator[dict]:
-    latest: dict[str, Result] = {}
-    for latest in compare_stream(backends, {side: messages for side in SIDES}, options):
-        yield {side: latest[side].to_dict() for side in SIDES} | {"verdict": None}
-    yield {side: latest[side].to_dict() for side in SIDES} | {
-        "verdict": judge(latest["transformers"], latest["onnx"], SIDES).to_dict()
-    }
-
-
-def _options(max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
-    try:
-        return GenerationOptions.from_text(
-            max_tokens, temperature, top_p, stop if isinstance(stop, str) else ""
-        )
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
-
-
-def _messages(prompt: str, system_prompt: str) -> list[dict[str, str]]:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise gr.Error("prompt must be a non-empty string.")
-    return fmt.conversation([], system_prompt if isinstance(system_prompt, str) else "", prompt)
-
-
-def _checked(messages: Any) -> list[dict[str, str]]:
-    if isinstance(messages, str):
-        try:
-            messages = json.loads(messages)
-        except json.JSONDecodeError as exc:
-            raise gr.Error(f"messages must be a JSON list of {{role, content}}: {exc}") from exc
-    roles = ("system", "user", "assistant")
-    if (
-        not isinstance(messages, list)
-        or not messages
-        or not all(
-            isinstance(m, dict) and m.get("role") in roles and isinstance(m.get("content"), str)
-            for m in messages
-        )
-    ):
-        raise gr.Error(
-            'messages must be a non-empty list of {"role": system|user|assistant, "content": str}.'
-        )
-    if messages[-1]["role"] != "user":
-        raise gr.Error("The last message must be from the user.")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
 def main(argv: list[str] | None = None) -> None:
     from wrappers import build_backends
 
@@ -309,9 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     startup = Startup(list(SIDES))
     backends = build_backends(config, progress=startup.log)
     warm_up(backends, startup)
-    demo = build_app(backends, startup)
-    demo.queue(default_concurrency_limit=1, max_size=64)
-    demo.launch(server_name=config.host, server_port=config.port, theme=gr.themes.Soft())
+    demo = build_app(backends, startup, config.limits)
+    demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
+    demo.launch(server_name=config.host, server_port=config.port, auth=config.auth, theme=gr.themes.Soft())
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from wrappers.errors import BackendError
+from wrappers.chat import safe_messages
+from wrappers.errors import BackendError, GenerationError
 from wrappers.options import GenerationOptions
 from wrappers.registry import LazyModel
 from wrappers.results import Latency, ModelRef, Result, Usage
@@ -35,6 +36,18 @@ class Report:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     response_id: str | None = None
+    prompt_ids: tuple[int, ...] = ()  # the token ids fed to the model
+    max_prompt_tokens: int | None = None
+
+    def admit_prompt(self, ids) -> None:
+        """Record the prompt's token ids; refuse a prompt over the limit before generating."""
+        self.prompt_ids = tuple(int(i) for i in ids)
+        limit = self.max_prompt_tokens
+        if limit is not None and len(self.prompt_ids) > limit:
+            raise GenerationError(
+                f"The conversation is {len(self.prompt_ids)} tokens long; the limit is {limit}. "
+                "Shorten the prompt or press Clear to start a new conversation."
+            )
 
 
 class Backend(Protocol):
@@ -54,11 +67,13 @@ class MlflowBackend:
     streaming_note: str
     model: LazyModel
     predict: Callable[..., Iterator[str]]  # (pyfunc, messages, options, report) -> pieces
+    max_prompt_tokens: int | None = None
 
     def model_ref(self) -> ModelRef:
         return self.model.get().ref
 
     def stream(self, messages: Messages, options: GenerationOptions, report: Report) -> Iterator[str]:
+        report.max_prompt_tokens = self.max_prompt_tokens
         return self.predict(self.model.get().pyfunc, messages, options, report)
 
     def signature(self) -> str:
@@ -66,9 +81,16 @@ class MlflowBackend:
         return str(self.model.get().pyfunc.metadata.signature)
 
 
-def stream_result(backend: Backend, messages: Messages, options: GenerationOptions) -> Iterator[Result]:
-    """Yield the growing `Result` after each token, and a final one (`done=True`)."""
+def stream_result(
+    backend: Backend, messages: Messages, options: GenerationOptions, deadline: float | None = None
+) -> Iterator[Result]:
+    """Yield the growing `Result` after each token, and a final one (`done=True`).
+
+    Message text is neutralized first (see `chat.py`). Past `deadline` (a
+    `time.monotonic()` value) generation stops with an error, keeping the text so far.
+    """
     report, pieces, spent, ttft = Report(), [], 0.0, None
+    messages = safe_messages(messages)
     try:
         ref = backend.model_ref()
     except Exception as exc:
@@ -81,6 +103,8 @@ def stream_result(backend: Backend, messages: Messages, options: GenerationOptio
     chunks = backend.stream(messages, options, report)
     try:
         while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise GenerationError("Stopped: the request ran past its time limit. Ask for fewer tokens.")
             started = time.perf_counter()
             try:
                 piece = context.run(next, chunks)
@@ -100,9 +124,11 @@ def stream_result(backend: Backend, messages: Messages, options: GenerationOptio
     yield _finish(result, report, spent, ttft)
 
 
-def run(backend: Backend, messages: Messages, options: GenerationOptions) -> Result:
+def run(
+    backend: Backend, messages: Messages, options: GenerationOptions, deadline: float | None = None
+) -> Result:
     """The final result of `stream_result`."""
-    *_, final = stream_result(backend, messages, options)
+    *_, final = stream_result(backend, messages, options, deadline)
     return final
 
 
@@ -112,6 +138,7 @@ def _finish(result: Result, report: Report, spent: float, ttft: float | None) ->
         result,
         raw=report.raw,
         usage=usage,
+        prompt_ids=report.prompt_ids,
         latency=Latency(spent, ttft, decode_speed(usage.completion_tokens, spent, ttft)),
         response=chat_completion(result.text, usage, report, result.model),
         done=True,

@@ -7,6 +7,7 @@ so its figures match what it measures when run alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
@@ -32,10 +33,13 @@ def compare_stream(
     backends: Mapping[str, Backend],
     conversations: Mapping[str, Messages],
     options: GenerationOptions,
+    time_limit_s: float | None = None,
 ) -> Iterator[dict[str, Result]]:
     """Yield every side's latest `Result` after each step of either side."""
+    deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     streams = {
-        side: stream_result(backend, conversations[side], options) for side, backend in backends.items()
+        side: stream_result(backend, conversations[side], options, deadline)
+        for side, backend in backends.items()
     }
     latest = {side: Result() for side in backends}
     try:

@@ -17,20 +17,22 @@ from wrappers.registry import LazyModel, ModelSpec, Progress, hash_files, use_st
 
 def build_backends(config: AppConfig, progress: Progress = print) -> dict[str, MlflowBackend]:
     """Both wrappers of `config.checkpoint`, keyed "transformers" and "onnx"."""
-    use_store(config.store_uri, config.artifact_root)
     locks = config.data_dir / "locks"
+    use_store(config.store_uri, config.artifact_root, locks)
     return {
         "transformers": MlflowBackend(
             transformers_backend.TITLE,
             transformers_backend.STREAMING_NOTE,
             LazyModel(lambda: transformers_spec(config), locks, progress),
             transformers_backend.stream_predict,
+            config.limits.max_prompt_tokens,
         ),
         "onnx": MlflowBackend(
             onnx_backend.TITLE,
             onnx_backend.STREAMING_NOTE,
             LazyModel(lambda: onnx_spec(config), locks, progress),
             onnx_backend.stream_predict,
+            config.limits.max_prompt_tokens,
         ),
     }
 

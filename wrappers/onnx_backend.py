@@ -110,12 +110,13 @@ def stream_predict(
     """Run the pyfunc's predict_stream, yielding its one chunk per token."""
     engine = pyfunc.unwrap_python_model()
     prompt = engine.format_chat(messages)
+    report.admit_prompt(engine.tokenizer.encode(prompt))  # as the model encodes it
     chunks: list[str] = []
     for chunk in pyfunc.predict_stream({"prompt": prompt}, params=predict_params(options)):
         chunks.append(chunk)
         yield chunk
     report.raw = "".join(chunks)
-    prompt_tokens = engine.count_tokens(prompt)
+    prompt_tokens = len(report.prompt_ids)
     report.usage = Usage(prompt_tokens, len(chunks), prompt_tokens + len(chunks))
     # The transformers flavor's own rule, so both sides agree.
     report.finish_reason = "length" if len(chunks) >= options.max_tokens else "stop"

@@ -57,9 +57,6 @@ class Phi3OnnxModel(mlflow.pyfunc.PythonModel):
         """Apply the checkpoint's chat template, ready for generation."""
         return self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text))
-
     def _generate(self, prompt: str, params: dict[str, Any] | None) -> Iterator[str]:
         settings = {**DEFAULT_PARAMS, **(params or {})}
         prompt_ids = self.tokenizer.encode(prompt)

@@ -39,13 +39,19 @@ class GenerationOptions:
 
     @classmethod
     def from_text(
-        cls, max_tokens: int, temperature: float, top_p: float, stop_text: str
+        cls,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop_text: str,
+        max_tokens_limit: int = MAX_NEW_TOKENS_LIMIT,
     ) -> GenerationOptions:
         """Build from UI/API values, where stop sequences are one per line.
 
         >>> GenerationOptions.from_text(8, 0, 1, "###\\n\\nEND").stop
         ('###', 'END')
         """
+        _check_int("max_tokens", max_tokens, 1, max_tokens_limit)
         stops = tuple(line for line in (stop_text or "").splitlines() if line)
         return cls(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stops)
 

@@ -49,13 +49,20 @@ class LoadedModel:
     logged_now: bool
 
 
-def use_store(tracking_uri: str, artifact_root: Path) -> None:
-    """Point MLflow at the store and make sure the app's experiment exists."""
+def use_store(tracking_uri: str, artifact_root: Path, lock_dir: Path | None = None) -> None:
+    """Point MLflow at the store and make sure the app's experiment exists.
+
+    Under a file lock: two processes creating one SQLite store at once would
+    race in its schema migration and in creating the experiment.
+    """
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        # An explicit artifact root, or a SQLite store would write to ./mlruns.
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root.resolve().as_uri())
+    lock_dir = lock_dir or artifact_root.parent / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock_dir / "store.lock"):
+        if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+            # An explicit artifact root, or a SQLite store would write to ./mlruns.
+            mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root.resolve().as_uri())
 
 
 def log_or_load(spec: ModelSpec, lock_dir: Path, progress: Progress = print) -> LoadedModel:

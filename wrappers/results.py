@@ -44,6 +44,7 @@ class Result:
     model: ModelRef = field(default_factory=ModelRef)
     error: str | None = None
     pieces: tuple[str, ...] = ()  # released text per generated token
+    prompt_ids: tuple[int, ...] = ()  # the token ids the model was fed
     done: bool = False
 
     def to_dict(self) -> dict[str, Any]:

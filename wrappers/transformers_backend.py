@@ -70,6 +70,7 @@ def stream_predict(
 ) -> Iterator[str]:
     """Run the flavor's predict, yielding one piece of released text per token."""
     pipeline = pyfunc.get_raw_model()
+    report.admit_prompt(prompt_ids(pipeline.tokenizer, messages))
     lockstep = _Lockstep(pipeline.tokenizer, options)
     attached = {"streamer": lockstep, "stopping_criteria": [lockstep.should_stop]}
     worker = threading.Thread(
@@ -84,11 +85,18 @@ def stream_predict(
         worker.join()
         for key in attached:
             pipeline._forward_params.pop(key, None)
+    report.prompt_ids = lockstep.prompt_ids  # as generate() received them
     report.raw = lockstep.result  # a list with one chat-completion dict per input
     completion = report.raw[0]
     report.response_id = completion["id"]
     report.usage = Usage(**completion["usage"])
     report.finish_reason = "stop" if lockstep.scanner.stopped else completion["choices"][0]["finish_reason"]
+
+
+def prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    """The ids the flavor will feed for `messages`: its chat template, no extra special tokens."""
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer(prompt, add_special_tokens=False)["input_ids"]
 
 
 class _Cancelled(Exception):
@@ -105,7 +113,7 @@ class _Lockstep:
         self.result: Any = None
         self._tokens: list[int] = []
         self._decoded = ""
-        self._seen_prompt = False
+        self.prompt_ids: tuple[int, ...] | None = None
         self._cancelled = False
         self._outbox: queue.Queue = queue.Queue()
         self._resume = threading.Semaphore(0)
@@ -120,8 +128,8 @@ class _Lockstep:
             self._outbox.put(("error", exc))
 
     def put(self, value) -> None:  # called by generate() on its thread
-        if not self._seen_prompt:  # the first call carries the prompt
-            self._seen_prompt = True
+        if self.prompt_ids is None:  # the first call carries the prompt
+            self.prompt_ids = tuple(int(i) for i in value.reshape(-1))
             return
         self._outbox.put(("token", int(value.reshape(-1)[0])))
         self._resume.acquire()
