@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -51,34 +52,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(store_dir, backends):
-    """`python app.py` on loopback, on the store the tests already logged into."""
+@contextlib.contextmanager
+def app_server(store_dir: Path, name: str, extra_env: dict[str, str] | None = None, auth=None):
+    """Run `python app.py` on loopback; yield (url, process) once both models answer."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "server.log").open("w")
-    env = os.environ | {"PHI3_DATA_DIR": str(store_dir), "GRADIO_SERVER_PORT": str(port)}
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_ready(url, process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    env = os.environ | {"PHI3_DATA_DIR": str(store_dir), "GRADIO_SERVER_PORT": str(port)} | (extra_env or {})
+    with (ARTIFACTS / f"{name}.log").open("w") as log:
+        process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            wait_until_ready(url, process, name, auth)
+            yield url, process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
-def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+@pytest.fixture(scope="session")
+def server_process(store_dir, backends):
+    """The app on the store the tests already logged into."""
+    with app_server(store_dir, "server") as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def server(server_process) -> str:
+    return server_process[0]
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, name: str, auth=None, timeout: float = 180) -> None:
     """Wait until the app answers through the API with both models loaded."""
     from gradio_client import Client
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}; see {ARTIFACTS / 'server.log'}")
+            raise RuntimeError(f"app.py exited with {process.returncode}; see {ARTIFACTS / name}.log")
         try:
-            Client(url, verbose=False).predict(prompt="Hi", max_tokens=1, api_name="/compare")
+            Client(url, auth=auth, verbose=False).predict(prompt="Hi", max_tokens=1, api_name="/compare")
             return
         except Exception:
             time.sleep(1)

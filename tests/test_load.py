@@ -1,0 +1,111 @@
+"""Many users at once: every reply reaches its asker, nothing fails, memory stays flat.
+
+Also the guards for a public server: optional login, and a bounded queue that
+refuses a flood with a message instead of growing without limit.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+import pytest
+from gradio_client import Client
+
+from tests.conftest import app_server
+
+USERS = 20
+COUNTRIES = [
+    ("Spain", "Madrid"),
+    ("France", "Paris"),
+    ("Japan", "Tokyo"),
+    ("Germany", "Berlin"),
+    ("Italy", "Rome"),
+    ("Egypt", "Cairo"),
+    ("Kenya", "Nairobi"),
+    ("Peru", "Lima"),
+    ("Canada", "Ottawa"),
+    ("Russia", "Moscow"),
+    ("China", "Beijing"),
+    ("India", "New Delhi"),
+    ("Brazil", "Bras"),
+    ("Mexico", "Mexico City"),
+    ("Thailand", "Bangkok"),
+    ("Poland", "Warsaw"),
+    ("Norway", "Oslo"),
+    ("Sweden", "Stockholm"),
+    ("Argentina", "Buenos Aires"),
+    ("Vietnam", "Hanoi"),
+    ("Iran", "Tehran"),
+    ("Turkey", "Ankara"),
+]
+
+
+def converse(url: str, user: int) -> list[float]:
+    """Three turns of one user's own conversation; returns each turn's round-trip seconds."""
+    client = Client(url, verbose=False)
+    questions = [COUNTRIES[user], COUNTRIES[(user + 7) % len(COUNTRIES)]]
+    messages, seconds = [], []
+    for country, capital in [*questions, questions[0]]:
+        messages.append({"role": "user", "content": f"What is the capital of {country}?"})
+        started = time.perf_counter()
+        out = client.predict(messages=messages, max_tokens=32, api_name="/compare_messages")
+        seconds.append(time.perf_counter() - started)
+        replies = {
+            side: out[side]["response"]["choices"][0]["message"]["content"]
+            for side in ("transformers", "onnx")
+        }
+        for side, reply in replies.items():
+            assert out[side]["error"] is None, out[side]["error"]
+            assert capital in reply, f"user {user} asked about {country}, {side} said {reply!r}"
+        messages.append({"role": "assistant", "content": replies["onnx"]})
+    return seconds
+
+
+def test_twenty_concurrent_users_each_get_their_own_answers(server_process):
+    url, process = server_process
+    server = psutil.Process(process.pid)
+    converse(url, 0)  # warm-up
+    rss_after_warmup = server.memory_info().rss
+    with ThreadPoolExecutor(USERS) as pool:
+        seconds = [s for turns in pool.map(lambda u: converse(url, u), range(USERS)) for s in turns]
+    growth_mb = (server.memory_info().rss - rss_after_warmup) / 2**20
+    p50, p95 = statistics.median(seconds), statistics.quantiles(seconds, n=20)[-1]
+    print(
+        f"\n{USERS} users x 3 turns: p50 {p50:.2f} s, p95 {p95:.2f} s, server RSS growth {growth_mb:.0f} MB"
+    )
+    assert len(seconds) == USERS * 3
+    assert growth_mb < 150
+
+
+@pytest.fixture(scope="module")
+def guarded_server(store_dir, backends):
+    env = {"PHI3_AUTH_USER": "ml", "PHI3_AUTH_PASSWORD": "s3cret", "PHI3_QUEUE_SIZE": "2"}
+    with app_server(store_dir, "guarded-server", env, auth=("ml", "s3cret")) as (url, _):
+        yield url
+
+
+def test_login_is_required_when_configured(guarded_server):
+    with pytest.raises(Exception):  # noqa: B017 - refused, whatever the exception type
+        Client(guarded_server, verbose=False).predict(prompt="Hi", api_name="/compare")
+    out = Client(guarded_server, auth=("ml", "s3cret"), verbose=False).predict(
+        prompt="Hi", api_name="/compare"
+    )
+    assert out["onnx"]["error"] is None
+
+
+def test_a_flood_beyond_the_queue_is_refused_with_a_message(guarded_server):
+    client = Client(guarded_server, auth=("ml", "s3cret"), verbose=False)
+    jobs = [client.submit(prompt="Hello", max_tokens=64, api_name="/compare") for _ in range(12)]
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=120)
+            outcomes.append("answered")
+        except Exception as exc:  # the refusal arrives as the job's error
+            outcomes.append(str(exc))
+    refused = [o for o in outcomes if o != "answered"]
+    assert refused and "answered" in outcomes
+    assert all("queue" in o.lower() for o in refused), refused
