@@ -77,6 +77,14 @@ def test_retry_replaces_the_last_answer_instead_of_adding_one(page):
     expect(chat.get_by_text("What is 7 plus 5?")).to_have_count(1)
 
 
+def test_an_error_shows_in_the_panes_and_keeps_the_conversation(page):
+    send(page, "capital " * 3000)
+    for side in ("transformers", "onnx"):
+        chat = page.locator(f"#chat-{side}")
+        expect(chat).to_contain_text("the limit is 2048")
+        expect(chat).to_contain_text("Madrid")
+
+
 def test_clear_empties_both_chats(page):
     page.locator("#clear").click()
     for side in ("transformers", "onnx"):

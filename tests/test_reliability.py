@@ -182,24 +182,29 @@ def test_two_processes_starting_together_register_one_version_each(tmp_path):
         assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
 
-def test_a_corrupt_onnx_model_breaks_only_its_pane_and_a_fixed_one_recovers(tmp_path):
+@pytest.mark.parametrize(
+    ("broken", "weights", "name"),
+    [
+        ("onnx", "model.onnx", "tiny-phi3-onnx-int4"),
+        ("transformers", "model.safetensors", "tiny-phi3-transformers"),
+    ],
+)
+def test_corrupt_weights_break_only_their_pane_and_fixed_ones_recover(tmp_path, broken, weights, name):
     config = AppConfig(data_dir=tmp_path)
-    first = build_backends(config, progress=lambda m: None)
-    for backend in first.values():
+    for backend in build_backends(config, progress=lambda m: None).values():
         backend.model_ref()
-    (onnx_file,) = Path(tmp_path, "artifacts").rglob("model.onnx")
-    saved = tmp_path / "saved.onnx"
-    shutil.copy(onnx_file, saved)
-    onnx_file.write_bytes(b"this is not an onnx model")
+    (logged,) = Path(tmp_path, "artifacts").rglob(weights)
+    saved = tmp_path / "saved"
+    shutil.copy(logged, saved)
+    logged.write_bytes(b"these are not model weights")
 
     restarted = build_backends(config, progress=lambda m: None)  # what a restart builds
-    comparer = Comparer(restarted, Limits())
-    *_, last = comparer.compare(
-        {side: [{"role": "user", "content": SPAIN}] for side in SIDES}, GenerationOptions()
-    )
-    assert "Could not load models:/tiny-phi3-onnx-int4/1" in last["onnx"].error
-    assert "Madrid" in last["transformers"].text and last["transformers"].error is None
+    conversations = {side: [{"role": "user", "content": SPAIN}] for side in SIDES}
+    *_, last = Comparer(restarted, Limits()).compare(conversations, GenerationOptions())
+    (working,) = set(SIDES) - {broken}
+    assert f"Could not load models:/{name}/1" in last[broken].error
+    assert "Madrid" in last[working].text and last[working].error is None
 
-    shutil.copy(saved, onnx_file)
+    shutil.copy(saved, logged)
     fixed = build_backends(config, progress=lambda m: None)
-    assert "Madrid" in run(fixed["onnx"], [{"role": "user", "content": SPAIN}], GenerationOptions()).text
+    assert "Madrid" in run(fixed[broken], [{"role": "user", "content": SPAIN}], GenerationOptions()).text
