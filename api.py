@@ -1,6 +1,7 @@
 """The public gradio_client contract, and the request checks the UI shares.
 
-Endpoints: /compare, /compare_messages, /chat_transformers, /chat_onnx. Bad
+Endpoints: /compare, /compare_messages, /chat_transformers, /chat_onnx, /vote
+(and /batch, registered with the batch tab, since it takes a file). Bad
 input raises `gr.Error`, which reaches a client as an error carrying the
 message, never as an internal-error trace.
 """
@@ -8,7 +9,9 @@ message, never as an internal-error trace.
 from __future__ import annotations
 
 import json
+import re
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +23,12 @@ from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
 from wrappers.comparison import compare_stream, judge
 from wrappers.config import Limits
+from wrappers.records import CHOICES, Recorder, Request, log_vote
 
 SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
 ROLES = ("system", "user", "assistant")
+COMPARISON_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Comparer:
 
     backends: Mapping[str, Backend]
     limits: Limits
+    recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
 
     def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
         if not isinstance(stop, str):
@@ -43,12 +49,56 @@ class Comparer:
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
 
-    def compare(self, conversations: Mapping[str, Messages], options: GenerationOptions):
-        return compare_stream(self.backends, conversations, options, self.limits.request_timeout_s)
+    def compare(
+        self, conversations: Mapping[str, Messages], options: GenerationOptions, comparison_id: str
+    ) -> Iterator[dict[str, Result]]:
+        """Stream both sides; once both are done, record them as a linked pair of traces."""
+        started, latest = time.time_ns(), {}
+        for latest in compare_stream(self.backends, conversations, options, self.limits.request_timeout_s):
+            yield latest
+        self._record(comparison_id, conversations, options, latest, started)
 
-    def one(self, side: str, messages: Messages, options: GenerationOptions) -> Iterator[Result]:
-        deadline = time.monotonic() + self.limits.request_timeout_s
-        return stream_result(self.backends[side], messages, options, deadline)
+    def one(self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str):
+        """Stream one side only; recorded like a comparison with one trace."""
+        started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
+        for result in stream_result(self.backends[side], messages, options, deadline):
+            yield result
+        self._record(comparison_id, {side: messages}, options, {side: result}, started)
+
+    def _record(self, comparison_id, conversations, options, results, started_ns) -> None:
+        if self.recorder is None:
+            return
+        pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}
+        for side, result in results.items():
+            request = Request(comparison_id, side, conversations[side], options, result, started_ns, pair)
+            self.recorder.record(request)
+
+    @property
+    def notice(self) -> str | None:
+        return self.recorder.notice if self.recorder else None
+
+    def vote(self, comparison_id: Any, choice: Any, comment: Any = "") -> list[str]:
+        """Store a vote as MLflow feedback on a comparison's traces; return their ids."""
+        if not isinstance(comparison_id, str) or not COMPARISON_ID.fullmatch(comparison_id):
+            raise gr.Error("comparison_id must be an id returned by /compare.")
+        if choice not in CHOICES:
+            raise gr.Error(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+        if not isinstance(comment, str) or len(comment) > 2000:
+            raise gr.Error("comment must be a string of at most 2000 characters.")
+        if self.recorder is None:
+            raise gr.Error("Votes need tracing, which is off in this app.")
+        trace_ids = self.recorder.trace_ids(comparison_id)
+        try:
+            log_vote(trace_ids, choice, comment)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        except Exception as exc:
+            raise gr.Error(f"The vote could not be stored in MLflow: {exc}") from exc
+        return trace_ids
+
+
+def new_comparison_id() -> str:
+    return uuid.uuid4().hex
 
 
 def register_api(comparer: Comparer) -> None:
@@ -77,7 +127,13 @@ def register_api(comparer: Comparer) -> None:
         options = comparer.options(max_tokens, temperature, top_p, stop)
         yield from _sides(comparer, checked_messages(messages), options)
 
+    def vote(comparison_id: str, choice: str, comment: str = "") -> dict:
+        """Vote on a comparison: choice is left, right, tie or both_bad; stored as MLflow feedback."""
+        traces = comparer.vote(comparison_id, choice, comment)
+        return {"comparison_id": comparison_id, "choice": choice, "trace_ids": traces}
+
     limit = comparer.limits.concurrency
+    gr.api(vote, api_name="vote")
     gr.api(compare, api_name="compare", concurrency_id=MODEL_EVENTS, concurrency_limit=limit)
     gr.api(
         compare_messages, api_name="compare_messages", concurrency_id=MODEL_EVENTS, concurrency_limit=limit
@@ -101,7 +157,8 @@ def _one_side(comparer: Comparer, side: str):
         stop: str = "",
     ) -> Iterator[dict]:
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        for result in comparer.one(side, prompt_messages(prompt, system_prompt), options):
+        messages = prompt_messages(prompt, system_prompt)
+        for result in comparer.one(side, messages, options, new_comparison_id()):
             yield result.to_dict()
 
     chat.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
@@ -109,11 +166,16 @@ def _one_side(comparer: Comparer, side: str):
 
 
 def _sides(comparer: Comparer, messages: Messages, options: GenerationOptions) -> Iterator[dict]:
-    latest: dict[str, Result] = {}
-    for latest in comparer.compare({side: messages for side in SIDES}, options):
-        yield {side: latest[side].to_dict() for side in SIDES} | {"verdict": None}
+    comparison_id, latest = new_comparison_id(), {}
+    for latest in comparer.compare({side: messages for side in SIDES}, options, comparison_id):
+        yield _payload(comparison_id, latest, None, None)
     verdict = judge(latest["transformers"], latest["onnx"], SIDES)
-    yield {side: latest[side].to_dict() for side in SIDES} | {"verdict": verdict.to_dict()}
+    yield _payload(comparison_id, latest, verdict.to_dict(), comparer.notice)
+
+
+def _payload(comparison_id: str, latest: Mapping[str, Result], verdict, notice) -> dict:
+    sides = {side: latest[side].to_dict() for side in SIDES}
+    return sides | {"verdict": verdict, "comparison_id": comparison_id, "tracing_notice": notice}
 
 
 def prompt_messages(prompt: Any, system_prompt: Any) -> Messages:

@@ -7,19 +7,21 @@ Decisions live in `wrappers`, formatting in `formatting`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Mapping
 
 import gradio as gr
 
 import formatting as fmt
-from api import MODEL_EVENTS, SIDES, Comparer, register_api
+from api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, register_api
+from panels import batch_tab, history_tab
 from wrappers import Result, load_config
 from wrappers.backend import MlflowBackend
 from wrappers.comparison import judge
 from wrappers.config import Limits
+from wrappers.records import Recorder, leaderboard
 from wrappers.startup import Startup, warm_up
 
+VOTES = {"left": "👈 Left better", "right": "👉 Right better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
 EXAMPLES = [
     ["What is the capital of Spain?", ""],
     ["Tell me a joke about atom", "You are a stand-up comedian."],
@@ -30,51 +32,94 @@ EXAMPLES = [
 
 
 def build_app(
-    backends: Mapping[str, MlflowBackend], startup: Startup | None = None, limits: Limits | None = None
+    backends: Mapping[str, MlflowBackend],
+    startup: Startup | None = None,
+    limits: Limits | None = None,
+    recorder: Recorder | None = None,
 ) -> gr.Blocks:
     """The Blocks UI plus the named API endpoints. Loads no model."""
-    comparer = Comparer(backends, limits or Limits())
+    comparer = Comparer(backends, limits or Limits(), recorder)
     with gr.Blocks(title="Phi-3 in MLflow: transformers flavor vs ONNX pyfunc") as demo:
         gr.Markdown("# Phi-3 in MLflow, side by side\nOne prompt goes to both packagings of the same model.")
         status = gr.Markdown(elem_id="startup-status")
-        with gr.Row(equal_height=False):
-            panes = {side: _pane(side, backends[side]) for side in SIDES}
-        verdict = gr.Markdown(elem_id="verdict")
-        with gr.Row():
-            prompt = gr.Textbox(label="Prompt", placeholder="Ask both models…", scale=6, elem_id="prompt")
-            send = gr.Button("Send", variant="primary", elem_id="send")
-            stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            retry = gr.Button("Retry", elem_id="retry")
-            clear = gr.Button("Clear", elem_id="clear")
-        with gr.Accordion("Generation settings (applied to both models)", open=False):
-            system = gr.Textbox("", label="System prompt", lines=2)
-            top = comparer.limits.max_new_tokens
-            max_tokens = gr.Slider(1, top, value=min(128, top), step=1, label="Max new tokens")
-            temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p")
-            stops = gr.Textbox("", label="Stop sequences (one per line)", lines=2)
-        gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
-
-        chats = [panes[side]["chat"] for side in SIDES]
-        inputs = [prompt, system, max_tokens, temperature, top_p, stops, *chats]
-        shown = [c for side in SIDES for c in panes[side].values()] + [verdict, prompt]
-        generation = {
-            "fn": _chat_handler(comparer, panes, verdict, prompt),
-            "inputs": inputs,
-            "outputs": shown,
-            "concurrency_id": MODEL_EVENTS,
-            "concurrency_limit": comparer.limits.concurrency,
-            "api_visibility": "private",
-        }
-        retried = retry.click(_drop_last_turn, chats, [*chats, prompt], api_visibility="private")
-        runs = [send.click(**generation), prompt.submit(**generation), retried.then(**generation)]
-        stop.click(None, cancels=runs, api_visibility="private")
-        clear.click(
-            lambda: _cleared(panes, verdict), None, shown[:-1], cancels=runs, api_visibility="private"
-        )
-        _status_poll(demo, backends, startup, status, panes)
+        with gr.Tabs():
+            with gr.Tab("Chat"):
+                _chat_tab(demo, comparer, startup, status)
+            batch_tab(comparer)
+            history_tab()
         register_api(comparer)
     return demo
+
+
+def _chat_tab(demo, comparer: Comparer, startup: Startup | None, status) -> None:
+    backends = comparer.backends
+    with gr.Row(equal_height=False):
+        panes = {side: _pane(side, backends[side]) for side in SIDES}
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", placeholder="Ask both models…", scale=6, elem_id="prompt")
+        send = gr.Button("Send", variant="primary", elem_id="send")
+        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+        retry = gr.Button("Retry", elem_id="retry")
+        clear = gr.Button("Clear", elem_id="clear")
+    verdict = gr.Markdown(elem_id="verdict")
+    last_id = gr.State("")
+    _vote_row(demo, comparer, last_id)
+    with gr.Accordion("Generation settings (applied to both models)", open=False):
+        system = gr.Textbox("", label="System prompt", lines=2)
+        top = comparer.limits.max_new_tokens
+        max_tokens = gr.Slider(1, top, value=min(128, top), step=1, label="Max new tokens")
+        temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p")
+        stops = gr.Textbox("", label="Stop sequences (one per line)", lines=2)
+    gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
+
+    chats = [panes[side]["chat"] for side in SIDES]
+    inputs = [prompt, system, max_tokens, temperature, top_p, stops, *chats]
+    shown = [c for side in SIDES for c in panes[side].values()] + [verdict, last_id, prompt]
+    generation = {
+        "fn": _chat_handler(comparer, panes, verdict, prompt, last_id),
+        "inputs": inputs,
+        "outputs": shown,
+        "concurrency_id": MODEL_EVENTS,
+        "concurrency_limit": comparer.limits.concurrency,
+        "api_visibility": "private",
+    }
+    retried = retry.click(_drop_last_turn, chats, [*chats, prompt], api_visibility="private")
+    runs = [send.click(**generation), prompt.submit(**generation), retried.then(**generation)]
+    stop.click(None, cancels=runs, api_visibility="private")
+    clear.click(lambda: _cleared(panes, verdict), None, shown[:-1], cancels=runs, api_visibility="private")
+    _status_poll(demo, backends, startup, status, panes)
+
+
+def _vote_row(demo, comparer: Comparer, last_id) -> None:
+    with gr.Row(elem_id="vote-row"):
+        buttons = {
+            choice: gr.Button(label, size="sm", elem_id=f"vote-{choice}") for choice, label in VOTES.items()
+        }
+        comment = gr.Textbox(placeholder="Optional comment on your vote", show_label=False, scale=3)
+    with gr.Accordion("Leaderboard: votes per model version", open=False):
+        board = gr.Dataframe(interactive=False, elem_id="leaderboard")
+
+    def handler(choice: str):
+        def vote_from_ui(comparison_id: str, text: str):
+            if not comparison_id:
+                raise gr.Error("Compare the two models first, then vote.")
+            comparer.vote(comparison_id, choice, text)
+            gr.Info(f"Vote stored in MLflow: {VOTES[choice]}")
+            return leaderboard(), ""
+
+        return vote_from_ui
+
+    for choice, button in buttons.items():
+        button.click(handler(choice), [last_id, comment], [board, comment], api_visibility="private")
+    demo.load(_safe_leaderboard, None, board, api_visibility="private")
+
+
+def _safe_leaderboard():
+    try:
+        return leaderboard()
+    except Exception:  # the store may be down; the chat still works
+        return None
 
 
 def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Component]:
@@ -94,7 +139,7 @@ def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Componen
     return parts
 
 
-def _chat_handler(comparer: Comparer, panes, verdict, prompt_box):
+def _chat_handler(comparer: Comparer, panes, verdict, prompt_box, last_id):
     def chat(prompt, system, max_tokens, temperature, top_p, stop_text, *histories) -> Iterator[dict]:
         options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop_text or "")
         if not (prompt or "").strip():
@@ -102,11 +147,14 @@ def _chat_handler(comparer: Comparer, panes, verdict, prompt_box):
         histories = dict(zip(SIDES, histories, strict=True))
         conversations = {side: fmt.conversation(histories[side], system, prompt) for side in SIDES}
         latest: dict[str, Result] = {}
-        label = f"Comparison `{uuid.uuid4().hex[:8]}`:"
-        yield {prompt_box: "", verdict: f"{label} comparing…"}
-        for latest in comparer.compare(conversations, options):
+        comparison_id = new_comparison_id()
+        label = f"Comparison `{comparison_id[:8]}`:"
+        yield {prompt_box: "", verdict: f"{label} comparing…", last_id: ""}
+        for latest in comparer.compare(conversations, options, comparison_id):
             yield _pane_updates(panes, histories, prompt, latest)
-        yield {verdict: f"{label} {judge(latest['transformers'], latest['onnx'], SIDES).summary}"}
+        summary = judge(latest["transformers"], latest["onnx"], SIDES).summary
+        notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
+        yield {verdict: f"{label} {summary}{notice}", last_id: comparison_id}
 
     return chat
 
@@ -194,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     startup = Startup(list(SIDES))
     backends = build_backends(config, progress=startup.log)
     warm_up(backends, startup)
-    demo = build_app(backends, startup, config.limits)
+    demo = build_app(backends, startup, config.limits, Recorder())
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
     demo.launch(server_name=config.host, server_port=config.port, auth=config.auth, theme=gr.themes.Soft())
 

@@ -18,12 +18,12 @@ def client(server):
 
 def test_api_lists_exactly_the_public_endpoints(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert names == {"/compare", "/compare_messages", "/chat_transformers", "/chat_onnx"}
+    assert names == {"/compare", "/compare_messages", "/chat_transformers", "/chat_onnx", "/vote", "/batch"}
 
 
 def test_compare_answers_the_seed_question_in_both_packagings(client):
     out = client.predict(prompt="What is the capital of Spain?", max_tokens=64, api_name="/compare")
-    assert set(out) == {"transformers", "onnx", "verdict"}
+    assert set(out) == {"transformers", "onnx", "verdict", "comparison_id", "tracing_notice"}
     for side in ("transformers", "onnx"):
         assert set(out[side]) == SIDE_KEYS and out[side]["error"] is None
         response = out[side]["response"]

@@ -89,3 +89,22 @@ def test_clear_empties_both_chats(page):
     page.locator("#clear").click()
     for side in ("transformers", "onnx"):
         expect(page.locator(f"#chat-{side}")).not_to_contain_text("Madrid", timeout=10_000)
+
+
+def test_a_batch_upload_shows_the_table_and_the_latency_plot(page, tmp_path):
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("prompt,expected\nWhat is the capital of Spain?,Madrid\nWhat is 7 plus 5?,12\n")
+    page.get_by_role("tab", name="Batch comparison").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(prompts))
+    page.locator("#batch-run").click()
+    expect(page.locator("#batch-summary")).to_contain_text("agreement", timeout=90_000)
+    expect(page.locator("#batch-table")).to_contain_text("Madrid")
+    expect(page.locator("#batch-plot img").first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "app-batch.png"), full_page=True)
+
+
+def test_history_lists_past_comparisons_and_batches(page):
+    page.get_by_role("tab", name="History").click()
+    page.locator("#history-refresh").click()
+    expect(page.locator("#history-comparisons")).to_contain_text("tiny-phi3-transformers/1", timeout=30_000)
+    expect(page.locator("#history-batches")).to_contain_text("prompts.csv")

@@ -126,9 +126,8 @@ def test_role_tokens_in_user_and_system_text_stay_literal(backends, special_ids)
 
 def test_time_limit_stops_generation_and_keeps_the_text_so_far(backends):
     comparer = Comparer(backends, Limits(request_timeout_s=0.0))
-    *_, last = comparer.compare(
-        {side: [{"role": "user", "content": SPAIN}] for side in SIDES}, GenerationOptions()
-    )
+    conversations = {side: [{"role": "user", "content": SPAIN}] for side in SIDES}
+    *_, last = comparer.compare(conversations, GenerationOptions(), "0" * 32)
     for side in SIDES:
         assert "time limit" in last[side].error
 
@@ -162,7 +161,9 @@ def test_files_outside_the_app_cannot_be_fetched_over_http(server):
 def test_model_paths_cannot_be_chosen_through_the_api(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     names = {p["parameter_name"] for e in endpoints.values() for p in e["parameters"]}
-    assert names == {"prompt", "system_prompt", "messages", "max_tokens", "temperature", "top_p", "stop"}
+    # `file` is /batch's file of prompts, uploaded into Gradio's own cache: not a path on the server.
+    settings = {"prompt", "system_prompt", "messages", "max_tokens", "temperature", "top_p", "stop"}
+    assert names == settings | {"comparison_id", "choice", "comment", "file"}
     with pytest.raises(Exception):  # noqa: B017 - any refusal will do
         client.predict(prompt=SPAIN, checkpoint="/etc", api_name="/compare")
 
@@ -200,7 +201,7 @@ def test_corrupt_weights_break_only_their_pane_and_fixed_ones_recover(tmp_path, 
 
     restarted = build_backends(config, progress=lambda m: None)  # what a restart builds
     conversations = {side: [{"role": "user", "content": SPAIN}] for side in SIDES}
-    *_, last = Comparer(restarted, Limits()).compare(conversations, GenerationOptions())
+    *_, last = Comparer(restarted, Limits()).compare(conversations, GenerationOptions(), "0" * 32)
     (working,) = set(SIDES) - {broken}
     assert f"Could not load models:/{name}/1" in last[broken].error
     assert "Madrid" in last[working].text and last[working].error is None
