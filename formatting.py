@@ -29,9 +29,10 @@ def latency_markdown(latency: Latency) -> str:
     '**Latency**: total 1.500 s · first token 0.250 s · decode 20.0 tokens/s'
     """
     speed = "–" if latency.tokens_per_s is None else f"{latency.tokens_per_s:.1f}"
+    network = "" if latency.network_s is None else f" · of which network {_s(latency.network_s)}"
     return (
         f"**Latency**: total {_s(latency.total_s)} · first token {_s(latency.ttft_s)}"
-        f" · decode {speed} tokens/s"
+        f" · decode {speed} tokens/s{network}"
     )
 
 

@@ -38,6 +38,8 @@ class Report:
     response_id: str | None = None
     prompt_ids: tuple[int, ...] = ()  # the token ids fed to the model
     max_prompt_tokens: int | None = None
+    network_s: float | None = None  # remote endpoints only
+    streamed: bool = True  # False: the answer came in one piece, so there is no first-token time
 
     def admit_prompt(self, ids) -> None:
         """Record the prompt's token ids; refuse a prompt over the limit before generating."""
@@ -134,12 +136,13 @@ def run(
 
 def _finish(result: Result, report: Report, spent: float, ttft: float | None) -> Result:
     usage = report.usage
+    ttft = ttft if report.streamed else None
     return replace(
         result,
         raw=report.raw,
         usage=usage,
         prompt_ids=report.prompt_ids,
-        latency=Latency(spent, ttft, decode_speed(usage.completion_tokens, spent, ttft)),
+        latency=Latency(spent, ttft, decode_speed(usage.completion_tokens, spent, ttft), report.network_s),
         response=chat_completion(result.text, usage, report, result.model),
         done=True,
     )

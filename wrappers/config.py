@@ -38,6 +38,8 @@ class AppConfig:
     port: int = 7860
     limits: Limits = field(default_factory=lambda: Limits())
     auth: tuple[str, str] | None = None  # (user, password) for the optional login
+    transformers_endpoint: str | None = None  # a remote MLflow scoring server for pane (a)
+    onnx_endpoint: str | None = None  # ... and for pane (b); None: in-process
 
     @property
     def store_uri(self) -> str:
@@ -66,6 +68,8 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         "--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1")
     )
     parser.add_argument("--port", type=int, default=int(env.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--transformers-endpoint", default=env.get("TRANSFORMERS_ENDPOINT"))
+    parser.add_argument("--onnx-endpoint", default=env.get("ONNX_ENDPOINT"))
     args = parser.parse_args(argv)
     user, password = env.get("PHI3_AUTH_USER"), env.get("PHI3_AUTH_PASSWORD")
     return AppConfig(
@@ -78,6 +82,8 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         port=args.port,
         limits=_limits(env),
         auth=(user, password) if user and password else None,
+        transformers_endpoint=_endpoint(args.transformers_endpoint),
+        onnx_endpoint=_endpoint(args.onnx_endpoint),
     )
 
 
@@ -90,3 +96,12 @@ def _limits(env: Mapping[str, str]) -> Limits:
         concurrency=int(env.get("PHI3_CONCURRENCY", defaults.concurrency)),
         queue_size=int(env.get("PHI3_QUEUE_SIZE", defaults.queue_size)),
     )
+
+
+def _endpoint(url: str | None) -> str | None:
+    """A scoring server's base URL, without a trailing /invocations."""
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"An endpoint must be an http(s) URL, got {url!r}.")
+    return url.rstrip("/").removesuffix("/invocations")

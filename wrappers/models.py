@@ -10,15 +10,23 @@ from importlib.metadata import version
 from pathlib import Path
 
 from wrappers import onnx_backend, transformers_backend
-from wrappers.backend import MlflowBackend
+from wrappers.backend import Backend, MlflowBackend
 from wrappers.config import AppConfig
 from wrappers.registry import LazyModel, ModelSpec, Progress, hash_files, use_store
+from wrappers.remote import remote_backends
 
 
-def build_backends(config: AppConfig, progress: Progress = print) -> dict[str, MlflowBackend]:
-    """Both wrappers of `config.checkpoint`, keyed "transformers" and "onnx"."""
+def build_backends(config: AppConfig, progress: Progress = print) -> dict[str, Backend]:
+    """Both wrappers of `config.checkpoint`, keyed "transformers" and "onnx".
+
+    A side with a configured endpoint is served by that remote MLflow scoring server instead.
+    """
     locks = config.data_dir / "locks"
     use_store(config.store_uri, config.artifact_root, locks)
+    return _in_process(config, locks, progress) | remote_backends(config)
+
+
+def _in_process(config: AppConfig, locks: Path, progress: Progress) -> dict[str, MlflowBackend]:
     return {
         "transformers": MlflowBackend(
             transformers_backend.TITLE,

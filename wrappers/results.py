@@ -23,6 +23,7 @@ class Latency:
     total_s: float | None = None
     ttft_s: float | None = None
     tokens_per_s: float | None = None  # decode speed, after the first token
+    network_s: float | None = None  # a remote endpoint's network round trip, part of total_s
 
 
 @dataclass(frozen=True)
