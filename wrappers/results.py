@@ -54,7 +54,12 @@ class Result:
             "response": self.response,
             "raw": self.raw,
             "usage": asdict(self.usage),
-            "latency": asdict(self.latency),
+            "latency": _known_network(asdict(self.latency)),
             "model": asdict(self.model),
             "error": self.error,
         }
+
+
+def _known_network(latency: dict[str, Any]) -> dict[str, Any]:
+    """The API's latency object; `network_s` only appears for remote endpoints."""
+    return {k: v for k, v in latency.items() if k != "network_s" or v is not None}
