@@ -124,7 +124,7 @@ def _safe_leaderboard():
 
 def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Component]:
     with gr.Column(variant="panel"):
-        gr.Markdown(f"## {backend.title}")
+        gr.Markdown(f"## {backend.title}\n<small>{backend.streaming_note}</small>")
         parts = {
             "chat": gr.Chatbot(label=backend.title, height=360, elem_id=f"chat-{side}"),
             "usage": gr.Markdown(fmt.usage_markdown(Result().usage), elem_id=f"usage-{side}"),

@@ -111,3 +111,19 @@ def test_turns_that_failed_are_left_out_of_the_next_request():
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Again"},
     ]
+
+
+def test_the_shipped_client_example_runs_against_the_app(server):
+    import subprocess
+    import sys
+
+    from wrappers.config import ROOT
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "client.py"), server],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Madrid" in out.stdout and "verdict" in out.stdout
