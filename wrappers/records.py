@@ -10,6 +10,7 @@ notice (`Recorder.notice`), never a failed chat.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -61,6 +62,8 @@ class Recorder:
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.02)
+        # Once per flush, not per trace: MLflow's own flush costs about a second.
+        mlflow.flush_trace_async_logging(terminate=False)
 
     def trace_ids(self, comparison_id: str) -> list[str]:
         self.flush()
@@ -77,7 +80,10 @@ class Recorder:
                     self._traces.setdefault(request.comparison_id, []).append(trace_id)
                 self.notice = None
             except Exception as exc:  # the store is down or refuses: keep chatting
-                self.notice = f"Tracing is unavailable ({type(exc).__name__}: {exc}); chatting continues."
+                notice = f"Tracing is unavailable ({type(exc).__name__}: {exc}); chatting continues."
+                if notice != self.notice:
+                    print(notice, file=sys.stderr, flush=True)
+                self.notice = notice
             finally:
                 self._queue.task_done()
 
@@ -106,9 +112,7 @@ def write_trace(request: Request) -> str:
         attributes={"error": result.error} if result.error else None,
         end_time_ns=request.started_ns + int((result.latency.total_s or 0) * 1e9),
     )
-    # MLflow exports traces on a queue of its own; this thread already is off the request path.
-    mlflow.flush_trace_async_logging(terminate=False)
-    return span.trace_id
+    return span.trace_id  # MLflow exports it from a queue of its own (see Recorder.flush)
 
 
 def log_vote(trace_ids: list[str], choice: str, comment: str = "") -> None:
