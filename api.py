@@ -8,6 +8,7 @@ message, never as an internal-error trace.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -54,16 +55,23 @@ class Comparer:
     ) -> Iterator[dict[str, Result]]:
         """Stream both sides; once both are done, record them as a linked pair of traces."""
         started, latest = time.time_ns(), {}
-        for latest in compare_stream(self.backends, conversations, options, self.limits.request_timeout_s):
-            yield latest
+        with self._generating():
+            for latest in compare_stream(
+                self.backends, conversations, options, self.limits.request_timeout_s
+            ):
+                yield latest
         self._record(comparison_id, conversations, options, latest, started)
 
     def one(self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str):
         """Stream one side only; recorded like a comparison with one trace."""
         started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
-        for result in stream_result(self.backends[side], messages, options, deadline):
-            yield result
+        with self._generating():
+            for result in stream_result(self.backends[side], messages, options, deadline):
+                yield result
         self._record(comparison_id, {side: messages}, options, {side: result}, started)
+
+    def _generating(self):
+        return self.recorder.generating() if self.recorder else contextlib.nullcontext()
 
     def _record(self, comparison_id, conversations, options, results, started_ns) -> None:
         if self.recorder is None:

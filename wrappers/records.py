@@ -2,13 +2,16 @@
 
 Each model's answer becomes one trace in the app's experiment, tagged with
 the comparison it belongs to, so the pair is found together. Traces are
-written by a background thread after the answer is complete: recording
-never delays a reply, and a tracking store that is down only produces a
-notice (`Recorder.notice`), never a failed chat.
+written by a background thread after the answer is complete, and only while
+no model is generating (or after a short wait): on two cores, writing during
+a generation would slow it down. A tracking store that is down only produces
+a notice (`Recorder.notice`), never a failed chat.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import sys
 import threading
@@ -44,12 +47,30 @@ class Request:
 class Recorder:
     """Writes traces off the request path; reports trouble instead of raising it."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_wait_s: float = 10.0) -> None:
+        # Export in this recorder's own thread, at the moment it chooses, not on MLflow's queue.
+        os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+        mlflow.tracing.reset()
         self._queue: queue.Queue[Request | None] = queue.Queue(maxsize=1000)
         self._traces: dict[str, list[str]] = {}  # comparison id -> trace ids
         self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._generating = 0
+        self._max_wait_s = max_wait_s
         self.notice: str | None = None
         threading.Thread(target=self._work, name="trace-recorder", daemon=True).start()
+
+    @contextlib.contextmanager
+    def generating(self):
+        """Mark a generation in progress; traces wait for it to end."""
+        with self._idle:
+            self._generating += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._generating -= 1
+                self._idle.notify_all()
 
     def record(self, request: Request) -> None:
         try:
@@ -62,8 +83,6 @@ class Recorder:
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.02)
-        # Once per flush, not per trace: MLflow's own flush costs about a second.
-        mlflow.flush_trace_async_logging(terminate=False)
 
     def trace_ids(self, comparison_id: str) -> list[str]:
         self.flush()
@@ -74,6 +93,8 @@ class Recorder:
     def _work(self) -> None:
         while True:
             request = self._queue.get()
+            with self._idle:
+                self._idle.wait_for(lambda: self._generating == 0, timeout=self._max_wait_s)
             try:
                 trace_id = write_trace(request)
                 with self._lock:
