@@ -112,18 +112,6 @@ def new_comparison_id() -> str:
 def register_api(comparer: Comparer) -> None:
     """Add the named endpoints to the Blocks being built."""
 
-    def compare(
-        prompt: str,
-        system_prompt: str = "",
-        max_tokens: int = 128,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop: str = "",
-    ) -> Iterator[dict]:
-        """Send one prompt to both models; stream {"transformers", "onnx", "verdict"}."""
-        options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from _sides(comparer, prompt_messages(prompt, system_prompt), options)
-
     def compare_messages(
         messages: list[dict],
         max_tokens: int = 128,
@@ -140,23 +128,29 @@ def register_api(comparer: Comparer) -> None:
         traces = comparer.vote(comparison_id, choice, comment)
         return {"comparison_id": comparison_id, "choice": choice, "trace_ids": traces}
 
-    limit = comparer.limits.concurrency
+    def one_side(side: str):
+        def respond(messages: Messages, options: GenerationOptions) -> Iterator[dict]:
+            for result in comparer.one(side, messages, options, new_comparison_id()):
+                yield result.to_dict()
+
+        return respond
+
+    models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     gr.api(vote, api_name="vote")
-    gr.api(compare, api_name="compare", concurrency_id=MODEL_EVENTS, concurrency_limit=limit)
-    gr.api(
-        compare_messages, api_name="compare_messages", concurrency_id=MODEL_EVENTS, concurrency_limit=limit
-    )
+    both = _prompt_endpoint(comparer, lambda messages, options: _sides(comparer, messages, options))
+    both.__doc__ = 'Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.'
+    gr.api(both, api_name="compare", **models)
+    gr.api(compare_messages, api_name="compare_messages", **models)
     for side in SIDES:
-        gr.api(
-            _one_side(comparer, side),
-            api_name=f"chat_{side}",
-            concurrency_id=MODEL_EVENTS,
-            concurrency_limit=limit,
-        )
+        single = _prompt_endpoint(comparer, one_side(side))
+        single.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
+        gr.api(single, api_name=f"chat_{side}", **models)
 
 
-def _one_side(comparer: Comparer, side: str):
-    def chat(
+def _prompt_endpoint(comparer: Comparer, respond):
+    """An endpoint taking one prompt and the settings; gr.api reads its typed signature."""
+
+    def endpoint(
         prompt: str,
         system_prompt: str = "",
         max_tokens: int = 128,
@@ -165,12 +159,9 @@ def _one_side(comparer: Comparer, side: str):
         stop: str = "",
     ) -> Iterator[dict]:
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        messages = prompt_messages(prompt, system_prompt)
-        for result in comparer.one(side, messages, options, new_comparison_id()):
-            yield result.to_dict()
+        yield from respond(prompt_messages(prompt, system_prompt), options)
 
-    chat.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
-    return chat
+    return endpoint
 
 
 def _sides(comparer: Comparer, messages: Messages, options: GenerationOptions) -> Iterator[dict]:
