@@ -19,7 +19,7 @@ from wrappers.backend import MlflowBackend
 from wrappers.comparison import judge
 from wrappers.config import Limits
 from wrappers.records import Recorder, leaderboard
-from wrappers.startup import Startup, warm_up
+from wrappers.startup import Startup, load_all, warm_up
 
 VOTES = {"left": "👈 Left better", "right": "👉 Right better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
 EXAMPLES = [
@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(argv)
     startup = Startup(list(SIDES))
     backends = build_backends(config, progress=startup.log)
+    if config.log_only:  # e.g. a Space's build step or a server image: register, then exit
+        raise SystemExit(0 if load_all(backends, startup) else 1)
     warm_up(backends, startup)
     demo = build_app(backends, startup, config.limits, Recorder())
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wrappers.sources import PRESETS, Source, parse_source
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CHECKPOINT = ROOT / "assets" / "tiny-phi3"
 
@@ -29,8 +31,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class AppConfig:
-    checkpoint: Path = TINY_CHECKPOINT
-    model_prefix: str = "tiny-phi3"
+    checkpoint: Path = TINY_CHECKPOINT  # the tiny-phi3 preset's transformers folder
+    model_prefix: str = "tiny-phi3"  # registered names start with this
+    preset: str = "tiny-phi3"
+    transformers_source: Source | None = None  # None: the preset's
+    onnx_source: Source | None = None
+    log_only: bool = False
     onnx_precision: str = "int4"
     data_dir: Path = ROOT / "data"
     tracking_uri: str | None = None  # None: SQLite in data_dir
@@ -40,6 +46,13 @@ class AppConfig:
     auth: tuple[str, str] | None = None  # (user, password) for the optional login
     transformers_endpoint: str | None = None  # a remote MLflow scoring server for pane (a)
     onnx_endpoint: str | None = None  # ... and for pane (b); None: in-process
+
+    @property
+    def sources(self) -> tuple[Source, Source]:
+        """(transformers source, ONNX source): explicit ones, else the preset's."""
+        preset = PRESETS[self.preset]
+        default = Source("local", str(self.checkpoint)) if self.preset == "tiny-phi3" else preset.transformers
+        return self.transformers_source or default, self.onnx_source or preset.onnx
 
     @property
     def store_uri(self) -> str:
@@ -59,7 +72,20 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     env = os.environ if env is None else env
     on_space = "SPACE_ID" in env  # Hugging Face Spaces serve on 0.0.0.0:7860
     parser = argparse.ArgumentParser(description="Compare two MLflow packagings of Phi-3.")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=env.get("PHI3_PRESET", "tiny-phi3"))
     parser.add_argument("--checkpoint", type=Path, default=env.get("PHI3_CHECKPOINT", TINY_CHECKPOINT))
+    parser.add_argument(
+        "--transformers-source",
+        default=env.get("PHI3_TRANSFORMERS_SOURCE"),
+        help="a Hub id or a local folder (overrides the preset)",
+    )
+    parser.add_argument("--transformers-revision", default=env.get("PHI3_TRANSFORMERS_REVISION"))
+    parser.add_argument(
+        "--onnx-source",
+        default=env.get("PHI3_ONNX_SOURCE"),
+        help="build, a local folder, or hub:REPO[@REV]:SUBFOLDER (overrides the preset)",
+    )
+    parser.add_argument("--log-only", action="store_true", help="log and register both models, then exit")
     parser.add_argument(
         "--onnx-precision", choices=("int4", "fp32"), default=env.get("PHI3_ONNX_PRECISION", "int4")
     )
@@ -72,9 +98,14 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     parser.add_argument("--onnx-endpoint", default=env.get("ONNX_ENDPOINT"))
     args = parser.parse_args(argv)
     user, password = env.get("PHI3_AUTH_USER"), env.get("PHI3_AUTH_PASSWORD")
+    transformers_source = _source(args.transformers_source, args.transformers_revision)
     return AppConfig(
         checkpoint=args.checkpoint,
-        model_prefix=Path(args.checkpoint).name,
+        model_prefix=_prefix(args, transformers_source),
+        preset=args.preset,
+        transformers_source=transformers_source,
+        onnx_source=_source(args.onnx_source),
+        log_only=args.log_only,
         onnx_precision=args.onnx_precision,
         data_dir=args.data_dir,
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
@@ -105,3 +136,17 @@ def _endpoint(url: str | None) -> str | None:
     if not url.startswith(("http://", "https://")):
         raise SystemExit(f"An endpoint must be an http(s) URL, got {url!r}.")
     return url.rstrip("/").removesuffix("/invocations")
+
+
+def _source(text: str | None, revision: str | None = None) -> Source | None:
+    return parse_source(text, revision) if text else None
+
+
+def _prefix(args: argparse.Namespace, transformers_source: Source | None) -> str:
+    """Registered-name prefix: one per preset or custom checkpoint. Versions are told apart by
+    their source tags anyway; the name only keeps the registry readable."""
+    if transformers_source and transformers_source.kind == "hub":
+        return transformers_source.location.replace("/", "--").lower()
+    if transformers_source:
+        return Path(transformers_source.location).name.lower()
+    return Path(args.checkpoint).name if args.preset == "tiny-phi3" else args.preset

@@ -6,14 +6,24 @@ first use, so building the app stays instant.
 
 from __future__ import annotations
 
+import hashlib
 from importlib.metadata import version
 from pathlib import Path
 
 from wrappers import onnx_backend, transformers_backend
 from wrappers.backend import Backend, MlflowBackend
 from wrappers.config import AppConfig
-from wrappers.registry import LazyModel, ModelSpec, Progress, hash_files, use_store
+from wrappers.errors import ModelLoadError
+from wrappers.registry import LazyModel, ModelSpec, Progress, hash_files, newest_version, use_store
 from wrappers.remote import remote_backends
+from wrappers.sources import (
+    Source,
+    hub_commit,
+    memory_needed,
+    published_precision,
+    require_memory,
+    resolve,
+)
 
 
 def build_backends(config: AppConfig, progress: Progress = print) -> dict[str, Backend]:
@@ -46,47 +56,104 @@ def _in_process(config: AppConfig, locks: Path, progress: Progress) -> dict[str,
 
 
 def transformers_spec(config: AppConfig) -> ModelSpec:
-    checkpoint = str(config.checkpoint.resolve())
+    source, name = config.sources[0], f"{config.model_prefix}-transformers"
+    try:
+        checkpoint = resolve(source, "config.json")
+    except ModelLoadError as error:
+        return _registered_spec(name, source, error)
+    memory = _fitting_memory(name, checkpoint, as_fp32=True)
     return ModelSpec(
-        registered_name=f"{config.model_prefix}-transformers",
-        description=f"{checkpoint} as an MLflow transformers flavor, task llm/v1/chat.",
-        tags={
-            "source": checkpoint,
-            "source_hash": hash_files(Path(checkpoint)),
-            "precision": "fp32",
-            "wrapper": "transformers",
-        },
+        registered_name=name,
+        description=f"{source} as an MLflow transformers flavor, task llm/v1/chat.",
+        tags=_tags(source, checkpoint, "fp32", "transformers"),
         log=lambda progress: transformers_backend.log_transformers_model(
-            checkpoint, _pins("mlflow", "transformers", "torch")
+            str(checkpoint), _pins("mlflow", "transformers", "torch")
         ),
+        memory_bytes=memory,
     )
 
 
 def onnx_spec(config: AppConfig) -> ModelSpec:
-    checkpoint, precision = config.checkpoint.resolve(), config.onnx_precision
-    source_hash = hash_files(checkpoint, extra=f"onnx:{precision}:{version('onnxruntime-genai')}")
+    transformers_source, source = config.sources
+    if source.kind == "build":
+        return _built_onnx_spec(config, transformers_source)
+    name = f"{config.model_prefix}-onnx"
+    try:
+        folder = resolve(source, "genai_config.json")
+    except ModelLoadError as error:
+        return _registered_spec(name, source, error)
+    memory = _fitting_memory(name, folder)
+    return ModelSpec(
+        registered_name=name,
+        description=f"The onnxruntime-genai model {source}, in an MLflow pyfunc.",
+        tags=_tags(source, folder, published_precision(folder), "onnx"),
+        log=lambda progress: onnx_backend.log_onnx_model(
+            folder, _pins("mlflow", "onnxruntime-genai", "pandas")
+        ),
+        memory_bytes=memory,
+    )
+
+
+def _built_onnx_spec(config: AppConfig, transformers_source: Source) -> ModelSpec:
+    name, precision = f"{config.model_prefix}-onnx-{config.onnx_precision}", config.onnx_precision
+    try:
+        checkpoint = resolve(transformers_source, "config.json")
+    except ModelLoadError as error:
+        return _registered_spec(name, transformers_source, error)
+    memory = _fitting_memory(name, checkpoint, as_fp32=True)  # the builder loads the checkpoint
+    tags = _tags(transformers_source, checkpoint, precision, "onnx")
+    tags["source_hash"] += f"|onnx:{precision}:{version('onnxruntime-genai')}"
+    build_dir = config.build_dir / hashlib.sha256(tags["source_hash"].encode()).hexdigest()[:16]
 
     def build_and_log(progress: Progress) -> str:
         progress(f"Building the {precision} ONNX export of {checkpoint} with onnxruntime-genai's builder")
-        export = onnx_backend.build_onnx_export(
-            str(checkpoint), precision, config.build_dir / source_hash[:16]
-        )
+        export = onnx_backend.build_onnx_export(str(checkpoint), precision, build_dir)
         return onnx_backend.log_onnx_model(export, _pins("mlflow", "onnxruntime-genai", "pandas"))
 
     return ModelSpec(
-        registered_name=f"{config.model_prefix}-onnx-{precision}",
+        registered_name=name,
         description=(
-            f"{checkpoint} exported to ONNX ({precision}, CPU) by onnxruntime-genai's builder, "
+            f"{transformers_source} exported to ONNX ({precision}, CPU) by onnxruntime-genai's builder, "
             "in an MLflow pyfunc."
         ),
-        tags={
-            "source": str(checkpoint),
-            "source_hash": source_hash,
-            "precision": precision,
-            "wrapper": "onnx",
-        },
+        tags=tags,
         log=build_and_log,
+        memory_bytes=memory,
     )
+
+
+def _fitting_memory(name: str, folder: Path, as_fp32: bool = False) -> int:
+    """The memory `folder` needs; refused now if it will not fit, before hashing or loading it."""
+    needed = memory_needed(folder, as_fp32)
+    require_memory(needed, f"{name} ({folder})")
+    return needed
+
+
+def _tags(source: Source, folder: Path, precision: str, wrapper: str) -> dict[str, str]:
+    """Registry tags: a Hub snapshot is identified by its commit, a local folder by its content."""
+    commit = hub_commit(folder)
+    where = f"{source.location}/{source.subfolder}" if source.subfolder else source.location
+    return {
+        "source": str(source) if source.kind == "hub" else str(folder),
+        "revision": commit or "local",
+        "source_hash": f"hub:{where}@{commit}" if commit else hash_files(folder),
+        "precision": precision,
+        "wrapper": wrapper,
+    }
+
+
+def _registered_spec(name: str, source: Source, error: ModelLoadError) -> ModelSpec:
+    """A Hub source that cannot be fetched now may already be registered, e.g. pre-logged
+    with --log-only on a machine with network: then that version is loaded, else `error` stands."""
+    found = newest_version(name, "source", str(source)) if source.kind == "hub" else None
+    if found is None:
+        raise error
+
+    def cannot_log(progress: Progress) -> str:
+        raise error
+
+    memory = int(found.tags.get("memory_bytes", 0))
+    return ModelSpec(name, f"{source}, as registered", dict(found.tags), cannot_log, memory)
 
 
 def _pins(*packages: str) -> list[str]:

@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 
 from wrappers.errors import ModelLoadError
 from wrappers.results import ModelRef
+from wrappers.sources import require_memory
 
 EXPERIMENT = "phi3-mlflow-compare"
 LIBRARIES = ("mlflow", "transformers", "torch", "onnxruntime-genai")
@@ -40,6 +41,7 @@ class ModelSpec:
     description: str
     tags: dict[str, str]  # must include "source_hash"
     log: Callable[[Progress], str]  # logs inside the active run, returns the model URI
+    memory_bytes: int = 0  # needed to log or load it; checked before either
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ def use_store(tracking_uri: str, artifact_root: Path, lock_dir: Path | None = No
 
 def log_or_load(spec: ModelSpec, lock_dir: Path, progress: Progress = print) -> LoadedModel:
     """Load the registered version for `spec`, logging and registering it first if needed."""
+    require_memory(spec.memory_bytes, spec.registered_name)
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_dir / f"{spec.registered_name}.lock"):
         found = find_version(spec)
@@ -84,14 +87,19 @@ def log_or_load(spec: ModelSpec, lock_dir: Path, progress: Progress = print) -> 
 
 def find_version(spec: ModelSpec):
     """The newest registered version logged from the same source, or None."""
-    query = f"name = '{spec.registered_name}' and tags.source_hash = '{spec.tags['source_hash']}'"
+    return newest_version(spec.registered_name, "source_hash", spec.tags["source_hash"])
+
+
+def newest_version(registered_name: str, tag: str, value: str):
+    """The newest ready version of `registered_name` whose tag `tag` is `value`, or None."""
+    query = f"name = '{registered_name}' and tags.{tag} = '{value}'"
     versions = MlflowClient().search_model_versions(query)
     ready = [v for v in versions if v.status == "READY"]
     return max(ready, key=lambda v: int(v.version)) if ready else None
 
 
 def _log_and_register(spec: ModelSpec, progress: Progress):
-    tags = spec.tags | library_versions()
+    tags = spec.tags | library_versions() | {"memory_bytes": str(spec.memory_bytes)}
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"log {spec.registered_name}"):
         mlflow.set_tags(tags)

@@ -25,6 +25,7 @@ from wrappers.config import AppConfig
 from wrappers.errors import GenerationError
 from wrappers.options import GenerationOptions
 from wrappers.results import ModelRef, Usage
+from wrappers.sources import resolve
 from wrappers.stops import StopScanner
 
 STREAMING_NOTE = "Remote MLflow scoring server: it answers in one piece, so this pane does not stream."
@@ -125,7 +126,7 @@ def remote_backends(config: AppConfig) -> dict[str, RemoteBackend]:
     from transformers import AutoTokenizer
 
     # The checkpoint's tokenizer formats the ONNX prompt and counts prompt tokens, as in-process.
-    template = AutoTokenizer.from_pretrained(config.checkpoint)
+    template = AutoTokenizer.from_pretrained(resolve(config.sources[0], "config.json"))
     titles = {"transformers": transformers_backend.TITLE, "onnx": onnx_backend.TITLE}
     return {
         side: RemoteBackend(

@@ -47,16 +47,20 @@ class Startup:
 
 def warm_up(backends: Mapping[str, Backend], startup: Startup) -> threading.Thread:
     """Log or load every model in the background, one after the other."""
-
-    def load_all() -> None:
-        for side, backend in backends.items():
-            startup.set_state(side, "logging or loading")
-            try:
-                ref = backend.model_ref()
-                startup.set_state(side, f"ready: {ref.uri}")
-            except Exception as exc:  # shown in that pane; the other still loads
-                startup.set_state(side, f"failed: {exc}")
-
-    thread = threading.Thread(target=load_all, name="warm-up", daemon=True)
+    thread = threading.Thread(target=load_all, args=(backends, startup), name="warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def load_all(backends: Mapping[str, Backend], startup: Startup) -> bool:
+    """Log or load every model, one after the other; True if all are ready."""
+    ready = True
+    for side, backend in backends.items():
+        startup.set_state(side, "logging or loading")
+        try:
+            ref = backend.model_ref()
+            startup.set_state(side, f"ready: {ref.uri}")
+        except Exception as exc:  # shown in that pane; the other still loads
+            startup.set_state(side, f"failed: {exc}")
+            ready = False
+    return ready

@@ -38,9 +38,13 @@ STREAMING_NOTE = (
 
 def log_transformers_model(checkpoint: str, pip_requirements: list[str]) -> str:
     """Log `checkpoint` as an llm/v1/chat pipeline in the active run; return its URI."""
+    import torch
     import transformers
 
-    pipeline = transformers.pipeline(task="text-generation", model=checkpoint, device="cpu")
+    # fp32 on CPU: Phi-3's published bf16 weights are slow or unsupported on many CPUs.
+    pipeline = transformers.pipeline(
+        task="text-generation", model=checkpoint, device="cpu", dtype=torch.float32
+    )
     info = mlflow.transformers.log_model(
         transformers_model=pipeline,
         name="model",

@@ -1,0 +1,175 @@
+"""Where each side's model comes from: presets, Hub ids, local folders, or a local build.
+
+A source resolves to a local folder before anything is logged. Hub sources
+try the local Hugging Face cache first, then check in seconds whether the
+Hub can be reached at all, so an offline machine gets a one-line message
+naming what is missing and how to fetch it, not minutes of retries. Only
+the ONNX subfolder of a Hub repo is downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psutil
+
+from wrappers.errors import ModelLoadError
+
+INT4_CPU = "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4"
+WEIGHTS = ("*.safetensors", "*.bin", "*.onnx", "*.onnx.data")
+
+
+@dataclass(frozen=True)
+class Source:
+    """`kind` is "local" (a folder), "hub" (a repo id) or "build" (ONNX from side a)."""
+
+    kind: str
+    location: str = ""
+    revision: str | None = None
+    subfolder: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "build":
+            return "build from the transformers checkpoint"
+        at = f"@{self.revision}" if self.revision else ""
+        sub = f":{self.subfolder}" if self.subfolder else ""
+        return f"{self.kind}:{self.location}{at}{sub}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    transformers: Source
+    onnx: Source
+
+
+def _hub_pair(name: str) -> Preset:
+    return Preset(
+        Source("hub", f"microsoft/{name}"), Source("hub", f"microsoft/{name}-onnx", subfolder=INT4_CPU)
+    )
+
+
+PRESETS = {
+    "tiny-phi3": Preset(
+        Source("local", str(Path(__file__).resolve().parent.parent / "assets" / "tiny-phi3")), Source("build")
+    ),
+    "phi3-mini-4k": _hub_pair("Phi-3-mini-4k-instruct"),
+    "phi3-mini-128k": _hub_pair("Phi-3-mini-128k-instruct"),
+}
+
+
+def parse_source(text: str, revision: str | None = None) -> Source:
+    """`build`, `hub:REPO[@REV][:SUBFOLDER]`, a local folder, or a bare Hub id.
+
+    >>> parse_source("hub:microsoft/x-onnx@main:cpu/int4")
+    Source(kind='hub', location='microsoft/x-onnx', revision='main', subfolder='cpu/int4')
+    >>> parse_source("build").kind
+    'build'
+    """
+    if text == "build":
+        return Source("build")
+    if text.startswith("hub:"):
+        repo, _, subfolder = text[4:].partition(":")
+        repo, _, rev = repo.partition("@")
+        return Source("hub", repo, rev or revision, subfolder or None)
+    if Path(text).exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        return Source("local", str(Path(text).expanduser().resolve()))
+    return Source("hub", text, revision)
+
+
+def resolve(source: Source, needs: str) -> Path:
+    """The local folder holding `source`; `needs` is a file it must contain."""
+    path = _fetch(source) if source.kind == "hub" else Path(source.location)
+    if not path.is_dir():
+        raise ModelLoadError(f"Model folder not found: {path}")
+    if not (path / needs).is_file():
+        raise ModelLoadError(f"{path} has no {needs}: it is not a {_what(needs)} folder.")
+    return path
+
+
+def _what(needs: str) -> str:
+    return "onnxruntime-genai model" if needs == "genai_config.json" else "Hugging Face checkpoint"
+
+
+def _fetch(source: Source) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = [f"{source.subfolder}/*"] if source.subfolder else None
+    kwargs = {"repo_id": source.location, "revision": source.revision, "allow_patterns": patterns}
+    try:
+        root = snapshot_download(**kwargs, local_files_only=True)
+    except Exception:
+        _require_hub(source)
+        try:
+            root = snapshot_download(**kwargs)
+        except Exception as exc:
+            raise ModelLoadError(f"Could not download {source}: {exc}") from exc
+    return Path(root) / source.subfolder if source.subfolder else Path(root)
+
+
+def _require_hub(source: Source) -> None:
+    if (problem := _hub_unreachable()) is not None:
+        fetch = f"hf download {source.location}"
+        if source.revision:
+            fetch += f" --revision {source.revision}"
+        if source.subfolder:
+            fetch += f" --include '{source.subfolder}/*'"
+        raise ModelLoadError(
+            f"{source.location} is not in the local Hugging Face cache and the Hub cannot be reached "
+            f"({problem}). Run `{fetch}` where there is network, or pre-log it there with --log-only "
+            "into the MLflow store this app uses."
+        )
+
+
+@functools.cache  # asked once per process: both sides of a Hub preset fail within one timeout
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(constants.ENDPOINT)  # HF_ENDPOINT, for mirrors
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError as exc:
+        return f"{url.hostname}: {exc}"
+    return None
+
+
+def hub_commit(path: Path) -> str | None:
+    """The commit of a Hub snapshot folder (…/snapshots/<sha>/…), or None for a local folder."""
+    parts = path.resolve().parts
+    return parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
+
+
+def memory_needed(folder: Path, as_fp32: bool = False, headroom: float = 1.2) -> int:
+    """Bytes of memory that loading the weights in `folder` takes, with some headroom.
+
+    `as_fp32`: the weights are loaded as float32, so 16-bit checkpoints double in size.
+    """
+    size = sum(f.stat().st_size for pattern in WEIGHTS for f in folder.rglob(pattern))
+    return int(size * (_fp32_expansion(folder) if as_fp32 else 1.0) * headroom)
+
+
+def _fp32_expansion(folder: Path) -> float:
+    config = json.loads((folder / "config.json").read_text())
+    stored = config.get("dtype") or config.get("torch_dtype") or "float32"
+    return 2.0 if stored in ("bfloat16", "float16") else 1.0
+
+
+def require_memory(needed: int, what: str) -> None:
+    """Refuse, before loading, a model that would not fit in the memory available now."""
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise ModelLoadError(
+            f"{what} needs about {needed / 2**30:.1f} GiB of memory to load; only "
+            f"{available / 2**30:.1f} GiB is available. Use a machine with more memory."
+        )
+
+
+def published_precision(folder: Path) -> str:
+    """The precision a published ONNX folder's name states, e.g. cpu-int4-rtn-block-32."""
+    return next((p for p in ("int4", "int8", "fp16", "bf16", "fp32") if p in folder.name), "as published")
