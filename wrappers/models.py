@@ -41,24 +41,24 @@ def _in_process(config: AppConfig, locks: Path, progress: Progress) -> dict[str,
         "transformers": MlflowBackend(
             transformers_backend.TITLE,
             transformers_backend.STREAMING_NOTE,
-            LazyModel(lambda: transformers_spec(config), locks, progress),
+            LazyModel(lambda report: transformers_spec(config, report), locks, progress),
             transformers_backend.stream_predict,
             config.limits.max_prompt_tokens,
         ),
         "onnx": MlflowBackend(
             onnx_backend.TITLE,
             onnx_backend.STREAMING_NOTE,
-            LazyModel(lambda: onnx_spec(config), locks, progress),
+            LazyModel(lambda report: onnx_spec(config, report), locks, progress),
             onnx_backend.stream_predict,
             config.limits.max_prompt_tokens,
         ),
     }
 
 
-def transformers_spec(config: AppConfig) -> ModelSpec:
+def transformers_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
     source, name = config.sources[0], f"{config.model_prefix}-transformers"
     try:
-        checkpoint = resolve(source, "config.json")
+        checkpoint = resolve(source, "config.json", progress)
     except ModelLoadError as error:
         return _registered_spec(name, source, error)
     memory = _fitting_memory(name, checkpoint, as_fp32=True)
@@ -73,13 +73,13 @@ def transformers_spec(config: AppConfig) -> ModelSpec:
     )
 
 
-def onnx_spec(config: AppConfig) -> ModelSpec:
+def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
     transformers_source, source = config.sources
     if source.kind == "build":
-        return _built_onnx_spec(config, transformers_source)
+        return _built_onnx_spec(config, transformers_source, progress)
     name = f"{config.model_prefix}-onnx"
     try:
-        folder = resolve(source, "genai_config.json")
+        folder = resolve(source, "genai_config.json", progress)
     except ModelLoadError as error:
         return _registered_spec(name, source, error)
     memory = _fitting_memory(name, folder)
@@ -94,10 +94,10 @@ def onnx_spec(config: AppConfig) -> ModelSpec:
     )
 
 
-def _built_onnx_spec(config: AppConfig, transformers_source: Source) -> ModelSpec:
+def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: Progress) -> ModelSpec:
     name, precision = f"{config.model_prefix}-onnx-{config.onnx_precision}", config.onnx_precision
     try:
-        checkpoint = resolve(transformers_source, "config.json")
+        checkpoint = resolve(transformers_source, "config.json", progress)
     except ModelLoadError as error:
         return _registered_spec(name, transformers_source, error)
     memory = _fitting_memory(name, checkpoint, as_fp32=True)  # the builder loads the checkpoint

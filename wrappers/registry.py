@@ -132,7 +132,7 @@ def hash_files(root: Path, extra: str = "") -> str:
 class LazyModel:
     """Logs or loads a model on first use, once, from any number of threads."""
 
-    def __init__(self, spec: Callable[[], ModelSpec], lock_dir: Path, progress: Progress) -> None:
+    def __init__(self, spec: Callable[[Progress], ModelSpec], lock_dir: Path, progress: Progress) -> None:
         self._spec, self._lock_dir, self._progress = spec, lock_dir, progress
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
@@ -140,5 +140,5 @@ class LazyModel:
     def get(self) -> LoadedModel:
         with self._lock:
             if self._loaded is None:
-                self._loaded = log_or_load(self._spec(), self._lock_dir, self._progress)
+                self._loaded = log_or_load(self._spec(self._progress), self._lock_dir, self._progress)
             return self._loaded

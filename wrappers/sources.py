@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -81,9 +82,9 @@ def parse_source(text: str, revision: str | None = None) -> Source:
     return Source("hub", text, revision)
 
 
-def resolve(source: Source, needs: str) -> Path:
+def resolve(source: Source, needs: str, progress: Callable[[str], None] = print) -> Path:
     """The local folder holding `source`; `needs` is a file it must contain."""
-    path = _fetch(source) if source.kind == "hub" else Path(source.location)
+    path = _fetch(source, progress) if source.kind == "hub" else Path(source.location)
     if not path.is_dir():
         raise ModelLoadError(f"Model folder not found: {path}")
     if not (path / needs).is_file():
@@ -95,7 +96,7 @@ def _what(needs: str) -> str:
     return "onnxruntime-genai model" if needs == "genai_config.json" else "Hugging Face checkpoint"
 
 
-def _fetch(source: Source) -> Path:
+def _fetch(source: Source, progress: Callable[[str], None]) -> Path:
     from huggingface_hub import snapshot_download
 
     patterns = [f"{source.subfolder}/*"] if source.subfolder else None
@@ -104,6 +105,8 @@ def _fetch(source: Source) -> Path:
         root = snapshot_download(**kwargs, local_files_only=True)
     except Exception:
         _require_hub(source)
+        what = f"{source.subfolder} of {source.location}" if source.subfolder else source.location
+        progress(f"Downloading {what} from the Hugging Face Hub (first start only; progress in the terminal)")
         try:
             root = snapshot_download(**kwargs)
         except Exception as exc:
