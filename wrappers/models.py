@@ -102,7 +102,8 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
         return _registered_spec(name, transformers_source, error)
     memory = _fitting_memory(name, checkpoint, as_fp32=True)  # the builder loads the checkpoint
     tags = _tags(transformers_source, checkpoint, precision, "onnx")
-    tags["source_hash"] += f"|onnx:{precision}:{version('onnxruntime-genai')}"
+    options = ",".join(onnx_backend.builder_options(precision))  # another export, another version
+    tags["source_hash"] += f"|onnx:{precision}:{version('onnxruntime-genai')}:{options}"
     build_dir = config.build_dir / hashlib.sha256(tags["source_hash"].encode()).hexdigest()[:16]
 
     def build_and_log(progress: Progress) -> str:

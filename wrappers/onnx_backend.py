@@ -32,6 +32,9 @@ ARTIFACT_KEY = "onnx_model"  # as in onnx_model.py, which must not be imported h
 PRECISIONS = ("int4", "fp32")
 # Matches Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3.
 INT4_OPTIONS = ["int4_block_size=32", "int4_accuracy_level=4"]
+# Prefill computes the logits of the last prompt token only, not of every one (32064 x 3072
+# FLOPs per prompt token, and a [tokens, 32064] output): what transformers' generate does too.
+EXPORT_OPTIONS = ["prune_lm_head=true"]
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec(DataType.string, "prompt")]),
@@ -51,15 +54,29 @@ SIGNATURE = ModelSignature(
 INPUT_EXAMPLE = {"prompt": "<|user|>\nWhat is the capital of Spain?<|end|>\n<|assistant|>\n"}
 
 
-def build_onnx_export(checkpoint: str, precision: str, out_dir: Path) -> Path:
-    """Build `checkpoint` to ONNX with onnxruntime-genai's builder, for the CPU."""
+def builder_options(precision: str) -> list[str]:
+    """The builder's extra options for an export.
+
+    >>> builder_options("fp32")
+    ['prune_lm_head=true']
+    """
+    return EXPORT_OPTIONS + (INT4_OPTIONS if precision == "int4" else [])
+
+
+def build_onnx_export(
+    checkpoint: str, precision: str, out_dir: Path, options: list[str] | None = None
+) -> Path:
+    """Build `checkpoint` to ONNX with onnxruntime-genai's builder, for the CPU.
+
+    `options` replaces `builder_options(precision)` (the benchmarks compare variants).
+    """
     from onnxruntime_genai.models.builder import create_model, parse_extra_options
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     shutil.rmtree(out_dir, ignore_errors=True)
     cache = out_dir.with_name(out_dir.name + ".cache")
-    extra = INT4_OPTIONS if precision == "int4" else []
+    extra = builder_options(precision) if options is None else options
     args = ("", checkpoint, str(out_dir), precision, "cpu", str(cache))
     create_model(*args, **parse_extra_options(*args, extra))
     shutil.rmtree(cache, ignore_errors=True)

@@ -123,9 +123,16 @@ class _Lockstep:
         self._resume = threading.Semaphore(0)
 
     def run(self, pyfunc, request: dict[str, Any]) -> None:
-        """Thread body: the real MLflow predict call."""
+        """Thread body: the real MLflow predict call.
+
+        Under inference_mode, which skips autograd's bookkeeping on every tensor; the
+        pipeline's own no_grad leaves it on. Grad modes are per thread, so it is set here.
+        """
+        import torch
+
         try:
-            self._outbox.put(("done", pyfunc.predict(request)))
+            with torch.inference_mode():
+                self._outbox.put(("done", pyfunc.predict(request)))
         except _Cancelled:
             self._outbox.put(("cancelled", None))
         except Exception as exc:  # handed to the consumer, which raises it

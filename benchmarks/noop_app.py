@@ -1,0 +1,45 @@
+"""The baseline for the app's API: a Gradio server whose streaming endpoint does nothing.
+
+Same Gradio version, same queue settings as the app, served from its own
+process as the app is, so that client, HTTP and queue costs are measured
+alike and only the app's own work differs.
+
+    GRADIO_SERVER_PORT=7861 .venv/bin/python -m benchmarks.noop_app
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gradio as gr
+
+EMPTY_RESULT = {
+    "response": None,
+    "raw": None,
+    "usage": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+    "latency": {"total_s": None, "ttft_s": None, "tokens_per_s": None},
+    "model": {"name": "noop", "version": "1", "uri": "models:/noop/1"},
+    "error": None,
+}
+
+
+def noop(prompt: str, max_tokens: int = 128) -> Iterator[dict]:
+    """Stream `max_tokens` updates shaped like the app's, doing no work for them.
+
+    The app streams one update per token, so this is the same traffic through Gradio with
+    nothing behind it: what remains of the app's time is its own.
+    """
+    for _ in range(max_tokens):
+        yield dict(EMPTY_RESULT)
+
+
+def build_noop_app() -> gr.Blocks:
+    with gr.Blocks() as demo:
+        gr.api(noop, api_name="noop", concurrency_limit=1)
+    return demo
+
+
+if __name__ == "__main__":
+    app = build_noop_app()
+    app.queue(default_concurrency_limit=1, max_size=32)
+    app.launch(server_name="127.0.0.1")  # the port comes from GRADIO_SERVER_PORT

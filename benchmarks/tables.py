@@ -1,0 +1,159 @@
+"""The suite's Markdown report and its plot, both drawn from the JSON summary (string keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(s: dict) -> str:
+    m = s["machine"]
+    prompts = list(s["rows"][0]["ttft_s"]) if s["rows"] else []
+    news = list(s["rows"][0]["tokens_per_s"]) if s["rows"] else []
+    lines = [
+        f"Model: `{s['model']['checkpoint']}` ({s['model']['shape']['layers']} layers, hidden "
+        f"{s['model']['shape']['hidden']}, MLP {s['model']['shape']['intermediate']}, vocab "
+        f"{s['model']['shape']['vocab']}). Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM; "
+        f"measured read bandwidth {m['memory_bandwidth_gbs']:.1f} GB/s (median of probes "
+        f"{', '.join(f'{p:.0f}' for p in m['bandwidth_probes_gbs'])} through the run), fp32 GEMM peak "
+        f"{m['matmul_peak_gflops']:.0f} GFLOP/s. Medians of {s['settings']['repeats']} repeats "
+        "after a warm-up.",
+        "",
+        "| path | depth | load s | peak RSS MB | "
+        + " | ".join(f"TTFT {p} s" for p in prompts)
+        + " | "
+        + " | ".join(f"tok/s {n}" for n in news)
+        + " | % of bandwidth bound | prefill % of GEMM peak |",
+        "|" + "---|" * (6 + len(prompts) + len(news)),
+    ]
+    for r in s["rows"]:
+        bw = r["bandwidth_bound_pct"][news[0]]
+        peak = r["prefill_peak_pct"][prompts[min(1, len(prompts) - 1)]]
+        lines.append(
+            f"| {r['path']} | {r['depth']} | {_fmt(r['load_s'], 1)} | {_fmt(r['peak_rss_mb'], 0)} | "
+            + " | ".join(_fmt(r["ttft_s"][p], 3) for p in prompts)
+            + " | "
+            + " | ".join(_fmt(r["tokens_per_s"][n], 1) for n in news)
+            + f" | {_fmt(bw, 0)} | {_fmt(peak, 0)} |"
+        )
+    lines += [
+        "",
+        f"Bandwidth bound at {news[0] if news else ''} new tokens; GEMM peak at "
+        f"{prompts[min(1, len(prompts) - 1)] if prompts else ''} prompt tokens. Gradio rows: load is the "
+        "app's warm start to its first answer, memory is the whole app process (both models), times are "
+        "at the client.",
+        "",
+    ]
+    lines += _targets(s) + _extrapolation(s) + tuning_table(s)
+    return "\n".join(lines) + "\n"
+
+
+def _targets(s: dict) -> list[str]:
+    lines = ["### Targets", "", "| target | measured | limit | met |", "|---|---|---|---|"]
+    for t in s["targets"]:
+        sign = "≤" if t["at_most"] else "≥"
+        met = {True: "yes", False: "**no**", None: "–"}[t["met"]]
+        lines.append(
+            f"| {t['target']} | {_fmt(t['measured'])} {t['unit']} | {sign} {t['limit']} {t['unit']} | {met} |"
+        )
+    if s.get("noop_round_trip_s") is not None:
+        beyond = "; ".join(
+            f"{r['path']} {1000 * r['api_overhead_s']:.1f} ms" for r in s["rows"] if "api_overhead_s" in r
+        )
+        lines += [
+            "",
+            f"No-op endpoint, streaming as many updates as the app: median round trip "
+            f"{1000 * s['noop_round_trip_s']:.1f} ms. The app's time beyond its model's, per request: "
+            f"{beyond}.",
+        ]
+    return lines + [""]
+
+
+def _extrapolation(s: dict) -> list[str]:
+    if not s.get("extrapolation"):
+        return []
+    lines = [
+        "### Extrapolation to the 32 layers of Phi-3-mini",
+        "",
+        "**An extrapolation, not a measurement**: the raw engines were timed at two depths of the shaped "
+        "model and the per-layer cost extended linearly to 32 layers (memory, caches and the OS may not "
+        "scale linearly, and a 32-layer fp32 model would need 15 GB).",
+        "",
+        "| path | layers measured | tok/s measured | TTFT s measured | tok/s at 32 layers "
+        "| TTFT s at 32 layers |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path, e in s["extrapolation"].items():
+        lines.append(
+            f"| {path} | {', '.join(map(str, e['layers_measured']))} | "
+            f"{', '.join(_fmt(v, 1) for v in e['measured_tokens_per_s'])} | "
+            f"{', '.join(_fmt(v, 3) for v in e['measured_ttft_s'])} | {_fmt(e['tokens_per_s'], 1)} | "
+            f"{_fmt(e['ttft_s'], 2)} |"
+        )
+    return lines + [""]
+
+
+def tuning_table(s: dict) -> list[str]:
+    if not s.get("tuning"):
+        return []
+    lines = [
+        "### Tuning (raw engines; the two-model rows through the pyfuncs)",
+        "",
+        "| knob | setting | result |",
+        "|---|---|---|",
+    ]
+    for t in s["tuning"]:
+        if "ttft_s" in t:
+            result = f"TTFT {_fmt(t['ttft_s'], 3)} s, {_fmt(t['tokens_per_s'], 1)} tok/s"
+        else:
+            speeds = ", ".join(
+                f"{k.removesuffix('_tokens_per_s')} {_fmt(v, 1)} tok/s"
+                for k, v in t.items()
+                if k.endswith("_tokens_per_s")
+            )
+            both = f"both answers in {_fmt(t['wall_s'])} s; " if "wall_s" in t else "decode: "
+            result = both + speeds
+        lines.append(f"| {t['knob']} | {t['setting']} | {result} |")
+    return lines + [""]
+
+
+def plot(s: dict, path: Path) -> None:
+    """Two bar charts per path and depth: decode tokens/s, and time to first token."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = s["rows"]
+    labels = [f"{r['path']}\n{r['depth']}" for r in rows]
+    news, prompts = list(rows[0]["tokens_per_s"]), list(rows[0]["ttft_s"])
+    fig, (speed, ttft) = plt.subplots(1, 2, figsize=(13, 5))
+    width = 0.8 / max(len(news), len(prompts))
+    for i, n in enumerate(news):
+        speed.bar(
+            [x + i * width for x in range(len(rows))],
+            [r["tokens_per_s"][n] or 0 for r in rows],
+            width,
+            label=f"{n} new tokens",
+        )
+    for i, p in enumerate(prompts):
+        ttft.bar(
+            [x + i * width for x in range(len(rows))],
+            [r["ttft_s"][p] or 0 for r in rows],
+            width,
+            label=f"{p}-token prompt",
+        )
+    for axis, title in (
+        (speed, "decode tokens/s (higher is better)"),
+        (ttft, "time to first token, s (lower is better)"),
+    ):
+        axis.set_xticks(range(len(rows)), labels, fontsize=7, rotation=30, ha="right")
+        axis.set_title(title)
+        axis.legend(fontsize=8)
+    fig.suptitle(f"{s['model']['checkpoint']} on {s['machine']['cpu']}, {s['machine']['cores']} cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
