@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -30,6 +30,8 @@ SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
 ROLES = ("system", "user", "assistant")
 COMPARISON_ID = re.compile(r"[0-9a-f]{32}")
+T = TypeVar("T")
+_NONE = object()  # no update held back
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ def register_api(comparer: Comparer) -> None:
 
     def one_side(side: str):
         def respond(messages: Messages, options: GenerationOptions) -> Iterator[dict]:
-            for result in comparer.one(side, messages, options, new_comparison_id()):
+            results = comparer.one(side, messages, options, new_comparison_id())
+            for result in paced(results, comparer.limits.stream_interval_s):
                 yield result.to_dict()
 
         return respond
@@ -166,10 +169,34 @@ def _prompt_endpoint(comparer: Comparer, respond):
 
 def _sides(comparer: Comparer, messages: Messages, options: GenerationOptions) -> Iterator[dict]:
     comparison_id, latest = new_comparison_id(), {}
-    for latest in comparer.compare({side: messages for side in SIDES}, options, comparison_id):
+    results = comparer.compare({side: messages for side in SIDES}, options, comparison_id)
+    for latest in paced(results, comparer.limits.stream_interval_s):
         yield _payload(comparison_id, latest, None, None)
     verdict = judge(latest["transformers"], latest["onnx"], SIDES)
     yield _payload(comparison_id, latest, verdict.to_dict(), comparer.notice)
+
+
+def paced(updates: Iterator[T], interval_s: float) -> Iterator[T]:
+    """The first update at once, then at most one per `interval_s`, and always the last.
+
+    Every streamed update costs Gradio a diff and a message (about 0.6 ms each on 2 cores, see
+    docs/benchmarks.md) while the generation waits; nobody reads 100 updates a second.
+
+    >>> list(paced(iter(range(5)), interval_s=3600))
+    [0, 4]
+    >>> list(paced(iter(range(3)), interval_s=0))
+    [0, 1, 2]
+    """
+    sent_at, pending = None, _NONE
+    for update in updates:
+        now = time.monotonic()
+        if sent_at is None or now - sent_at >= interval_s:
+            sent_at, pending = now, _NONE
+            yield update
+        else:
+            pending = update
+    if pending is not _NONE:
+        yield pending
 
 
 def _payload(comparison_id: str, latest: Mapping[str, Result], verdict, notice) -> dict:

@@ -28,6 +28,7 @@ class Run:
     total_s: float
     server_s: float | None = None  # through the app: the model time the app reported
     noop_s: float | None = None  # through the app: the no-op endpoint's round trip just after
+    updates: int | None = None  # through the app: how many updates it streamed (it paces them)
 
     @property
     def tokens_per_s(self) -> float | None:

@@ -26,8 +26,9 @@ EMPTY_RESULT = {
 def noop(prompt: str, max_tokens: int = 128) -> Iterator[dict]:
     """Stream `max_tokens` updates shaped like the app's, doing no work for them.
 
-    The app streams one update per token, so this is the same traffic through Gradio with
-    nothing behind it: what remains of the app's time is its own.
+    The suite asks for as many updates as the app streamed for the request it compares
+    with, so this is the same traffic through Gradio with nothing behind it: what remains
+    of the app's time is its own.
     """
     for _ in range(max_tokens):
         yield dict(EMPTY_RESULT)

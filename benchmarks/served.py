@@ -112,11 +112,14 @@ def connect(server: Server, timeout: float = 120):
 
 def chat(client, side: str, prompt: Prompt, max_new: int) -> Run:
     """One streamed /chat_{side} request, timed at the client."""
-    first, total, final = timed_request(client, f"/chat_{side}", prompt.messages[-1]["content"], max_new)
+    prompt_text = prompt.messages[-1]["content"]
+    first, total, final, updates = timed_request(client, f"/chat_{side}", prompt_text, max_new)
     if final.get("error"):
         raise RuntimeError(final["error"])
     usage, latency = final["usage"], final["latency"]
-    return Run(usage["prompt_tokens"], usage["completion_tokens"], first, total, latency["total_s"])
+    return Run(
+        usage["prompt_tokens"], usage["completion_tokens"], first, total, latency["total_s"], updates=updates
+    )
 
 
 def noop_round_trip(client, updates: int) -> float:
@@ -124,11 +127,11 @@ def noop_round_trip(client, updates: int) -> float:
     return timed_request(client, "/noop", "Hi", updates)[1]
 
 
-def timed_request(client, api_name: str, prompt: str, max_tokens: int) -> tuple[float, float, dict]:
-    """(seconds to the first streamed update, seconds to the end, final output) of one request."""
+def timed_request(client, api_name: str, prompt: str, max_tokens: int) -> tuple[float, float, dict, int]:
+    """(seconds to the first streamed update, seconds to the end, final output, updates streamed)."""
     started = time.perf_counter()
     job = client.submit(prompt=prompt, max_tokens=max_tokens, api_name=api_name)
     next(job)  # the first streamed update: one token
     first = time.perf_counter()
     final = job.result()  # then wait without polling, which would compete for the CPU
-    return first - started, time.perf_counter() - started, final
+    return first - started, time.perf_counter() - started, final, len(job.outputs())

@@ -180,7 +180,7 @@ def measure_served(checkpoint, store, prompts, settings: Settings, progress) -> 
         for repeat, case in tqdm(_rounds(settings), desc="gradio API", unit="case"):
             for path, side in sides.items():
                 run = served.chat(app_client, side, prompts[case[0]], case[1])
-                streamed = served.noop_round_trip(noop_client, run.new_tokens)  # as many updates
+                streamed = served.noop_round_trip(noop_client, run.updates)  # as many updates
                 if repeat > 0:
                     results[path].add(case, replace(run, noop_s=streamed))
                     noop.add(case, Run(0, run.new_tokens, streamed, streamed))

@@ -82,8 +82,11 @@ def app_server(store_dir: Path, name: str, extra_env: dict[str, str] | None = No
 
 @pytest.fixture(scope="session")
 def server_process(store_dir, backends):
-    """The app on the store the tests already logged into."""
-    with app_server(store_dir, "server") as handle:
+    """The app on the store the tests already logged into.
+
+    Its API streams every token (no pacing), so the tests can watch a tiny model's short answers stream.
+    """
+    with app_server(store_dir, "server", {"PHI3_STREAM_INTERVAL_S": "0"}) as handle:
         yield handle
 
 

@@ -27,6 +27,7 @@ class Limits:
     request_timeout_s: float = 120.0
     concurrency: int = 1  # generations at once; both models share the CPU anyway
     queue_size: int = 32  # waiting requests beyond this are refused with a message
+    stream_interval_s: float = 0.05  # API streams: at most one update per interval (0: every token)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def _limits(env: Mapping[str, str]) -> Limits:
         request_timeout_s=float(env.get("PHI3_REQUEST_TIMEOUT_S", defaults.request_timeout_s)),
         concurrency=int(env.get("PHI3_CONCURRENCY", defaults.concurrency)),
         queue_size=int(env.get("PHI3_QUEUE_SIZE", defaults.queue_size)),
+        stream_interval_s=float(env.get("PHI3_STREAM_INTERVAL_S", defaults.stream_interval_s)),
     )
 
 
