@@ -10,7 +10,6 @@ minus the no-op round trip.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.engines import Prompt, Run
 from benchmarks.machine import PeakRss
-from wrappers.config import ROOT
+from wrappers.config import ROOT, child_env
 
 
 @dataclass
@@ -38,10 +37,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(args: list[str], log: Path, env: dict[str, str] | None = None):
-    """Run `python ARGS` with a free GRADIO_SERVER_PORT (also appended for the no-op app); yield a Server."""
+def serve(args: list[str], log: Path, data_dir: Path):
+    """Run `python ARGS` on the store in `data_dir` with a free GRADIO_SERVER_PORT; yield a Server."""
     port = free_port()
-    env = os.environ | {"GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"} | (env or {})
+    env = child_env(data_dir, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         started = time.perf_counter()
@@ -62,7 +61,7 @@ def app_args(checkpoint: Path) -> list[str]:
 def log_only(checkpoint: Path, data_dir: Path, log: Path) -> float:
     """Log and register both models with `app.py --log-only`, in its own process; return seconds."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = os.environ | {"PHI3_DATA_DIR": str(data_dir)}
+    env = child_env(data_dir)
     started = time.perf_counter()
     with log.open("w") as out:
         subprocess.run(

@@ -169,8 +169,8 @@ def measure_served(checkpoint, store, prompts, settings: Settings, progress) -> 
     logs = settings.cache / "logs"
     progress("starting the app and the no-op server")
     with (
-        served.serve(served.noop_args(), logs / "noop.log") as noop_server,
-        served.serve(served.app_args(checkpoint), logs / "app.log", {"PHI3_DATA_DIR": str(store)}) as app,
+        served.serve(served.noop_args(), logs / "noop.log", store) as noop_server,
+        served.serve(served.app_args(checkpoint), logs / "app.log", store) as app,
     ):
         start_s = served.first_answer(app)
         app_client, noop_client = served.connect(app), served.connect(noop_server)

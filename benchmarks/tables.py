@@ -9,6 +9,12 @@ def _fmt(value, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
+
+
 def markdown(s: dict) -> str:
     m = s["machine"]
     prompts = list(s["rows"][0]["ttft_s"]) if s["rows"] else []
@@ -22,23 +28,10 @@ def markdown(s: dict) -> str:
         f"{m['matmul_peak_gflops']:.0f} GFLOP/s. Medians of {s['settings']['repeats']} repeats "
         "after a warm-up.",
         "",
-        "| path | depth | load s | peak RSS MB | "
-        + " | ".join(f"TTFT {p} s" for p in prompts)
-        + " | "
-        + " | ".join(f"tok/s {n}" for n in news)
-        + " | % of bandwidth bound | prefill % of GEMM peak |",
-        "|" + "---|" * (6 + len(prompts) + len(news)),
     ]
-    for r in s["rows"]:
-        bw = r["bandwidth_bound_pct"][news[0]]
-        peak = r["prefill_peak_pct"][prompts[min(1, len(prompts) - 1)]]
-        lines.append(
-            f"| {r['path']} | {r['depth']} | {_fmt(r['load_s'], 1)} | {_fmt(r['peak_rss_mb'], 0)} | "
-            + " | ".join(_fmt(r["ttft_s"][p], 3) for p in prompts)
-            + " | "
-            + " | ".join(_fmt(r["tokens_per_s"][n], 1) for n in news)
-            + f" | {_fmt(bw, 0)} | {_fmt(peak, 0)} |"
-        )
+    header = ["path", "depth", "load s", "peak RSS MB", *(f"TTFT {p} s" for p in prompts)]
+    header += [*(f"tok/s {n}" for n in news), "% of bandwidth bound", "prefill % of GEMM peak"]
+    lines += _table(header, [_main_row(r, prompts, news) for r in s["rows"]])
     lines += [
         "",
         f"Bandwidth bound at {news[0] if news else ''} new tokens; GEMM peak at "
@@ -51,14 +44,27 @@ def markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _main_row(r: dict, prompts: list, news: list) -> list[str]:
+    bw = r["bandwidth_bound_pct"][news[0]]
+    peak = r["prefill_peak_pct"][prompts[min(1, len(prompts) - 1)]]
+    return [
+        r["path"], r["depth"], _fmt(r["load_s"], 1), _fmt(r["peak_rss_mb"], 0),
+        *(_fmt(r["ttft_s"][p], 3) for p in prompts), *(_fmt(r["tokens_per_s"][n], 1) for n in news),
+        _fmt(bw, 0), _fmt(peak, 0),
+    ]  # fmt: skip
+
+
 def _targets(s: dict) -> list[str]:
-    lines = ["### Targets", "", "| target | measured | limit | met |", "|---|---|---|---|"]
-    for t in s["targets"]:
-        sign = "≤" if t["at_most"] else "≥"
-        met = {True: "yes", False: "**no**", None: "–"}[t["met"]]
-        lines.append(
-            f"| {t['target']} | {_fmt(t['measured'])} {t['unit']} | {sign} {t['limit']} {t['unit']} | {met} |"
-        )
+    rows = [
+        [
+            t["target"],
+            f"{_fmt(t['measured'])} {t['unit']}",
+            f"{'≤' if t['at_most'] else '≥'} {t['limit']} {t['unit']}",
+            {True: "yes", False: "**no**", None: "–"}[t["met"]],
+        ]
+        for t in s["targets"]
+    ]
+    lines = ["### Targets", "", *_table(["target", "measured", "limit", "met"], rows)]
     if s.get("noop_round_trip_s") is not None:
         beyond = "; ".join(
             f"{r['path']} {1000 * r['api_overhead_s']:.1f} ms" for r in s["rows"] if "api_overhead_s" in r
@@ -82,42 +88,42 @@ def _extrapolation(s: dict) -> list[str]:
         "model and the per-layer cost extended linearly to 32 layers (memory, caches and the OS may not "
         "scale linearly, and a 32-layer fp32 model would need 15 GB).",
         "",
-        "| path | layers measured | tok/s measured | TTFT s measured | tok/s at 32 layers "
-        "| TTFT s at 32 layers |",
-        "|---|---|---|---|---|---|",
     ]
-    for path, e in s["extrapolation"].items():
-        lines.append(
-            f"| {path} | {', '.join(map(str, e['layers_measured']))} | "
-            f"{', '.join(_fmt(v, 1) for v in e['measured_tokens_per_s'])} | "
-            f"{', '.join(_fmt(v, 3) for v in e['measured_ttft_s'])} | {_fmt(e['tokens_per_s'], 1)} | "
-            f"{_fmt(e['ttft_s'], 2)} |"
-        )
+    header = ["path", "layers measured", "tok/s measured", "TTFT s measured", "tok/s at 32 layers"]
+    rows = [
+        [
+            path,
+            ", ".join(map(str, e["layers_measured"])),
+            ", ".join(_fmt(v, 1) for v in e["measured_tokens_per_s"]),
+            ", ".join(_fmt(v, 3) for v in e["measured_ttft_s"]),
+            _fmt(e["tokens_per_s"], 1),
+            _fmt(e["ttft_s"], 2),
+        ]
+        for path, e in s["extrapolation"].items()
+    ]
+    lines += _table([*header, "TTFT s at 32 layers"], rows)
     return lines + [""]
 
 
 def tuning_table(s: dict) -> list[str]:
     if not s.get("tuning"):
         return []
-    lines = [
-        "### Tuning (raw engines; the two-model rows through the pyfuncs)",
-        "",
-        "| knob | setting | result |",
-        "|---|---|---|",
-    ]
-    for t in s["tuning"]:
-        if "ttft_s" in t:
-            result = f"TTFT {_fmt(t['ttft_s'], 3)} s, {_fmt(t['tokens_per_s'], 1)} tok/s"
-        else:
-            speeds = ", ".join(
-                f"{k.removesuffix('_tokens_per_s')} {_fmt(v, 1)} tok/s"
-                for k, v in t.items()
-                if k.endswith("_tokens_per_s")
-            )
-            both = f"both answers in {_fmt(t['wall_s'])} s; " if "wall_s" in t else "decode: "
-            result = both + speeds
-        lines.append(f"| {t['knob']} | {t['setting']} | {result} |")
+    rows = [[t["knob"], t["setting"], _tuning_result(t)] for t in s["tuning"]]
+    lines = ["### Tuning (raw engines; the two-model rows through the pyfuncs)", ""]
+    lines += _table(["knob", "setting", "result"], rows)
     return lines + [""]
+
+
+def _tuning_result(t: dict) -> str:
+    if "ttft_s" in t:
+        return f"TTFT {_fmt(t['ttft_s'], 3)} s, {_fmt(t['tokens_per_s'], 1)} tok/s"
+    speeds = ", ".join(
+        f"{k.removesuffix('_tokens_per_s')} {_fmt(v, 1)} tok/s"
+        for k, v in t.items()
+        if k.endswith("_tokens_per_s")
+    )
+    both = f"both answers in {_fmt(t['wall_s'])} s; " if "wall_s" in t else "decode: "
+    return both + speeds
 
 
 def plot(s: dict, path: Path) -> None:

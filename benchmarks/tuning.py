@@ -176,8 +176,8 @@ def measure_startup(logs: Path) -> dict:
     times = {}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as data_dir:
         for start in ("cold", "warm"):
-            env = {"PHI3_DATA_DIR": data_dir}
-            with served.serve(served.app_args(TINY_CHECKPOINT), logs / f"{start}-start.log", env) as app:
+            app_log = logs / f"{start}-start.log"
+            with served.serve(served.app_args(TINY_CHECKPOINT), app_log, Path(data_dir)) as app:
                 times[f"{start}_s"] = served.first_answer(app)
     return times
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from wrappers import AppConfig, build_backends
-from wrappers.config import ROOT, TINY_CHECKPOINT
+from wrappers.config import ROOT, TINY_CHECKPOINT, child_env
 
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots and logs kept by CI
 
@@ -52,23 +51,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def app_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of an app subprocess on the store in `data_dir`.
-
-    mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which would otherwise carry this
-    process's latest store into the app, over PHI3_DATA_DIR.
-    """
-    exported = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    inherited = {k: v for k, v in os.environ.items() if k not in exported}
-    return inherited | {"PHI3_DATA_DIR": str(data_dir)} | extra
-
-
 @contextlib.contextmanager
 def app_server(store_dir: Path, name: str, extra_env: dict[str, str] | None = None, auth=None):
     """Run `python app.py` on loopback; yield (url, process) once both models answer."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    env = app_env(store_dir, GRADIO_SERVER_PORT=str(port), **(extra_env or {}))
+    env = child_env(store_dir, GRADIO_SERVER_PORT=str(port), **(extra_env or {}))
     with (ARTIFACTS / f"{name}.log").open("w") as log:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}/"

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import app_env
 from wrappers import AppConfig, GenerationOptions, build_backends, run
-from wrappers.config import ROOT, TINY_CHECKPOINT, load_config
+from wrappers.config import ROOT, TINY_CHECKPOINT, child_env, load_config
 from wrappers.errors import ModelLoadError
 from wrappers.models import onnx_spec, transformers_spec
 from wrappers.onnx_backend import build_onnx_export
@@ -48,7 +47,8 @@ def add_to_hub_cache(cache: Path, repo: str, files: Path, subfolder: str = "") -
 
 def log_only(data_dir: Path, *flags: str, **env: str) -> subprocess.CompletedProcess:
     command = [sys.executable, str(ROOT / "app.py"), "--log-only", *flags]
-    return subprocess.run(command, env=app_env(data_dir, **env), capture_output=True, text=True, timeout=300)
+    env = child_env(data_dir, **env)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
 def registered(data_dir: Path) -> dict[str, dict[str, str]]:

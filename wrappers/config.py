@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wrappers.sources import PRESETS, Source, parse_source
+from wrappers.sources import PRESETS, TINY_CHECKPOINT, Source, parse_source
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY_CHECKPOINT = ROOT / "assets" / "tiny-phi3"
+ROOT = TINY_CHECKPOINT.parent.parent
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,17 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         transformers_endpoint=_endpoint(args.transformers_endpoint),
         onnx_endpoint=_endpoint(args.onnx_endpoint),
     )
+
+
+def child_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment for an app process started from this one, on the store in `data_dir`.
+
+    mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which would otherwise carry this
+    process's latest store into the child, over its PHI3_DATA_DIR.
+    """
+    exported = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    inherited = {k: v for k, v in os.environ.items() if k not in exported}
+    return inherited | {"PHI3_DATA_DIR": str(data_dir)} | extra
 
 
 def _limits(env: Mapping[str, str]) -> Limits:

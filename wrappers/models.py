@@ -154,6 +154,7 @@ def _registered_spec(name: str, source: Source, error: ModelLoadError) -> ModelS
         raise error
 
     memory = int(found.tags.get("memory_bytes", 0))
+    require_memory(memory, f"{name} version {found.version}")
     return ModelSpec(name, f"{source}, as registered", dict(found.tags), cannot_log, memory)
 
 

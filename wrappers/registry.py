@@ -25,7 +25,6 @@ from mlflow import MlflowClient
 
 from wrappers.errors import ModelLoadError
 from wrappers.results import ModelRef
-from wrappers.sources import require_memory
 
 EXPERIMENT = "phi3-mlflow-compare"
 LIBRARIES = ("mlflow", "transformers", "torch", "onnxruntime-genai")
@@ -41,7 +40,7 @@ class ModelSpec:
     description: str
     tags: dict[str, str]  # must include "source_hash"
     log: Callable[[Progress], str]  # logs inside the active run, returns the model URI
-    memory_bytes: int = 0  # needed to log or load it; checked before either
+    memory_bytes: int = 0  # needed to log or load it (checked by whoever makes the spec), kept as a tag
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,6 @@ def use_store(tracking_uri: str, artifact_root: Path, lock_dir: Path | None = No
 
 def log_or_load(spec: ModelSpec, lock_dir: Path, progress: Progress = print) -> LoadedModel:
     """Load the registered version for `spec`, logging and registering it first if needed."""
-    require_memory(spec.memory_bytes, spec.registered_name)
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_dir / f"{spec.registered_name}.lock"):
         found = find_version(spec)

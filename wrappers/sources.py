@@ -21,6 +21,7 @@ import psutil
 
 from wrappers.errors import ModelLoadError
 
+TINY_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "tiny-phi3"
 INT4_CPU = "cpu_and_mobile/cpu-int4-rtn-block-32-acc-level-4"
 WEIGHTS = ("*.safetensors", "*.bin", "*.onnx", "*.onnx.data")
 
@@ -55,9 +56,7 @@ def _hub_pair(name: str) -> Preset:
 
 
 PRESETS = {
-    "tiny-phi3": Preset(
-        Source("local", str(Path(__file__).resolve().parent.parent / "assets" / "tiny-phi3")), Source("build")
-    ),
+    "tiny-phi3": Preset(Source("local", str(TINY_CHECKPOINT)), Source("build")),
     "phi3-mini-4k": _hub_pair("Phi-3-mini-4k-instruct"),
     "phi3-mini-128k": _hub_pair("Phi-3-mini-128k-instruct"),
 }
