@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from gradio_client import Client
 
@@ -127,3 +129,14 @@ def test_the_shipped_client_example_runs_against_the_app(server):
     )
     assert out.returncode == 0, out.stderr
     assert "Madrid" in out.stdout and "verdict" in out.stdout
+
+
+def test_a_cancelled_stream_leaves_both_models_free_for_the_next_request(client):
+    job = client.submit(prompt="Tell me about Spain.", max_tokens=256, api_name="/compare")
+    while not job.outputs() and not job.done():
+        time.sleep(0.01)
+    job.cancel()
+    out = client.predict(prompt="What is the capital of Spain?", max_tokens=64, api_name="/compare")
+    for side in ("transformers", "onnx"):
+        assert out[side]["error"] is None
+        assert "Madrid" in out[side]["response"]["choices"][0]["message"]["content"]

@@ -26,7 +26,7 @@ class Limits:
     request_timeout_s: float = 120.0
     concurrency: int = 1  # generations at once; both models share the CPU anyway
     queue_size: int = 32  # waiting requests beyond this are refused with a message
-    stream_interval_s: float = 0.05  # API streams: at most one update per interval (0: every token)
+    stream_interval_s: float = 0.05  # streams (UI and API): at most one update per interval
 
 
 @dataclass(frozen=True)
