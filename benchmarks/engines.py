@@ -29,6 +29,7 @@ class Run:
     server_s: float | None = None  # through the app: the model time the app reported
     noop_s: float | None = None  # through the app: the no-op endpoint's round trip just after
     updates: int | None = None  # through the app: how many updates it streamed (it paces them)
+    bandwidth_gbs: float | None = None  # the machine's read bandwidth, probed just before this run
 
     @property
     def tokens_per_s(self) -> float | None:

@@ -4,8 +4,8 @@ Decoding one token reads every weight once, so bytes per token divided by the
 read bandwidth is the fastest a decode step can be; prefill is compute-bound,
 so its floor is its FLOPs over the GEMM peak. Both are measured with torch on
 all cores, each as the best of several tries (a bound is the best the machine
-sustains). Bandwidth is probed again through the run and the median probe is
-used: on this shared VM it moved between about 35 and 70 GB/s within minutes.
+sustains). Bandwidth is probed again before every timed run, and each decode is set against
+its own probe: on this shared VM it moved between about 35 and 75 GB/s within minutes.
 """
 
 from __future__ import annotations
@@ -47,9 +47,19 @@ def probe_bandwidth(array_mb: int = 2048, tries: int = 5) -> float:
     return read_bandwidth(array_mb, tries) / 1e9
 
 
-def add_probe(machine: Machine, gbs: float) -> Machine:
-    """`machine` with one more bandwidth probe, its bandwidth the median of all."""
-    probes = (*machine.bandwidth_probes_gbs, gbs)
+def quick_probe() -> float:
+    """GB/s now, in about 0.3 s: taken before every timed run, so each decode has its own bound.
+
+    Here the bandwidth switched between about 45 and 75 GB/s for minutes at a time while a
+    decode's speed moved far less, so a share against a probe taken at another moment said
+    more about the neighbours than about the engine. 512 MB is still 16 times the L3 cache.
+    """
+    return probe_bandwidth(array_mb=512, tries=3)
+
+
+def with_probes(machine: Machine, probes) -> Machine:
+    """`machine` with more bandwidth probes, its bandwidth the median of all."""
+    probes = (*machine.bandwidth_probes_gbs, *probes)
     return replace(machine, memory_bandwidth_gbs=statistics.median(probes), bandwidth_probes_gbs=probes)
 
 

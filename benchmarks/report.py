@@ -57,7 +57,7 @@ def _row(m, settings, shape: Shape, machine, weight_bytes: dict) -> dict:
     ttft = {p: _median([r.ttft_s for r in m.runs.get((p, short), [])]) for p in settings.prompt_tokens}
     total = {p: _median([r.total_s for r in m.runs.get((p, short), [])]) for p in settings.prompt_tokens}
     speed = {n: _median([r.tokens_per_s for r in m.runs.get((first, n), [])]) for n in settings.new_tokens}
-    all_runs = [r for runs in m.runs.values() for r in runs]
+    all_runs = m.all_runs
     row = {
         "path": m.path,
         "depth": m.depth,
@@ -67,8 +67,11 @@ def _row(m, settings, shape: Shape, machine, weight_bytes: dict) -> dict:
         "total_s": total,
         "tokens_per_s": speed,
         "bandwidth_bound_pct": {
-            n: 100 * weight_bytes[m.path] * s / (machine.memory_bandwidth_gbs * 1e9) if s else None
-            for n, s in speed.items()
+            n: _median(
+                bandwidth_share(weight_bytes[m.path], r, machine.memory_bandwidth_gbs)
+                for r in m.runs.get((first, n), [])
+            )
+            for n in settings.new_tokens
         },
         "prefill_peak_pct": {
             p: 100 * shape.prefill_flops(p) / (machine.matmul_peak_gflops * 1e9) / t if t else None
@@ -83,6 +86,17 @@ def _row(m, settings, shape: Shape, machine, weight_bytes: dict) -> dict:
         row["api_overhead_over_noop_s"] = _median(r.total_s - r.server_s - r.noop_s for r in all_runs)
         row["api_overhead_s"] = _median(r.total_s - r.server_s for r in all_runs)
     return row
+
+
+def bandwidth_share(weight_bytes: int, run, fallback_gbs: float) -> float | None:
+    """Percent of the bandwidth bound one run's decode reached, against the probe taken just before it.
+
+    >>> from benchmarks.engines import Run
+    >>> bandwidth_share(10**9, Run(1, 11, 1.0, 2.0, bandwidth_gbs=20.0), 50.0)  # 10 tok/s x 1 GB
+    50.0
+    """
+    speed = run.tokens_per_s
+    return 100 * weight_bytes * speed / ((run.bandwidth_gbs or fallback_gbs) * 1e9) if speed else None
 
 
 def pyfunc_overhead(engine, pyfunc, new_tokens: int) -> float | None:

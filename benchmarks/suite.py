@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from benchmarks import served
 from benchmarks.engines import OnnxEngine, Prompt, PyfuncPath, Run, TransformersEngine, prompt_of_length
-from benchmarks.machine import PeakRss, add_probe, measure_machine, probe_bandwidth
+from benchmarks.machine import PeakRss, measure_machine, quick_probe, with_probes
 from benchmarks.report import summarize, write_outputs
 from benchmarks.shaped_model import CACHE, build_shaped_model
 from benchmarks.tuning import measure_startup, measure_tuning, onnx_export
@@ -77,6 +77,10 @@ class Measured:
     def add(self, case: tuple[int, int], run: Run) -> None:
         self.runs.setdefault(case, []).append(run)
 
+    @property
+    def all_runs(self) -> list[Run]:
+        return [run for runs in self.runs.values() for run in runs]
+
 
 def run_suite(settings: Settings, progress: Callable[[str], None] = print) -> dict:
     """Measure everything; return the summary that `write_outputs` saves."""
@@ -89,10 +93,10 @@ def run_suite(settings: Settings, progress: Callable[[str], None] = print) -> di
     with tempfile.TemporaryDirectory(prefix="bench-store-") as folder:  # a fresh MLflow store per run
         store = Path(folder)
         measured = measure_in_process(checkpoint, store, prompts, settings, progress)
-        machine = add_probe(machine, probe_bandwidth())
         if "gradio" in settings.depths:
             measured += measure_served(checkpoint, store, prompts, settings, progress)
-            machine = add_probe(machine, probe_bandwidth())
+        probes = [r.bandwidth_gbs for m in measured for r in m.all_runs if r.bandwidth_gbs]
+        machine = with_probes(machine, probes)
         tuning = measure_tuning(checkpoint, store, prompts, settings, progress) if settings.tuning else []
     fit = settings.fit_layers and not settings.checkpoint
     extra = {
@@ -148,8 +152,9 @@ def measure_in_process(checkpoint, store, prompts, settings: Settings, progress)
     for repeat, case in tqdm(_rounds(settings), desc="engine and pyfunc", unit="case"):
         # Each engine beside its pyfunc, in reverse every other repeat: neither always goes first.
         for engine, result, resident in list(paths.values())[:: 1 if repeat % 2 else -1]:
+            bandwidth = quick_probe()  # before the memory mark: its array is freed by then
             mark, at_start = time.perf_counter(), memory.rss()
-            run = engine.generate(prompts[case[0]], case[1])
+            run = replace(engine.generate(prompts[case[0]], case[1]), bandwidth_gbs=bandwidth)
             transient = (memory.peak_since(mark) - at_start) / 1e6
             result.peak_rss_mb = max(result.peak_rss_mb, resident + transient)
             if repeat > 0:  # round 0 is the warm-up
@@ -179,7 +184,9 @@ def measure_served(checkpoint, store, prompts, settings: Settings, progress) -> 
         noop = Measured("no-op endpoint", "gradio")
         for repeat, case in tqdm(_rounds(settings), desc="gradio API", unit="case"):
             for path, side in sides.items():
+                bandwidth = quick_probe()
                 run = served.chat(app_client, side, prompts[case[0]], case[1])
+                run = replace(run, bandwidth_gbs=bandwidth)
                 streamed = served.noop_round_trip(noop_client, run.updates)  # as many updates
                 if repeat > 0:
                     results[path].add(case, replace(run, noop_s=streamed))

@@ -23,8 +23,9 @@ def markdown(s: dict) -> str:
         f"Model: `{s['model']['checkpoint']}` ({s['model']['shape']['layers']} layers, hidden "
         f"{s['model']['shape']['hidden']}, MLP {s['model']['shape']['intermediate']}, vocab "
         f"{s['model']['shape']['vocab']}). Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM; "
-        f"measured read bandwidth {m['memory_bandwidth_gbs']:.1f} GB/s (median of probes "
-        f"{', '.join(f'{p:.0f}' for p in m['bandwidth_probes_gbs'])} through the run), fp32 GEMM peak "
+        f"measured read bandwidth {m['memory_bandwidth_gbs']:.1f} GB/s (median of "
+        f"{len(m['bandwidth_probes_gbs'])} probes, {min(m['bandwidth_probes_gbs']):.0f} to "
+        f"{max(m['bandwidth_probes_gbs']):.0f}, one before every timed run), fp32 GEMM peak "
         f"{m['matmul_peak_gflops']:.0f} GFLOP/s. Medians of {s['settings']['repeats']} repeats "
         "after a warm-up.",
         "",
@@ -34,7 +35,8 @@ def markdown(s: dict) -> str:
     lines += _table(header, [_main_row(r, prompts, news) for r in s["rows"]])
     lines += [
         "",
-        f"Bandwidth bound at {news[0] if news else ''} new tokens; GEMM peak at "
+        f"Bandwidth bound at {news[0] if news else ''} new tokens, each run against the probe taken "
+        "just before it (median of the runs' shares); GEMM peak at "
         f"{prompts[min(1, len(prompts) - 1)] if prompts else ''} prompt tokens. Gradio rows: load is the "
         "app's warm start to its first answer, memory is the whole app process (both models), times are "
         "at the client.",
@@ -115,8 +117,13 @@ def tuning_table(s: dict) -> list[str]:
 
 
 def _tuning_result(t: dict) -> str:
+    if "corpus_right" in t:
+        return f"corpus answers right {100 * t['corpus_right']:.1f} %" + _distance(t)
     if "ttft_s" in t:
-        return f"TTFT {_fmt(t['ttft_s'], 3)} s, {_fmt(t['tokens_per_s'], 1)} tok/s"
+        text = f"TTFT {_fmt(t['ttft_s'], 3)} s, {_fmt(t['tokens_per_s'], 1)} tok/s"
+        if "bandwidth_bound_pct" in t:
+            text += f" ({_fmt(t['bandwidth_bound_pct'], 0)} % of the bandwidth bound)"
+        return text + _distance(t)
     speeds = ", ".join(
         f"{k.removesuffix('_tokens_per_s')} {_fmt(v, 1)} tok/s"
         for k, v in t.items()
@@ -124,6 +131,15 @@ def _tuning_result(t: dict) -> str:
     )
     both = f"both answers in {_fmt(t['wall_s'])} s; " if "wall_s" in t else "decode: "
     return both + speeds
+
+
+def _distance(t: dict) -> str:
+    if "kl_from_fp32" not in t:
+        return ""
+    return (
+        f"; from the fp32 export: KL {t['kl_from_fp32']:.4f}, "
+        f"same top token {100 * t['top1_agreement_from_fp32']:.1f} %"
+    )
 
 
 def plot(s: dict, path: Path) -> None:

@@ -13,10 +13,15 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks import served
 from benchmarks.engines import OnnxEngine, TransformersEngine
+from benchmarks.int4_quality import corpus_accuracy, random_sequences, teacher_forced_kl, tiny_chat_ids
+from benchmarks.machine import quick_probe
+from benchmarks.model_cost import Shape, onnx_bytes_per_token
+from benchmarks.report import bandwidth_share
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.comparison import compare_stream
 from wrappers.config import TINY_CHECKPOINT
@@ -24,21 +29,19 @@ from wrappers.onnx_backend import EXPORT_OPTIONS, build_onnx_export, builder_opt
 
 PRUNED = "LM head on the last prompt token"
 INT4_VARIANTS = {  # setting -> the builder's options; accuracy level 4 computes in int8, 1 in fp32
-    f"block 32, accuracy level 4, {PRUNED} (the app's)": builder_options("int4"),
-    f"block 128, accuracy level 4, {PRUNED}": EXPORT_OPTIONS
-    + ["int4_block_size=128", "int4_accuracy_level=4"],
-    f"block 32, accuracy level 1, {PRUNED}": EXPORT_OPTIONS + ["int4_block_size=32", "int4_accuracy_level=1"],
-    "block 32, accuracy level 4, LM head on every prompt token": [
-        "int4_block_size=32",
-        "int4_accuracy_level=4",
-    ],
+    f"block 32, accuracy level 4, {PRUNED} (the app's default)": builder_options("int4"),
+    f"block 64, accuracy level 4, {PRUNED}": builder_options("int4", 64),
+    f"block 128, accuracy level 4, {PRUNED}": builder_options("int4", 128),
+    f"block 32, accuracy level 1, {PRUNED}": EXPORT_OPTIONS + ["block_size=32", "accuracy_level=1"],
+    "block 32, accuracy level 4, LM head on every prompt token": ["block_size=32", "accuracy_level=4"],
 }
+BLOCK_SIZES = (32, 64, 128)  # compared for what they give up, on the tiny model too
 
 
 def onnx_export(checkpoint: Path, precision: str, cache: Path, options: list[str] | None = None) -> Path:
     """The builder's export of `checkpoint` (the app's options unless given), built once into `cache`."""
     options = builder_options(precision) if options is None else options
-    slug = "-".join(option.replace("int4_", "").replace("=", "") for option in options)
+    slug = "-".join(option.replace("=", "") for option in options)
     folder = cache / f"{checkpoint.name}-onnx-{precision}-{slug}"
     if not (folder / "genai_config.json").exists():
         build_onnx_export(str(checkpoint), precision, folder, options)
@@ -72,14 +75,44 @@ def measure_tuning(checkpoint: Path, store: Path, prompts, settings, progress) -
             "on" if spinning == "1" else "off",
             lambda e=engine: e.generate(prompt, new),
         )
-    for setting, options in INT4_VARIANTS.items():
-        engine = OnnxEngine(onnx_export(checkpoint, "int4", settings.cache, options))
-        measure("int4 export", setting, lambda e=engine: e.generate(prompt, new))
-    del engine
+    rows += _int4_rows(checkpoint, prompt, new, settings)
+    rows += _tiny_block_size_rows(settings.cache)
     torch_engine = _measure_torch(checkpoint, prompt, new, cores, measure)
     rows += _spinning_rows(torch_engine, int4, prompt, new, settings.repeats)
     del torch_engine
     rows += _interleaving_rows(checkpoint, store, prompt, new, settings.repeats)
+    return rows
+
+
+def _int4_rows(checkpoint: Path, prompt, new: int, settings) -> list[dict]:
+    """Each int4 export: speed, share of the bandwidth bound (probed before each run), distance from fp32."""
+    fp32 = onnx_export(checkpoint, "fp32", settings.cache)
+    sequences = random_sequences(Shape.of(checkpoint).vocab)
+    rows = []
+    for setting, options in INT4_VARIANTS.items():
+        folder = onnx_export(checkpoint, "int4", settings.cache, options)
+        engine, weight_bytes, runs = OnnxEngine(folder), onnx_bytes_per_token(folder / "model.onnx"), []
+        for _ in range(1 + settings.repeats):
+            bandwidth = quick_probe()
+            runs.append(replace(engine.generate(prompt, new), bandwidth_gbs=bandwidth))
+        del engine
+        row = _row("int4 export", setting, runs[1:])
+        row["bandwidth_bound_pct"] = statistics.median(bandwidth_share(weight_bytes, r, 0) for r in runs[1:])
+        row |= {f"{k}_from_fp32": v for k, v in teacher_forced_kl(fp32, folder, sequences).items()}
+        rows.append(row)
+    return rows
+
+
+def _tiny_block_size_rows(cache: Path) -> list[dict]:
+    """What each block size gives up on a model that has learned something: the tiny one's corpus."""
+    knob, fp32 = "int4 block size, tiny model", onnx_export(TINY_CHECKPOINT, "fp32", cache)
+    sequences = [ids[:160] for ids in tiny_chat_ids()]
+    rows = [{"knob": knob, "setting": "fp32 export", "corpus_right": corpus_accuracy(fp32)}]
+    for size in BLOCK_SIZES:
+        folder = onnx_export(TINY_CHECKPOINT, "int4", cache, builder_options("int4", size))
+        row = {"knob": knob, "setting": f"block {size}", "corpus_right": corpus_accuracy(folder)}
+        row |= {f"{k}_from_fp32": v for k, v in teacher_forced_kl(fp32, folder, sequences).items()}
+        rows.append(row)
     return rows
 
 
@@ -180,4 +213,3 @@ def measure_startup(logs: Path) -> dict:
             with served.serve(served.app_args(TINY_CHECKPOINT), app_log, Path(data_dir)) as app:
                 times[f"{start}_s"] = served.first_answer(app)
     return times
-

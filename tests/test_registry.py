@@ -80,3 +80,28 @@ def test_a_log_killed_midway_leaves_no_version_and_the_next_start_recovers(tmp_p
         }
     )
     assert "Madrid" in answer[0]["choices"][0]["message"]["content"]
+
+
+def test_another_int4_block_size_is_another_version_built_with_that_block_size(tmp_path):
+    import onnx
+
+    from wrappers.models import onnx_spec
+
+    use_store(AppConfig(data_dir=tmp_path).store_uri, tmp_path / "artifacts")
+    versions = {}
+    for block_size in (32, 128, 32):
+        config = AppConfig(data_dir=tmp_path, onnx_block_size=block_size)
+        loaded = log_or_load(onnx_spec(config), tmp_path / "locks", progress=lambda m: None)
+        versions.setdefault(block_size, set()).add(loaded.ref.version)
+        tags = MlflowClient().get_model_version(loaded.ref.name, loaded.ref.version).tags
+        assert f"block_size={block_size}" in tags["builder_options"]
+    assert versions == {32: {"1"}, 128: {"2"}}
+    built = {
+        attribute.i
+        for model_file in config.build_dir.glob("*/model.onnx")
+        for node in onnx.load(str(model_file), load_external_data=False).graph.node
+        if node.op_type == "MatMulNBits"
+        for attribute in node.attribute
+        if attribute.name == "block_size"
+    }
+    assert built == {32, 128}  # the builder really used each block size

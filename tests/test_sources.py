@@ -173,3 +173,12 @@ def test_a_model_too_big_for_memory_is_refused_before_loading(tmp_path):
     with pytest.raises(ModelLoadError, match="GiB of memory"):
         onnx_spec(config)  # the builder would load it too
     assert MlflowClient().search_registered_models() == []
+
+
+def test_the_int4_block_size_comes_from_flag_or_environment():
+    assert load_config([], env={}).onnx_block_size == 32
+    assert load_config(["--onnx-block-size", "128"], env={}).onnx_block_size == 128
+    assert load_config([], env={"PHI3_ONNX_BLOCK_SIZE": "64"}).onnx_block_size == 64
+    for argv, env in ((["--onnx-block-size", "100"], {}), ([], {"PHI3_ONNX_BLOCK_SIZE": "big"})):
+        with pytest.raises(SystemExit):
+            load_config(argv, env=env)

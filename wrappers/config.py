@@ -15,6 +15,7 @@ from pathlib import Path
 from wrappers.sources import PRESETS, TINY_CHECKPOINT, Source, parse_source
 
 ROOT = TINY_CHECKPOINT.parent.parent
+INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # what onnxruntime-genai's builder accepts
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class AppConfig:
     onnx_source: Source | None = None
     log_only: bool = False
     onnx_precision: str = "int4"
+    onnx_block_size: int = 32  # int4 builds: weights per quantization scale
     data_dir: Path = ROOT / "data"
     tracking_uri: str | None = None  # None: SQLite in data_dir
     host: str = "127.0.0.1"
@@ -89,6 +91,12 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     parser.add_argument(
         "--onnx-precision", choices=("int4", "fp32"), default=env.get("PHI3_ONNX_PRECISION", "int4")
     )
+    parser.add_argument(
+        "--onnx-block-size",
+        type=_block_size,
+        default=env.get("PHI3_ONNX_BLOCK_SIZE", "32"),  # a string default goes through type= too
+        help="int4 builds: weights per quantization scale (larger: faster, less exact)",
+    )
     parser.add_argument("--data-dir", type=Path, default=env.get("PHI3_DATA_DIR", ROOT / "data"))
     parser.add_argument(
         "--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1")
@@ -107,6 +115,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         onnx_source=_source(args.onnx_source),
         log_only=args.log_only,
         onnx_precision=args.onnx_precision,
+        onnx_block_size=args.onnx_block_size,
         data_dir=args.data_dir,
         tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
         host=args.host,
@@ -116,6 +125,13 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         transformers_endpoint=_endpoint(args.transformers_endpoint),
         onnx_endpoint=_endpoint(args.onnx_endpoint),
     )
+
+
+def _block_size(text: str) -> int:
+    if not text.isdigit() or int(text) not in INT4_BLOCK_SIZES:
+        choices = ", ".join(map(str, INT4_BLOCK_SIZES))
+        raise argparse.ArgumentTypeError(f"must be one of {choices}, got {text!r}")
+    return int(text)
 
 
 def child_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -102,20 +102,21 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
         return _registered_spec(name, transformers_source, error)
     memory = _fitting_memory(name, checkpoint, as_fp32=True)  # the builder loads the checkpoint
     tags = _tags(transformers_source, checkpoint, precision, "onnx")
-    options = ",".join(onnx_backend.builder_options(precision))  # another export, another version
-    tags["source_hash"] += f"|onnx:{precision}:{version('onnxruntime-genai')}:{options}"
+    options = onnx_backend.builder_options(precision, config.onnx_block_size)
+    tags["builder_options"] = ",".join(options)
+    tags["source_hash"] += f"|onnx:{precision}:{version('onnxruntime-genai')}:{tags['builder_options']}"
     build_dir = config.build_dir / hashlib.sha256(tags["source_hash"].encode()).hexdigest()[:16]
 
     def build_and_log(progress: Progress) -> str:
         progress(f"Building the {precision} ONNX export of {checkpoint} with onnxruntime-genai's builder")
-        export = onnx_backend.build_onnx_export(str(checkpoint), precision, build_dir)
+        export = onnx_backend.build_onnx_export(str(checkpoint), precision, build_dir, options)
         return onnx_backend.log_onnx_model(export, _pins("mlflow", "onnxruntime-genai", "pandas"))
 
     return ModelSpec(
         registered_name=name,
         description=(
-            f"{transformers_source} exported to ONNX ({precision}, CPU) by onnxruntime-genai's builder, "
-            "in an MLflow pyfunc."
+            f"{transformers_source} exported to ONNX ({precision}, CPU) by onnxruntime-genai's builder "
+            f"({tags['builder_options']}), in an MLflow pyfunc."
         ),
         tags=tags,
         log=build_and_log,

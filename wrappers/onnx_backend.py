@@ -19,6 +19,7 @@ import mlflow
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
+from wrappers.config import INT4_BLOCK_SIZES
 from wrappers.options import GenerationOptions
 from wrappers.results import Usage
 
@@ -30,8 +31,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MODEL_CODE = PACKAGE_DIR / "onnx_model.py"
 ARTIFACT_KEY = "onnx_model"  # as in onnx_model.py, which must not be imported here
 PRECISIONS = ("int4", "fp32")
-# Matches Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3.
-INT4_OPTIONS = ["int4_block_size=32", "int4_accuracy_level=4"]
+# Block 32 matches Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3-mini. Larger
+# blocks decode faster here and are less exact (see docs/benchmarks.md). Accuracy level 4
+# computes in int8. (The builder ignores the older int4_-prefixed names of these options.)
+DEFAULT_INT4_BLOCK_SIZE = 32
 # Prefill computes the logits of the last prompt token only, not of every one (32064 x 3072
 # FLOPs per prompt token, and a [tokens, 32064] output): what transformers' generate does too.
 EXPORT_OPTIONS = ["prune_lm_head=true"]
@@ -54,13 +57,18 @@ SIGNATURE = ModelSignature(
 INPUT_EXAMPLE = {"prompt": "<|user|>\nWhat is the capital of Spain?<|end|>\n<|assistant|>\n"}
 
 
-def builder_options(precision: str) -> list[str]:
+def builder_options(precision: str, block_size: int = DEFAULT_INT4_BLOCK_SIZE) -> list[str]:
     """The builder's extra options for an export.
 
     >>> builder_options("fp32")
     ['prune_lm_head=true']
+    >>> builder_options("int4", 128)
+    ['prune_lm_head=true', 'block_size=128', 'accuracy_level=4']
     """
-    return EXPORT_OPTIONS + (INT4_OPTIONS if precision == "int4" else [])
+    if block_size not in INT4_BLOCK_SIZES:
+        raise ValueError(f"int4 block size must be one of {INT4_BLOCK_SIZES}, got {block_size!r}")
+    int4 = [f"block_size={block_size}", "accuracy_level=4"]
+    return EXPORT_OPTIONS + (int4 if precision == "int4" else [])
 
 
 def build_onnx_export(
