@@ -9,10 +9,8 @@ message, never as an internal-error trace.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -135,7 +133,7 @@ def register_api(comparer: Comparer) -> None:
     def one_side(side: str):
         def respond(messages: Messages, options: GenerationOptions) -> Iterator[dict]:
             results = comparer.one(side, messages, options, new_comparison_id())
-            for result in streamed(results, comparer.limits.stream_interval_s):
+            for result in paced(results, comparer.limits.stream_interval_s):
                 yield result.to_dict()
 
         return respond
@@ -172,80 +170,10 @@ def _prompt_endpoint(comparer: Comparer, respond):
 def _sides(comparer: Comparer, messages: Messages, options: GenerationOptions) -> Iterator[dict]:
     comparison_id, latest = new_comparison_id(), {}
     results = comparer.compare({side: messages for side in SIDES}, options, comparison_id)
-    for latest in streamed(results, comparer.limits.stream_interval_s):
+    for latest in paced(results, comparer.limits.stream_interval_s):
         yield _payload(comparison_id, latest, None, None)
     verdict = judge(latest["transformers"], latest["onnx"], SIDES)
     yield _payload(comparison_id, latest, verdict.to_dict(), comparer.notice)
-
-
-def streamed(updates: Iterator[T], interval_s: float) -> Iterator[T]:
-    """`updates` generated ahead on their own thread, sent at most one per `interval_s`."""
-    return paced(run_ahead(updates), interval_s)
-
-
-def run_ahead(updates: Iterator[T]) -> Iterator[T]:
-    """Step `updates` on a thread of its own; yield the newest one each time the caller asks.
-
-    Gradio steps a generator only between sending updates, so stepped directly the model
-    would wait through every send (about 0.5 ms of thread wake-ups each on this VM, see
-    docs/benchmarks.md). Here it never waits, and updates that arrive while one is being
-    sent are merged into the newest: each is a whole state, not a delta. The updates are
-    still timed on the thread that steps them, so a model's figures are its own work.
-    Closing this generator stops the thread after its current step.
-
-    >>> list(run_ahead(iter(range(3))))[-1]
-    2
-    """
-    box, stop = _Newest(), threading.Event()
-
-    def produce() -> None:
-        try:
-            for update in updates:
-                box.put(update)
-                if stop.is_set():
-                    break
-            box.finish()
-        except BaseException as exc:  # handed to the caller, which raises it
-            box.finish(exc)
-        finally:
-            getattr(updates, "close", lambda: None)()
-
-    context = contextvars.copy_context()  # Gradio's request context, for the producer too
-    worker = threading.Thread(target=context.run, args=(produce,), name="run-ahead", daemon=True)
-    worker.start()
-    try:
-        yield from iter(box.take, _NONE)
-    finally:
-        stop.set()
-        worker.join()  # the model is free again before the next request starts
-
-
-class _Newest:
-    """A one-update mailbox: each put replaces the update not yet taken."""
-
-    def __init__(self) -> None:
-        self._ready = threading.Condition()
-        self._update: Any = _NONE
-        self._finished, self._error = False, None
-
-    def put(self, update: Any) -> None:
-        with self._ready:
-            self._update = update
-            self._ready.notify()
-
-    def finish(self, error: BaseException | None = None) -> None:
-        with self._ready:
-            self._finished, self._error = True, error
-            self._ready.notify()
-
-    def take(self) -> Any:
-        """The newest update; then, once all are taken, `_NONE` at the end (or the error)."""
-        with self._ready:
-            self._ready.wait_for(lambda: self._update is not _NONE or self._finished)
-            update, self._update = self._update, _NONE
-        if update is _NONE and self._error is not None:
-            raise self._error
-        return update
 
 
 def paced(updates: Iterator[T], interval_s: float) -> Iterator[T]:

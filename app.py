@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 import gradio as gr
 
 import formatting as fmt
-from api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, register_api, streamed
+from api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, register_api
 from panels import batch_tab, history_tab
 from wrappers import Result, load_config
 from wrappers.backend import MlflowBackend
@@ -151,7 +151,7 @@ def _chat_handler(comparer: Comparer, panes, verdict, prompt_box, last_id):
         label = f"Comparison `{comparison_id[:8]}`:"
         yield {prompt_box: "", verdict: f"{label} comparing…", last_id: ""}
         updates = comparer.compare(conversations, options, comparison_id)
-        for latest in streamed(updates, comparer.limits.stream_interval_s):
+        for latest in paced(updates, comparer.limits.stream_interval_s):
             yield _pane_updates(panes, histories, prompt, latest)
         summary = judge(latest["transformers"], latest["onnx"], SIDES).summary
         notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""

@@ -27,7 +27,7 @@ class Run:
     ttft_s: float
     total_s: float
     server_s: float | None = None  # through the app: the model time the app reported
-    noop_s: float | None = None  # through the app: the no-op endpoint's round trip just after
+    noop_s: float | None = None  # through the app: a no-op request's time beyond its waiting, just after
     updates: int | None = None  # through the app: how many updates it streamed (it paces them)
     bandwidth_gbs: float | None = None  # the machine's read bandwidth, probed just before this run
 

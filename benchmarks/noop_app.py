@@ -1,4 +1,4 @@
-"""The baseline for the app's API: a Gradio server whose streaming endpoint does nothing.
+"""The baseline for the app's API: a Gradio server whose streaming endpoint does no work.
 
 Same Gradio version, same queue settings as the app, served from its own
 process as the app is, so that client, HTTP and queue costs are measured
@@ -9,6 +9,7 @@ alike and only the app's own work differs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import gradio as gr
@@ -23,15 +24,25 @@ EMPTY_RESULT = {
 }
 
 
-def noop(prompt: str, max_tokens: int = 128) -> Iterator[dict]:
-    """Stream `max_tokens` updates shaped like the app's, doing no work for them.
+def noop(prompt: str, max_tokens: int = 128, spacing_s: float = 0.0) -> Iterator[dict]:
+    """Stream `max_tokens` updates shaped like the app's, `spacing_s` apart, doing no work for them.
 
-    The suite asks for as many updates as the app streamed for the request it compares
-    with, so this is the same traffic through Gradio with nothing behind it: what remains
-    of the app's time is its own.
+    The suite asks for as many updates as the app streamed for the request it compares with,
+    spread over as long as the app's model worked: Gradio's cost per update depends on the
+    pace (here about 0.15 ms each when they come back to back, 0.55 to 0.8 ms when they come
+    100 ms apart). The last update reports the time spent waiting as `latency.total_s`, as the
+    app reports its model's, so what remains of the app's time is its own.
     """
-    for _ in range(max_tokens):
-        yield dict(EMPTY_RESULT)
+    waited = 0.0
+    for index in range(max_tokens):
+        if index and spacing_s > 0:
+            started = time.perf_counter()
+            time.sleep(spacing_s)
+            waited += time.perf_counter() - started
+        update = dict(EMPTY_RESULT)
+        if index == max_tokens - 1:
+            update["latency"] = {**EMPTY_RESULT["latency"], "total_s": waited}
+        yield update
 
 
 def build_noop_app() -> gr.Blocks:

@@ -24,7 +24,7 @@ def summarize(machine, checkpoint: Path, settings, measured, extra: dict) -> dic
         export = onnx_export(checkpoint, precision, settings.cache)
         weight_bytes[f"onnx {precision}"] = onnx_bytes_per_token(export / "model.onnx")
     noop = next((m for m in measured if m.path == "no-op endpoint"), None)
-    noop_s = _median([r.total_s for runs in noop.runs.values() for r in runs]) if noop else None
+    noop_s = _median([r.total_s for r in noop.all_runs]) if noop else None
     rows = [_row(m, settings, shape, machine, weight_bytes) for m in measured if m is not noop]
     by_depth = {(m.path, m.depth): m for m in measured}
     overheads = {
@@ -41,7 +41,7 @@ def summarize(machine, checkpoint: Path, settings, measured, extra: dict) -> dic
         },
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
         "rows": rows,
-        "noop_round_trip_s": noop_s,
+        "noop_beyond_wait_s": noop_s,
         "pyfunc_overhead": overheads,
         "extrapolation": extrapolate(extra["fit"]) if extra.get("fit") else None,
         "tuning": extra.get("tuning") or [],
@@ -163,7 +163,7 @@ def targets(summary: dict, settings) -> list[dict]:
             add(name, 100 * overhead, 2.0, True, "%")
         if api and "api_overhead_over_noop_s" in api:
             add(
-                f"{path}: Gradio API adds to a no-op streaming as many updates",
+                f"{path}: Gradio API adds to a no-op streaming as many updates at its pace",
                 1000 * api["api_overhead_over_noop_s"],
                 20.0,
                 True,

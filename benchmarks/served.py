@@ -4,7 +4,7 @@ The app (`app.py`) and the no-op server (`noop_app.py`) each run in their own
 process on a free loopback port. The client times each request from submit
 to the last streamed update; the app also reports how long its model worked,
 so the app's overhead per request is the client's time minus the model's,
-minus the no-op round trip.
+minus the same for a no-op request that streams as many updates over as long.
 """
 
 from __future__ import annotations
@@ -121,15 +121,21 @@ def chat(client, side: str, prompt: Prompt, max_new: int) -> Run:
     )
 
 
-def noop_round_trip(client, updates: int) -> float:
-    """A request to the no-op endpoint streaming `updates` updates, timed the same way."""
-    return timed_request(client, "/noop", "Hi", updates)[1]
+def noop_beyond_wait(client, updates: int, spacing_s: float) -> float:
+    """Seconds a no-op request streaming `updates` updates `spacing_s` apart took beyond its waiting.
+
+    Timed the same way as `chat`; the no-op reports its waiting as the app reports its model's work.
+    """
+    _, total, final, _ = timed_request(client, "/noop", "Hi", updates, spacing_s=spacing_s)
+    return total - final["latency"]["total_s"]
 
 
-def timed_request(client, api_name: str, prompt: str, max_tokens: int) -> tuple[float, float, dict, int]:
+def timed_request(
+    client, api_name: str, prompt: str, max_tokens: int, **extra
+) -> tuple[float, float, dict, int]:
     """(seconds to the first streamed update, seconds to the end, final output, updates streamed)."""
     started = time.perf_counter()
-    job = client.submit(prompt=prompt, max_tokens=max_tokens, api_name=api_name)
+    job = client.submit(prompt=prompt, max_tokens=max_tokens, api_name=api_name, **extra)
     next(job)  # the first streamed update: one token
     first = time.perf_counter()
     final = job.result()  # then wait without polling, which would compete for the CPU

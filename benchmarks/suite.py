@@ -187,10 +187,11 @@ def measure_served(checkpoint, store, prompts, settings: Settings, progress) -> 
                 bandwidth = quick_probe()
                 run = served.chat(app_client, side, prompts[case[0]], case[1])
                 run = replace(run, bandwidth_gbs=bandwidth)
-                streamed = served.noop_round_trip(noop_client, run.updates)  # as many updates
+                spacing = run.server_s / max(1, run.updates - 1)  # as many updates, at the app's pace
+                beyond = served.noop_beyond_wait(noop_client, run.updates, spacing)
                 if repeat > 0:
-                    results[path].add(case, replace(run, noop_s=streamed))
-                    noop.add(case, Run(0, run.new_tokens, streamed, streamed))
+                    results[path].add(case, replace(run, noop_s=beyond))
+                    noop.add(case, Run(0, run.new_tokens, beyond, beyond))
         peak = app.memory.peak_since(app.started) / 1e6
     for result in results.values():
         result.peak_rss_mb = peak  # one process serves both models
