@@ -39,7 +39,7 @@ def markdown(s: dict) -> str:
         "just before it (median of the runs' shares); GEMM peak at "
         f"{prompts[min(1, len(prompts) - 1)] if prompts else ''} prompt tokens. Gradio rows: load is the "
         "app's warm start to its first answer, memory is the whole app process (both models), times are "
-        "at the client.",
+        "at the client (so no share of the engine's limits).",
         "",
     ]
     lines += _targets(s) + _extrapolation(s) + tuning_table(s)
