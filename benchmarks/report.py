@@ -57,7 +57,8 @@ def _row(m, settings, shape: Shape, machine, weight_bytes: dict) -> dict:
     ttft = {p: _median([r.ttft_s for r in m.runs.get((p, short), [])]) for p in settings.prompt_tokens}
     total = {p: _median([r.total_s for r in m.runs.get((p, short), [])]) for p in settings.prompt_tokens}
     speed = {n: _median([r.tokens_per_s for r in m.runs.get((first, n), [])]) for n in settings.new_tokens}
-    all_runs = m.all_runs
+    all_runs, engine_side = m.all_runs, m.depth != "gradio"
+    peak_flops = machine.matmul_peak_gflops * 1e9
     row = {
         "path": m.path,
         "depth": m.depth,
@@ -66,15 +67,18 @@ def _row(m, settings, shape: Shape, machine, weight_bytes: dict) -> dict:
         "ttft_s": ttft,
         "total_s": total,
         "tokens_per_s": speed,
+        # Gradio rows are timed at the client (queue, batching of the first updates): no engine limit.
         "bandwidth_bound_pct": {
             n: _median(
                 bandwidth_share(weight_bytes[m.path], r, machine.memory_bandwidth_gbs)
                 for r in m.runs.get((first, n), [])
             )
+            if engine_side
+            else None
             for n in settings.new_tokens
         },
         "prefill_peak_pct": {
-            p: 100 * shape.prefill_flops(p) / (machine.matmul_peak_gflops * 1e9) / t if t else None
+            p: 100 * shape.prefill_flops(p) / peak_flops / t if t and engine_side else None
             for p, t in ttft.items()
         },
         "samples": {f"{p}+{n}": [asdict(r) for r in runs] for (p, n), runs in m.runs.items()},
@@ -82,9 +86,6 @@ def _row(m, settings, shape: Shape, machine, weight_bytes: dict) -> dict:
         "prompt_tokens_seen": sorted({r.prompt_tokens for r in all_runs}),
     }
     if m.depth == "gradio":
-        # Client-side times hold the queue and Gradio's batching of the first updates: no engine limit.
-        row["bandwidth_bound_pct"] = {n: None for n in settings.new_tokens}
-        row["prefill_peak_pct"] = {p: None for p in settings.prompt_tokens}
         # The app's time beyond its model's, beyond a no-op streaming as many updates just after.
         row["api_overhead_over_noop_s"] = _median(r.total_s - r.server_s - r.noop_s for r in all_runs)
         row["api_overhead_s"] = _median(r.total_s - r.server_s for r in all_runs)

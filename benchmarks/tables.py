@@ -155,20 +155,8 @@ def plot(s: dict, path: Path) -> None:
     news, prompts = list(rows[0]["tokens_per_s"]), list(rows[0]["ttft_s"])
     fig, (speed, ttft) = plt.subplots(1, 2, figsize=(13, 5))
     width = 0.8 / max(len(news), len(prompts))
-    for i, n in enumerate(news):
-        speed.bar(
-            [x + i * width for x in range(len(rows))],
-            [r["tokens_per_s"][n] or 0 for r in rows],
-            width,
-            label=f"{n} new tokens",
-        )
-    for i, p in enumerate(prompts):
-        ttft.bar(
-            [x + i * width for x in range(len(rows))],
-            [r["ttft_s"][p] or 0 for r in rows],
-            width,
-            label=f"{p}-token prompt",
-        )
+    _bars(speed, rows, "tokens_per_s", {n: f"{n} new tokens" for n in news}, width)
+    _bars(ttft, rows, "ttft_s", {p: f"{p}-token prompt" for p in prompts}, width)
     for axis, title in (
         (speed, "decode tokens/s (higher is better)"),
         (ttft, "time to first token, s (lower is better)"),
@@ -180,3 +168,10 @@ def plot(s: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _bars(axis, rows: list[dict], field: str, labels: dict[str, str], width: float) -> None:
+    """One group of bars per row: `row[field][key]` for each key of `labels`, side by side."""
+    for i, (key, label) in enumerate(labels.items()):
+        heights = [r[field][key] or 0 for r in rows]
+        axis.bar([x + i * width for x in range(len(rows))], heights, width, label=label)

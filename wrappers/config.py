@@ -16,6 +16,7 @@ from wrappers.sources import PRESETS, TINY_CHECKPOINT, Source, parse_source
 
 ROOT = TINY_CHECKPOINT.parent.parent
 INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # what onnxruntime-genai's builder accepts
+DEFAULT_INT4_BLOCK_SIZE = 32  # as Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3-mini
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class AppConfig:
     onnx_source: Source | None = None
     log_only: bool = False
     onnx_precision: str = "int4"
-    onnx_block_size: int = 32  # int4 builds: weights per quantization scale
+    onnx_block_size: int = DEFAULT_INT4_BLOCK_SIZE  # int4 builds: weights per quantization scale
     data_dir: Path = ROOT / "data"
     tracking_uri: str | None = None  # None: SQLite in data_dir
     host: str = "127.0.0.1"
@@ -94,7 +95,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     parser.add_argument(
         "--onnx-block-size",
         type=_block_size,
-        default=env.get("PHI3_ONNX_BLOCK_SIZE", "32"),  # a string default goes through type= too
+        default=env.get("PHI3_ONNX_BLOCK_SIZE", str(DEFAULT_INT4_BLOCK_SIZE)),  # a string goes through type=
         help="int4 builds: weights per quantization scale (larger: faster, less exact)",
     )
     parser.add_argument("--data-dir", type=Path, default=env.get("PHI3_DATA_DIR", ROOT / "data"))

@@ -19,7 +19,7 @@ import mlflow
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-from wrappers.config import INT4_BLOCK_SIZES
+from wrappers.config import DEFAULT_INT4_BLOCK_SIZE, INT4_BLOCK_SIZES
 from wrappers.options import GenerationOptions
 from wrappers.results import Usage
 
@@ -31,10 +31,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 MODEL_CODE = PACKAGE_DIR / "onnx_model.py"
 ARTIFACT_KEY = "onnx_model"  # as in onnx_model.py, which must not be imported here
 PRECISIONS = ("int4", "fp32")
-# Block 32 matches Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3-mini. Larger
-# blocks decode faster here and are less exact (see docs/benchmarks.md). Accuracy level 4
-# computes in int8. (The builder ignores the older int4_-prefixed names of these options.)
-DEFAULT_INT4_BLOCK_SIZE = 32
+# int4: larger blocks decode faster here and are less exact (see docs/benchmarks.md); accuracy
+# level 4 computes in int8. (The builder ignores the older int4_-prefixed names of these options.)
 # Prefill computes the logits of the last prompt token only, not of every one (32064 x 3072
 # FLOPs per prompt token, and a [tokens, 32064] output): what transformers' generate does too.
 EXPORT_OPTIONS = ["prune_lm_head=true"]
