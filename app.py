@@ -232,7 +232,7 @@ def _card(backend: MlflowBackend, state: str) -> str:
         return f"⚠️ This model is not available: {state}"
     ref = backend.model_ref()
     return fmt.model_card_markdown(
-        ref.uri, ref.name, ref.version, backend.signature(), backend.streaming_note
+        ref.uri, ref.name, ref.version, backend.signature(), backend.streaming_note, backend.weights()
     )
 
 

@@ -80,10 +80,16 @@ def plain_text(content: Any) -> str:
 
 
 def model_card_markdown(
-    ref_uri: str | None, name: str | None, version: str | None, signature: str, streaming_note: str
+    ref_uri: str | None,
+    name: str | None,
+    version: str | None,
+    signature: str,
+    streaming_note: str,
+    weights: str = "",
 ) -> str:
+    weights_line = f"  \n**Weights**: {weights}" if weights else ""
     return (
-        f"**URI**: `{ref_uri}`  \n**Registered model**: `{name}` version `{version}`\n\n"
+        f"**URI**: `{ref_uri}`  \n**Registered model**: `{name}` version `{version}`{weights_line}\n\n"
         f"**Signature** (as MLflow prints it):\n```\n{signature}\n```\n\n*Streaming*: {streaming_note}"
     )
 

@@ -38,30 +38,33 @@ PHI3_MINI = {
 SEED = 0
 
 
-def shaped_dir(layers: int, root: Path = CACHE) -> Path:
-    return root / f"shaped-{layers}"
+def shaped_dir(layers: int, root: Path = CACHE, dtype: str = "float32") -> Path:
+    return root / (f"shaped-{layers}" if dtype == "float32" else f"shaped-{layers}-{dtype}")
 
 
-def build_shaped_model(layers: int = 4, out_dir: Path | None = None, shape: dict | None = None) -> Path:
+def build_shaped_model(
+    layers: int = 4, out_dir: Path | None = None, shape: dict | None = None, dtype: str = "float32"
+) -> Path:
     """Write the checkpoint (config, safetensors, tokenizer) once; return its folder.
 
-    `shape` overrides the Phi-3-mini widths (the tests use a narrow one).
+    `shape` overrides the Phi-3-mini widths (the tests use a narrow one). `dtype` is the
+    stored precision: "bfloat16" saves like Microsoft's published checkpoint, half the bytes.
     """
-    out_dir = out_dir or shaped_dir(layers)
+    out_dir = out_dir or shaped_dir(layers, dtype=dtype)
     if (out_dir / "model.safetensors").exists():
         return out_dir
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shape = shape or PHI3_MINI
-    _save_model(layers, shape, tmp)
+    _save_model(layers, shape, tmp, dtype)
     _save_tokenizer(shape["vocab_size"], tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)  # only a complete folder ever has the final name
     return out_dir
 
 
-def _save_model(layers: int, shape: dict, out_dir: Path) -> None:
+def _save_model(layers: int, shape: dict, out_dir: Path, dtype: str) -> None:
     import torch
     import transformers
 
@@ -69,10 +72,11 @@ def _save_model(layers: int, shape: dict, out_dir: Path) -> None:
     config = transformers.Phi3Config(
         **{k: v for k, v in tiny.items() if k not in ("architectures", "transformers_version")}
         | shape
-        | {"num_hidden_layers": layers, "dtype": "float32"}
+        | {"num_hidden_layers": layers, "dtype": dtype}
     )
     torch.manual_seed(SEED)
-    model = transformers.Phi3ForCausalLM(config).eval()
+    # Made in its own dtype: 32 layers in float32 would take 15 GB just to be created.
+    model = transformers.Phi3ForCausalLM._from_config(config, dtype=getattr(torch, dtype)).eval()
     with torch.no_grad():  # ids the tiny tokenizer treats as special: never chosen
         model.lm_head.weight[_special_ids()] = 0.0
     model.save_pretrained(out_dir)
@@ -101,8 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     args = parser.parse_args()
-    print(build_shaped_model(args.layers, args.out))
+    print(build_shaped_model(args.layers, args.out, dtype=args.dtype))
 
 
 if __name__ == "__main__":

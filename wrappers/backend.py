@@ -82,6 +82,10 @@ class MlflowBackend:
         """The model's input/output signature, as MLflow prints it."""
         return str(self.model.get().pyfunc.metadata.signature)
 
+    def weights(self) -> str:
+        """The dtype or precision its weights run in (bfloat16, float32, int4, ...)."""
+        return self.model.get().weights
+
 
 def stream_result(
     backend: Backend, messages: Messages, options: GenerationOptions, deadline: float | None = None

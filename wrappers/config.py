@@ -17,6 +17,7 @@ from wrappers.sources import PRESETS, TINY_CHECKPOINT, Source, parse_source
 ROOT = TINY_CHECKPOINT.parent.parent
 INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # what onnxruntime-genai's builder accepts
 DEFAULT_INT4_BLOCK_SIZE = 32  # as Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3-mini
+TRANSFORMERS_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class AppConfig:
     transformers_source: Source | None = None  # None: the preset's
     onnx_source: Source | None = None
     log_only: bool = False
+    transformers_dtype: str = "auto"  # side (a); auto: the checkpoint's own, where the CPU computes it
     onnx_precision: str = "int4"
     onnx_block_size: int = DEFAULT_INT4_BLOCK_SIZE  # int4 builds: weights per quantization scale
     data_dir: Path = ROOT / "data"
@@ -90,6 +92,12 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     )
     parser.add_argument("--log-only", action="store_true", help="log and register both models, then exit")
     parser.add_argument(
+        "--transformers-dtype",
+        choices=TRANSFORMERS_DTYPES,
+        default=env.get("PHI3_TRANSFORMERS_DTYPE", "auto"),
+        help="side (a)'s weights; auto: the checkpoint's own dtype where this CPU computes it natively",
+    )
+    parser.add_argument(
         "--onnx-precision", choices=("int4", "fp32"), default=env.get("PHI3_ONNX_PRECISION", "int4")
     )
     parser.add_argument(
@@ -115,6 +123,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         transformers_source=transformers_source,
         onnx_source=_source(args.onnx_source),
         log_only=args.log_only,
+        transformers_dtype=args.transformers_dtype,
         onnx_precision=args.onnx_precision,
         onnx_block_size=args.onnx_block_size,
         data_dir=args.data_dir,

@@ -10,19 +10,32 @@ import hashlib
 from importlib.metadata import version
 from pathlib import Path
 
-from wrappers import onnx_backend, transformers_backend
+from wrappers import memory, onnx_backend, transformers_backend
 from wrappers.backend import Backend, MlflowBackend
+from wrappers.child import run_step
 from wrappers.config import AppConfig
 from wrappers.errors import ModelLoadError
-from wrappers.registry import LazyModel, ModelSpec, Progress, hash_files, newest_version, use_store
+from wrappers.host import computes_natively, effective_dtype
+from wrappers.registry import (
+    LazyModel,
+    Memory,
+    ModelSpec,
+    Progress,
+    Reservations,
+    hash_files,
+    newest_version,
+    use_store,
+)
 from wrappers.remote import remote_backends
 from wrappers.sources import (
     Source,
     hub_commit,
-    memory_needed,
+    kv_bytes_per_token,
+    parameter_count,
     published_precision,
-    require_memory,
     resolve,
+    stored_dtype,
+    weights_bytes,
 )
 
 
@@ -37,19 +50,22 @@ def build_backends(config: AppConfig, progress: Progress = print) -> dict[str, B
 
 
 def _in_process(config: AppConfig, locks: Path, progress: Progress) -> dict[str, MlflowBackend]:
+    """The ONNX side first: a build's scratch file is gone before side (a)'s copy is written,
+    so the disk's peak is the larger of the two, not their sum."""
+    reserved = Reservations()  # both sides share the machine: each load leaves room for the other's answers
     return {
-        "transformers": MlflowBackend(
-            transformers_backend.TITLE,
-            transformers_backend.STREAMING_NOTE,
-            LazyModel(lambda report: transformers_spec(config, report), locks, progress),
-            transformers_backend.stream_predict,
-            config.limits.max_prompt_tokens,
-        ),
         "onnx": MlflowBackend(
             onnx_backend.TITLE,
             onnx_backend.STREAMING_NOTE,
-            LazyModel(lambda report: onnx_spec(config, report), locks, progress),
+            LazyModel(lambda report: onnx_spec(config, report), locks, progress, reserved),
             onnx_backend.stream_predict,
+            config.limits.max_prompt_tokens,
+        ),
+        "transformers": MlflowBackend(
+            transformers_backend.TITLE,
+            transformers_backend.STREAMING_NOTE,
+            LazyModel(lambda report: transformers_spec(config, report), locks, progress, reserved),
+            transformers_backend.stream_predict,
             config.limits.max_prompt_tokens,
         ),
     }
@@ -60,16 +76,28 @@ def transformers_spec(config: AppConfig, progress: Progress = print) -> ModelSpe
     try:
         checkpoint = resolve(source, "config.json", progress)
     except ModelLoadError as error:
-        return _registered_spec(name, source, error)
-    memory = _fitting_memory(name, checkpoint, as_fp32=True)
+        return _registered_spec(name, source, error, _dtype_tags(config.transformers_dtype))
+    dtype = effective_dtype(config.transformers_dtype, stored_dtype(checkpoint))
+    parameters = parameter_count(checkpoint)
+    kv = kv_bytes_per_token(checkpoint, dtype)
+    serve, loaded = memory.serving(f"transformers/{dtype}", parameters, kv, _longest(config))
+    needs = Memory(memory.need(f"log_transformers/{dtype}", parameters), serve, loaded)
+    memory.require(needs.serve, f"{name} in {dtype} ({source})")  # before hashing gigabytes
+    tags = _tags(source, checkpoint, dtype, "transformers") | {"dtype": dtype, "parameters": str(parameters)}
+    tags["source_hash"] += f"|dtype:{dtype}"  # one version per dtype
+
+    def log(progress: Progress) -> str:
+        copy = memory.weight_bytes(parameters, dtype)
+        memory.require_disk(int(copy * 1.05), config.artifact_root, f"Logging {name}")
+        kwargs = {"checkpoint": str(checkpoint), "pip_requirements": _pins("mlflow", "transformers", "torch")}
+        return run_step("log_transformers", kwargs | {"dtype": dtype}, f"Logging {name}", progress).value
+
     return ModelSpec(
         registered_name=name,
-        description=f"{source} as an MLflow transformers flavor, task llm/v1/chat.",
-        tags=_tags(source, checkpoint, "fp32", "transformers"),
-        log=lambda progress: transformers_backend.log_transformers_model(
-            str(checkpoint), _pins("mlflow", "transformers", "torch")
-        ),
-        memory_bytes=memory,
+        description=f"{source} as an MLflow transformers flavor in {dtype}, task llm/v1/chat.",
+        tags=tags,
+        log=log,
+        memory=needs,
     )
 
 
@@ -82,7 +110,11 @@ def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
         folder = resolve(source, "genai_config.json", progress)
     except ModelLoadError as error:
         return _registered_spec(name, source, error)
-    memory = _fitting_memory(name, folder)
+    fit = "onnx/int4" if published_precision(folder) == "int4" else "onnx/fp32"
+    needs = Memory(
+        0, *memory.serving(fit, weights_bytes(folder), kv_bytes_per_token(folder), _longest(config))
+    )
+    memory.require(needs.serve, f"{name} ({source})")
     return ModelSpec(
         registered_name=name,
         description=f"The onnxruntime-genai model {source}, in an MLflow pyfunc.",
@@ -90,7 +122,7 @@ def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
         log=lambda progress: onnx_backend.log_onnx_model(
             folder, _pins("mlflow", "onnxruntime-genai", "pandas")
         ),
-        memory_bytes=memory,
+        memory=needs,
     )
 
 
@@ -100,7 +132,12 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
         checkpoint = resolve(transformers_source, "config.json", progress)
     except ModelLoadError as error:
         return _registered_spec(name, transformers_source, error)
-    memory = _fitting_memory(name, checkpoint, as_fp32=True)  # the builder loads the checkpoint
+    parameters = parameter_count(checkpoint)
+    export_bytes = memory.fitted(f"export_bytes/{precision}", parameters)
+    kv = kv_bytes_per_token(checkpoint)  # the CPU export keeps its cache in float32
+    serve, loaded = memory.serving(f"onnx/{precision}", export_bytes, kv, _longest(config))
+    needs = Memory(memory.need(f"build_onnx/{precision}", parameters), serve, loaded)
+    memory.require(needs.serve, f"{name} ({transformers_source})")
     tags = _tags(transformers_source, checkpoint, precision, "onnx")
     options = onnx_backend.builder_options(precision, config.onnx_block_size)
     tags["builder_options"] = ",".join(options)
@@ -108,8 +145,12 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
     build_dir = config.build_dir / hashlib.sha256(tags["source_hash"].encode()).hexdigest()[:16]
 
     def build_and_log(progress: Progress) -> str:
+        # at its peak the build holds the float32 weights (a scratch file) and the export; the
+        # logged copy of the export is written after the scratch file is gone
+        disk = memory.weight_bytes(parameters, "float32") + export_bytes
+        memory.require_disk(int(disk * 1.05), config.build_dir, f"The {precision} ONNX build of {name}")
         progress(f"Building the {precision} ONNX export of {checkpoint} with onnxruntime-genai's builder")
-        export = onnx_backend.build_onnx_export(str(checkpoint), precision, build_dir, options)
+        export = onnx_backend.build_onnx_export(str(checkpoint), precision, build_dir, options, progress)
         return onnx_backend.log_onnx_model(export, _pins("mlflow", "onnxruntime-genai", "pandas"))
 
     return ModelSpec(
@@ -120,15 +161,13 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
         ),
         tags=tags,
         log=build_and_log,
-        memory_bytes=memory,
+        memory=needs,
     )
 
 
-def _fitting_memory(name: str, folder: Path, as_fp32: bool = False) -> int:
-    """The memory `folder` needs; refused now if it will not fit, before hashing or loading it."""
-    needed = memory_needed(folder, as_fp32)
-    require_memory(needed, f"{name} ({folder})")
-    return needed
+def _longest(config: AppConfig) -> int:
+    """The most tokens one request can hold: the longest prompt and the longest answer."""
+    return config.limits.max_prompt_tokens + config.limits.max_new_tokens
 
 
 def _tags(source: Source, folder: Path, precision: str, wrapper: str) -> dict[str, str]:
@@ -144,19 +183,27 @@ def _tags(source: Source, folder: Path, precision: str, wrapper: str) -> dict[st
     }
 
 
-def _registered_spec(name: str, source: Source, error: ModelLoadError) -> ModelSpec:
+def _dtype_tags(requested: str) -> dict[str, str]:
+    """An explicit dtype must match a registered version; auto takes any this CPU computes natively."""
+    return {} if requested == "auto" else {"dtype": requested}
+
+
+def _registered_spec(
+    name: str, source: Source, error: ModelLoadError, match: dict[str, str] | None = None
+) -> ModelSpec:
     """A Hub source that cannot be fetched now may already be registered, e.g. pre-logged
     with --log-only on a machine with network: then that version is loaded, else `error` stands."""
-    found = newest_version(name, "source", str(source)) if source.kind == "hub" else None
-    if found is None:
+    wanted = {"source": str(source)} | (match or {})
+    found = newest_version(name, wanted) if source.kind == "hub" else None
+    if found is None or not computes_natively(found.tags.get("dtype", "float32")):
         raise error
 
     def cannot_log(progress: Progress) -> str:
         raise error
 
-    memory = int(found.tags.get("memory_bytes", 0))
-    require_memory(memory, f"{name} version {found.version}")
-    return ModelSpec(name, f"{source}, as registered", dict(found.tags), cannot_log, memory)
+    tags = found.tags
+    needs = Memory(serve=int(tags.get("memory_bytes", 0)), loaded=int(tags.get("memory_loaded_bytes", 0)))
+    return ModelSpec(name, f"{source}, as registered", dict(tags), cannot_log, needs)
 
 
 def _pins(*packages: str) -> list[str]:

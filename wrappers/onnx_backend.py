@@ -8,10 +8,7 @@ MLflow stores that file and executes it when loading (models-from-code).
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +16,12 @@ import mlflow
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
+from wrappers.child import run_step
 from wrappers.config import DEFAULT_INT4_BLOCK_SIZE, INT4_BLOCK_SIZES
 from wrappers.options import GenerationOptions
 from wrappers.results import Usage
+
+Progress = Callable[[str], None]
 
 TITLE = "ONNX pyfunc (onnxruntime-genai)"
 STREAMING_NOTE = (
@@ -70,32 +70,26 @@ def builder_options(precision: str, block_size: int = DEFAULT_INT4_BLOCK_SIZE) -
 
 
 def build_onnx_export(
-    checkpoint: str, precision: str, out_dir: Path, options: list[str] | None = None
+    checkpoint: str,
+    precision: str,
+    out_dir: Path,
+    options: list[str] | None = None,
+    progress: Progress = print,
+    lean: bool = True,
 ) -> Path:
-    """Build `checkpoint` to ONNX with onnxruntime-genai's builder, for the CPU.
+    """Build `checkpoint` to ONNX with onnxruntime-genai's builder, for the CPU, in a child process.
 
-    `options` replaces `builder_options(precision)` (the benchmarks compare variants).
+    `options` replaces `builder_options(precision)` (the benchmarks compare variants); `lean`
+    streams the weights through a scratch file (see `onnx_build.py`).
     """
-    from onnxruntime_genai.models.builder import create_model, parse_extra_options
-
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    shutil.rmtree(out_dir, ignore_errors=True)
-    cache = out_dir.with_name(out_dir.name + ".cache")
-    extra = builder_options(precision) if options is None else options
-    args = ("", checkpoint, str(out_dir), precision, "cpu", str(cache))
-    create_model(*args, **parse_extra_options(*args, extra))
-    shutil.rmtree(cache, ignore_errors=True)
-    use_all_cores(out_dir / "genai_config.json")
+    kwargs = {"checkpoint": checkpoint, "precision": precision, "out_dir": str(out_dir), "lean": lean}
+    kwargs["options"] = builder_options(precision) if options is None else options
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    log = out_dir.with_name(out_dir.name + ".log")  # the builder's own output, a line per tensor
+    run_step("build_onnx", kwargs, f"The {precision} ONNX build", progress, log)
     return out_dir
-
-
-def use_all_cores(genai_config: Path) -> None:
-    """Let ONNX Runtime use every core: left unset, it ran on one of two here."""
-    config = json.loads(genai_config.read_text())
-    options = config["model"]["decoder"].setdefault("session_options", {})
-    options["intra_op_num_threads"] = os.cpu_count() or 1
-    genai_config.write_text(json.dumps(config, indent=4))
 
 
 def log_onnx_model(export_dir: Path, pip_requirements: list[str]) -> str:

@@ -23,6 +23,7 @@ import mlflow
 from filelock import FileLock
 from mlflow import MlflowClient
 
+from wrappers import memory
 from wrappers.errors import ModelLoadError
 from wrappers.results import ModelRef
 
@@ -33,6 +34,15 @@ Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class Memory:
+    """Bytes a model needs, from the fitted measurements in `memory.py`; 0: not checked."""
+
+    log: int = 0  # to log it (and build it, for an ONNX build)
+    serve: int = 0  # loaded and answering at the longest prompt the limits allow
+    loaded: int = 0  # loaded and idle; serve - loaded is held back for its answers
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """What to register, and how to log it if it is not registered yet."""
 
@@ -40,7 +50,7 @@ class ModelSpec:
     description: str
     tags: dict[str, str]  # must include "source_hash"
     log: Callable[[Progress], str]  # logs inside the active run, returns the model URI
-    memory_bytes: int = 0  # needed to log or load it (checked by whoever makes the spec), kept as a tag
+    memory: Memory = Memory()
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class LoadedModel:
     pyfunc: mlflow.pyfunc.PyFuncModel
     ref: ModelRef
     logged_now: bool
+    weights: str = ""  # the dtype or precision the model runs in, as tagged
 
 
 def use_store(tracking_uri: str, artifact_root: Path, lock_dir: Path | None = None) -> None:
@@ -66,8 +77,14 @@ def use_store(tracking_uri: str, artifact_root: Path, lock_dir: Path | None = No
             mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root.resolve().as_uri())
 
 
-def log_or_load(spec: ModelSpec, lock_dir: Path, progress: Progress = print) -> LoadedModel:
-    """Load the registered version for `spec`, logging and registering it first if needed."""
+def log_or_load(
+    spec: ModelSpec, lock_dir: Path, progress: Progress = print, reserved: Reservations | None = None
+) -> LoadedModel:
+    """Load the registered version for `spec`, logging and registering it first if needed.
+
+    Each step is refused up front if its measured need is not free; `reserved` holds what
+    models loaded beside this one will still take when they answer.
+    """
     lock_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_dir / f"{spec.registered_name}.lock"):
         found = find_version(spec)
@@ -75,29 +92,36 @@ def log_or_load(spec: ModelSpec, lock_dir: Path, progress: Progress = print) -> 
         if logged_now:
             found = _log_and_register(spec, progress)
     uri = f"models:/{spec.registered_name}/{found.version}"
+    beside = reserved.total() if reserved else 0
+    if spec.memory.serve:
+        what = f"Loading {uri}" + (" beside the other model" if beside else "")
+        memory.require(spec.memory.serve + beside, what)
     progress(f"{'(3/3)' if logged_now else '(1/1)'} Loading {uri}")
     try:
         pyfunc = mlflow.pyfunc.load_model(uri)
     except Exception as exc:
         raise ModelLoadError(f"Could not load {uri}: {exc}") from exc
-    return LoadedModel(pyfunc, ModelRef(spec.registered_name, str(found.version), uri), logged_now)
+    weights = spec.tags.get("dtype") or spec.tags.get("precision", "")
+    return LoadedModel(pyfunc, ModelRef(spec.registered_name, str(found.version), uri), logged_now, weights)
 
 
 def find_version(spec: ModelSpec):
     """The newest registered version logged from the same source, or None."""
-    return newest_version(spec.registered_name, "source_hash", spec.tags["source_hash"])
+    return newest_version(spec.registered_name, {"source_hash": spec.tags["source_hash"]})
 
 
-def newest_version(registered_name: str, tag: str, value: str):
-    """The newest ready version of `registered_name` whose tag `tag` is `value`, or None."""
-    query = f"name = '{registered_name}' and tags.{tag} = '{value}'"
+def newest_version(registered_name: str, tags: dict[str, str]):
+    """The newest ready version of `registered_name` with all of `tags`, or None."""
+    query = " and ".join([f"name = '{registered_name}'", *(f"tags.{k} = '{v}'" for k, v in tags.items())])
     versions = MlflowClient().search_model_versions(query)
     ready = [v for v in versions if v.status == "READY"]
     return max(ready, key=lambda v: int(v.version)) if ready else None
 
 
 def _log_and_register(spec: ModelSpec, progress: Progress):
-    tags = spec.tags | library_versions() | {"memory_bytes": str(spec.memory_bytes)}
+    if spec.memory.log:
+        memory.require(spec.memory.log, f"Logging {spec.registered_name}")
+    tags = spec.tags | library_versions() | _memory_tags(spec.memory)
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"log {spec.registered_name}"):
         mlflow.set_tags(tags)
@@ -110,6 +134,10 @@ def _log_and_register(spec: ModelSpec, progress: Progress):
     version = mlflow.register_model(model_uri, spec.registered_name, tags=tags)
     client.update_model_version(spec.registered_name, version.version, spec.description)
     return version
+
+
+def _memory_tags(needs: Memory) -> dict[str, str]:
+    return {"memory_bytes": str(needs.serve), "memory_loaded_bytes": str(needs.loaded)}
 
 
 def library_versions() -> dict[str, str]:
@@ -127,16 +155,42 @@ def hash_files(root: Path, extra: str = "") -> str:
     return digest.hexdigest()
 
 
+class Reservations:
+    """Memory that the models of one app, once loaded, still need for answering (KV caches)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bytes: dict[str, int] = {}
+
+    def hold(self, name: str, needs: Memory) -> None:
+        with self._lock:
+            self._bytes[name] = max(needs.serve - needs.loaded, 0)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._bytes.values())
+
+
 class LazyModel:
     """Logs or loads a model on first use, once, from any number of threads."""
 
-    def __init__(self, spec: Callable[[Progress], ModelSpec], lock_dir: Path, progress: Progress) -> None:
+    def __init__(
+        self,
+        spec: Callable[[Progress], ModelSpec],
+        lock_dir: Path,
+        progress: Progress,
+        reserved: Reservations | None = None,
+    ) -> None:
         self._spec, self._lock_dir, self._progress = spec, lock_dir, progress
+        self._reserved = reserved
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
 
     def get(self) -> LoadedModel:
         with self._lock:
             if self._loaded is None:
-                self._loaded = log_or_load(self._spec(self._progress), self._lock_dir, self._progress)
+                spec = self._spec(self._progress)
+                self._loaded = log_or_load(spec, self._lock_dir, self._progress, self._reserved)
+                if self._reserved:
+                    self._reserved.hold(spec.registered_name, spec.memory)
             return self._loaded

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
-
-import psutil
 
 from wrappers.errors import ModelLoadError
 
@@ -147,29 +146,56 @@ def hub_commit(path: Path) -> str | None:
     return parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
 
 
-def memory_needed(folder: Path, as_fp32: bool = False, headroom: float = 1.2) -> int:
-    """Bytes of memory that loading the weights in `folder` takes, with some headroom.
-
-    `as_fp32`: the weights are loaded as float32, so 16-bit checkpoints double in size.
-    """
-    size = sum(f.stat().st_size for pattern in WEIGHTS for f in folder.rglob(pattern))
-    return int(size * (_fp32_expansion(folder) if as_fp32 else 1.0) * headroom)
-
-
-def _fp32_expansion(folder: Path) -> float:
+def stored_dtype(folder: Path) -> str:
+    """The dtype a Hugging Face checkpoint's weights are saved in (float32 if it does not say)."""
     config = json.loads((folder / "config.json").read_text())
-    stored = config.get("dtype") or config.get("torch_dtype") or "float32"
-    return 2.0 if stored in ("bfloat16", "float16") else 1.0
+    return config.get("dtype") or config.get("torch_dtype") or "float32"
 
 
-def require_memory(needed: int, what: str) -> None:
-    """Refuse, before loading, a model that would not fit in the memory available now."""
-    available = psutil.virtual_memory().available
-    if needed > available:
-        raise ModelLoadError(
-            f"{what} needs about {needed / 2**30:.1f} GiB of memory to load; only "
-            f"{available / 2**30:.1f} GiB is available. Use a machine with more memory."
-        )
+def parameter_count(folder: Path) -> int:
+    """The checkpoint's parameters, read from its safetensors headers (no weights are loaded).
+
+    Other formats are counted from their bytes and the stored dtype.
+    """
+    itemsize = {"float32": 4, "bfloat16": 2, "float16": 2}.get(stored_dtype(folder), 4)
+    files = [f for pattern in WEIGHTS for f in folder.rglob(pattern)]
+    return sum(_safetensors_parameters(f) or f.stat().st_size // itemsize for f in files)
+
+
+def _safetensors_parameters(path: Path) -> int | None:
+    """The parameters a safetensors file holds, from its header; None if it has none."""
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        with path.open("rb") as f:
+            header = json.loads(f.read(min(int.from_bytes(f.read(8), "little"), 100_000_000)))
+        return sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def kv_bytes_per_token(folder: Path, dtype: str = "float32") -> int:
+    """Bytes of KV cache one token takes: keys and values, every layer, from the model's shape.
+
+    Reads a checkpoint's config.json, or an onnxruntime-genai folder's genai_config.json (whose
+    CPU exports keep the cache in float32, or in their own 16-bit precision).
+    """
+    itemsize = {"float32": 4, "bfloat16": 2, "float16": 2}[dtype]
+    if (folder / "genai_config.json").is_file():
+        shape = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
+        layers, kv_heads, head = shape["num_hidden_layers"], shape["num_key_value_heads"], shape["head_size"]
+        itemsize = 2 if published_precision(folder) in ("fp16", "bf16") else 4
+    else:
+        shape = json.loads((folder / "config.json").read_text())
+        layers, heads = shape["num_hidden_layers"], shape["num_attention_heads"]
+        kv_heads = shape.get("num_key_value_heads") or heads
+        head = shape.get("head_dim") or shape["hidden_size"] // heads
+    return 2 * layers * kv_heads * head * itemsize
+
+
+def weights_bytes(folder: Path) -> int:
+    """Bytes of the weight files in a model folder."""
+    return sum(f.stat().st_size for pattern in WEIGHTS for f in folder.rglob(pattern))
 
 
 def published_precision(folder: Path) -> str:

@@ -36,14 +36,17 @@ STREAMING_NOTE = (
 )
 
 
-def log_transformers_model(checkpoint: str, pip_requirements: list[str]) -> str:
-    """Log `checkpoint` as an llm/v1/chat pipeline in the active run; return its URI."""
+def log_transformers_model(checkpoint: str, pip_requirements: list[str], dtype: str = "float32") -> str:
+    """Log `checkpoint` as an llm/v1/chat pipeline in `dtype` in the active run; return its URI.
+
+    The weights are saved in `dtype`, and the flavor records it, so the model loads back in it.
+    Run it through `wrappers.child.run_step`: it holds the whole checkpoint in memory.
+    """
     import torch
     import transformers
 
-    # fp32 on CPU: Phi-3's published bf16 weights are slow or unsupported on many CPUs.
     pipeline = transformers.pipeline(
-        task="text-generation", model=checkpoint, device="cpu", dtype=torch.float32
+        task="text-generation", model=checkpoint, device="cpu", dtype=getattr(torch, dtype)
     )
     info = mlflow.transformers.log_model(
         transformers_model=pipeline,

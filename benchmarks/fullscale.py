@@ -1,0 +1,358 @@
+"""The full-size rehearsal: the app's real path on a full-size Phi-3-mini-shaped checkpoint.
+
+    .venv/bin/python -m benchmarks.fullscale [--layers 32] [--memory-limit-gib 16]
+
+The checkpoint has Phi-3-mini's shape (32 layers, hidden 3072, MLP 8192,
+vocabulary 32064: 3.82 B parameters) and random weights saved in bfloat16
+like Microsoft's (7.6 GB; cached under ~/.cache/phi3-compare, never
+committed). Each phase is a real `app.py` process on a fresh data folder,
+inside a memory cgroup of `--memory-limit-gib` when given (a 16 GB machine
+or Space), as a user would run it:
+
+1. `app.py --transformers-source CK --onnx-source build --log-only`: log side
+   (a) in the `auto` dtype, build the int4 export, register and load both;
+2. a warm start, then one `/compare` through gradio_client (a 128-token
+   prompt, 32 new tokens);
+3. the same `--log-only` on a fresh store inside a cgroup too small for it:
+   the app must refuse up front, naming the memory, and never be OOM-killed.
+
+For each phase: wall time, peak RSS of the whole process tree (and its
+anonymous part), the cgroup's OOM kills, disk added at peak and at the end,
+and for the comparison each side's time to first token and decode speed.
+Results go to benchmarks/results/fullscale.json and docs/fullscale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks import cgroup
+from benchmarks.engines import prompt_of_length
+from benchmarks.machine import PeakRss
+from benchmarks.served import free_port
+from benchmarks.shaped_model import CACHE, PHI3_MINI, build_shaped_model
+from wrappers.config import ROOT, child_env
+
+GiB = 2**30
+NARROW = {  # the CI version: the same phases on a small model
+    "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 8, "num_key_value_heads": 8,
+    "vocab_size": 2048,
+}  # fmt: skip
+STEP_LINE = re.compile(r"\[\s*([\d.]+)s\] (.*)")
+RESULTS = ROOT / "benchmarks" / "results" / "fullscale.json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    layers: int = 32
+    shape: dict | None = None  # None: Phi-3-mini's widths
+    memory_limit: int | None = None  # bytes: run the app in a memory cgroup this size
+    refuse_limit: int = 2 * GiB  # the cgroup for the refusal phase
+    prompt_tokens: int = 128
+    new_tokens: int = 32
+    cache: Path = CACHE
+    work: Path | None = None  # data folders; None: a temporary folder
+    env: dict[str, str] | None = None  # e.g. the app's limits (PHI3_MAX_PROMPT_TOKENS, ...)
+
+
+def rehearse(settings: Settings, progress=print) -> dict:
+    shape = settings.shape or PHI3_MINI
+    name = f"shaped-{settings.layers}-bfloat16" + ("" if settings.shape is None else "-narrow")
+    checkpoint = build_shaped_model(settings.layers, settings.cache / name, shape, dtype="bfloat16")
+    with tempfile.TemporaryDirectory(prefix="fullscale-", dir=settings.work) as work:
+        data = Path(work) / "data"
+        args = ["--transformers-source", str(checkpoint), "--onnx-source", "build"]
+        progress(f"1/3 log-only on {checkpoint}")
+        logged = run_app([*args, "--log-only"], data, settings, Path(work) / "log-only.log")
+        progress(f"  {logged['seconds']:.0f} s, peak RSS {logged['peak_rss'] / GiB:.1f} GiB")
+        progress("2/3 warm start and /compare")
+        try:
+            served = serve_and_compare(args, data, checkpoint, settings, Path(work) / "serve.log")
+            progress(f"  ready in {served['ready_s']:.0f} s, app RSS {served['rss_after'] / GiB:.1f} GiB")
+        except RuntimeError as exc:  # a side refused or failed: recorded, and the refusal phase still runs
+            served = {"error": str(exc), "steps": step_times((Path(work) / "serve.log").read_text())}
+            progress(f"  {exc}")
+        progress(f"3/3 log-only in a {settings.refuse_limit / GiB:.1f} GiB cgroup (must be refused)")
+        refused_data, refused_log = Path(work) / "data-refused", Path(work) / "refused.log"
+        refused = run_app([*args, "--log-only"], refused_data, settings, refused_log, settings.refuse_limit)
+        store = _sizes(data)
+    return {
+        "checkpoint": {"layers": settings.layers, "shape": shape, "path": str(checkpoint),
+                       "bytes": _du(checkpoint), "parameters": _parameters(checkpoint)},
+        "memory_limit": settings.memory_limit, "refused_limit": settings.refuse_limit, "env": settings.env,
+        "log_only": logged, "serve": served, "refused": refused,
+        "store": store, "measured": time.strftime("%Y-%m-%d"),
+    }  # fmt: skip
+
+
+def run_app(args: list[str], data: Path, settings: Settings, log: Path, limit: int | None = None) -> dict:
+    """`app.py ARGS` to the end, in a cgroup (`limit`, else the settings'); its figures."""
+    with (
+        _limited(limit or settings.memory_limit) as group,
+        _DiskPeak(data.parent) as disk,
+        log.open("w") as out,
+    ):
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), *args],
+            env=child_env(data, **(settings.env or {})),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=group.join if group else None,
+        )
+        memory = PeakRss(process.pid, every_s=0.1, tree=True)
+        code = process.wait()
+        seconds = time.monotonic() - started
+        memory.stop()
+        oom = group.oom_kills() if group else None
+    text = log.read_text(errors="replace")
+    return {
+        "exit": code, "seconds": seconds, "peak_rss": memory.peak_since(0.0), "oom_kills": oom,
+        "disk_peak_added": disk.peak, "disk_added": disk.last, "steps": step_times(text),
+        "refusals": [line for line in text.splitlines() if "needs about" in line][:4],
+    }  # fmt: skip
+
+
+def serve_and_compare(args: list[str], data: Path, checkpoint: Path, settings: Settings, log: Path) -> dict:
+    """A warm start; one /compare once both models are ready; the app's memory before and after."""
+    from transformers import AutoTokenizer
+
+    prompt = prompt_of_length(AutoTokenizer.from_pretrained(checkpoint), settings.prompt_tokens)
+    port = free_port()
+    with _limited(settings.memory_limit) as group, log.open("w") as out:
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), *args],
+            env=child_env(
+                data, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", **(settings.env or {})
+            ),
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=group.join if group else None,
+        )
+        memory = PeakRss(process.pid, every_s=0.1, tree=True)
+        try:
+            client = _wait_for_models(f"http://127.0.0.1:{port}/", process, log)
+            ready_s, rss_ready = time.monotonic() - started, memory.rss()
+            result = client.predict(prompt=prompt.messages[-1]["content"], max_tokens=settings.new_tokens,
+                                    api_name="/compare")  # fmt: skip
+            rss_after = memory.rss()
+        finally:
+            memory.stop()
+            process.terminate()
+            process.wait(timeout=60)
+        oom = group.oom_kills() if group else None
+    sides = {side: _side(result[side]) for side in ("transformers", "onnx")}
+    return {
+        "ready_s": ready_s, "rss_ready": rss_ready, "rss_after": rss_after,
+        "peak_rss": memory.peak_since(0.0), "oom_kills": oom, "sides": sides,
+        "both_answered": all(not s["error"] for s in sides.values()),
+        "steps": step_times(log.read_text(errors="replace")),
+    }  # fmt: skip
+
+
+def _wait_for_models(url: str, process: subprocess.Popen, log: Path, timeout: float = 1800):
+    """A client once the app has both models loaded (its start-up log says so)."""
+    from gradio_client import Client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode}; see {log}")
+        text = log.read_text(errors="replace")
+        if "failed:" in text:
+            raise RuntimeError(f"a model failed to load; see {log}")
+        if text.count(": ready: ") == 2:
+            return Client(url, verbose=False)
+        time.sleep(0.5)
+    raise TimeoutError(f"the models were not ready within {timeout} s")
+
+
+def _side(side: dict) -> dict:
+    latency, usage = side["latency"], side["usage"]
+    return {
+        "ttft_s": latency["ttft_s"], "tokens_per_s": latency["tokens_per_s"], "total_s": latency["total_s"],
+        "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
+        "model": side["model"], "error": side["error"],
+    }  # fmt: skip
+
+
+def step_times(log_text: str) -> list[dict]:
+    """Each start-up line with its time, and how long until the next one.
+
+    >>> step_times("[   1.0s] a\\n[   3.5s] b\\n")
+    [{'at_s': 1.0, 'line': 'a', 'took_s': 2.5}, {'at_s': 3.5, 'line': 'b', 'took_s': None}]
+    """
+    lines = [(float(m[1]), m[2]) for m in map(STEP_LINE.match, log_text.splitlines()) if m]
+    return [
+        {"at_s": at, "line": line, "took_s": round(lines[i + 1][0] - at, 1) if i + 1 < len(lines) else None}
+        for i, (at, line) in enumerate(lines)
+    ]
+
+
+class _limited:
+    """A memory cgroup of `limit` bytes, or none."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit, self.context = limit, None
+
+    def __enter__(self):
+        if self.limit is None:
+            return None
+        if not cgroup.available():
+            raise RuntimeError("memory cgroups are not available here (root and /sys/fs/cgroup needed)")
+        self.context = cgroup.memory_cgroup(self.limit, "fullscale")
+        return self.context.__enter__()
+
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc) if self.context else None
+
+
+class _DiskPeak:
+    """Bytes added to the file system holding `folder`, sampled each second: the peak and the last."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.peak, self.last = folder, 0, 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> _DiskPeak:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._base = shutil.disk_usage(self.folder).used
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+
+    def _read(self) -> None:
+        self.last = shutil.disk_usage(self.folder).used - self._base
+        self.peak = max(self.peak, self.last)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0):
+            self._read()
+
+
+def _sizes(data: Path) -> dict[str, int]:
+    return {
+        "mlflow_store": _du(data / "artifacts") + _du(data / "mlflow.db"),
+        "onnx_builds": _du(data / "onnx-builds"),
+    }
+
+
+def _du(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def _parameters(checkpoint: Path) -> int:
+    from wrappers.sources import parameter_count
+
+    return parameter_count(checkpoint)
+
+
+def markdown(result: dict) -> str:
+    """The rehearsal's tables, as docs/fullscale.md quotes them."""
+    logged, served, refused = result["log_only"], result["serve"], result["refused"]
+    limit = result["memory_limit"]
+    inside = f"inside a {limit / GiB:.0f} GiB memory cgroup" if limit else "without a memory limit"
+    limits = ", ".join(f"{k}={v}" for k, v in (result.get("env") or {}).items()) or "the default limits"
+    rows = [("`--log-only` (build int4, log (a), register, test-load both)", _s(logged["seconds"]),
+             _g(logged["peak_rss"]), _g(logged["disk_peak_added"]), _g(logged["disk_added"]),
+             logged["oom_kills"])]  # fmt: skip
+    if "error" not in served:
+        rows += [
+            ("warm start until both models are loaded", _s(served["ready_s"]), _g(served["rss_ready"]),
+             "", "", served["oom_kills"]),
+            ("one `/compare`, both sides answering", "", _g(served["peak_rss"]), "", "", served["oom_kills"]),
+        ]  # fmt: skip
+    lines = [f"Run {inside}, with {limits}, {result['measured']}.", "",
+             "| phase | wall time | peak RSS (process tree) | disk added at peak | disk added at the end "
+             "| OOM kills |", "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    if "error" in served:
+        lines += ["", f"The warm start did not get both models: {served['error']}"]
+    else:
+        lines += ["", "| side | model | time to first token | decode tok/s | prompt / completion tokens |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for side, figures in served["sides"].items():
+            model = f"`{figures['model']['name']}` v{figures['model']['version']}"
+            tokens = f"{figures['prompt_tokens']} / {figures['completion_tokens']}"
+            speed = f"{figures['tokens_per_s']:.2f}"
+            lines.append(f"| {side} | {model} | {_s(figures['ttft_s'])} | {speed} | {tokens} |")
+    lines += ["", "Steps of `--log-only` (from the app's start-up log):", ""]
+    lines += [f"- {step['line']}: {step['took_s']} s" for step in logged["steps"] if step["took_s"]]
+    lines += logged["refusals"] and ["", "Refused during `--log-only`:", ""] or []
+    lines += [f"> {line.strip()}" for line in logged["refusals"][:2]]
+    lines += ["", f"Refusal: `--log-only` inside a {result['refused_limit'] / GiB:.1f} GiB cgroup exited "
+              f"with {refused['exit']} after {refused['seconds']:.0f} s, OOM kills {refused['oom_kills']}:",
+              ""]  # fmt: skip
+    lines += [f"> {line.strip()}" for line in refused["refusals"][:2]]
+    return "\n".join(lines) + "\n"
+
+
+def fit_table(fit: dict, parameters: int, export_bytes: int) -> str:
+    """memory_fit.json as a table, with each step's estimate for the full-size model."""
+    from wrappers.memory import HEADROOM, MARGIN
+
+    lines = ["| step | measured (size → GiB) | per unit | base | at full size |", "|---|---|---|---|---|"]
+    for step, line in fit["steps"].items():
+        exported = line["unit"] == "export byte"
+        size = export_bytes if exported else parameters
+        fitted = line["per_unit"] * size + line["base"]
+        estimate = fitted if step.startswith("export_bytes") else fitted * MARGIN + HEADROOM
+        unit = "GB" if exported else "B"
+        points = ", ".join(f"{x / 1e9:.2f} {unit} → {y / GiB:.2f}" for x, y in sorted(line["points"]))
+        lines.append(f"| `{step}` | {points} | {line['per_unit']:.2f} B per {line['unit']} | "
+                     f"{line['base'] / GiB:.2f} GiB | {_g(int(estimate))} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _s(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+
+
+def _g(n: int) -> str:
+    return f"{n / GiB:.1f} GiB"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", type=int, default=32)
+    parser.add_argument("--narrow", action="store_true", help="the CI version: small widths")
+    parser.add_argument("--memory-limit-gib", type=float, help="run the app in a memory cgroup this size")
+    parser.add_argument("--refuse-limit-gib", type=float, default=2.0)
+    parser.add_argument("--prompt-limit", type=int, help="PHI3_MAX_PROMPT_TOKENS for the app")
+    parser.add_argument("--new-limit", type=int, help="PHI3_MAX_NEW_TOKENS for the app")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    limit = int(args.memory_limit_gib * GiB) if args.memory_limit_gib else None
+    env = {"PHI3_MAX_PROMPT_TOKENS": args.prompt_limit, "PHI3_MAX_NEW_TOKENS": args.new_limit}
+    settings = Settings(
+        args.layers, NARROW if args.narrow else None, limit, int(args.refuse_limit_gib * GiB),
+        env={k: str(v) for k, v in env.items() if v is not None},
+    )  # fmt: skip
+    result = rehearse(settings)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
