@@ -63,6 +63,7 @@ class Settings:
     cache: Path = CACHE
     work: Path | None = None  # data folders; None: a temporary folder
     env: dict[str, str] | None = None  # e.g. the app's limits (PHI3_MAX_PROMPT_TOKENS, ...)
+    logs: Path | None = None  # where the app's logs are kept; None: with the data, deleted
 
 
 def rehearse(settings: Settings, progress=print) -> dict:
@@ -70,20 +71,21 @@ def rehearse(settings: Settings, progress=print) -> dict:
     name = f"shaped-{settings.layers}-bfloat16" + ("" if settings.shape is None else "-narrow")
     checkpoint = build_shaped_model(settings.layers, settings.cache / name, shape, dtype="bfloat16")
     with tempfile.TemporaryDirectory(prefix="fullscale-", dir=settings.work) as work:
-        data = Path(work) / "data"
+        data, logs = Path(work) / "data", settings.logs or Path(work)
+        logs.mkdir(parents=True, exist_ok=True)
         args = ["--transformers-source", str(checkpoint), "--onnx-source", "build"]
         progress(f"1/3 log-only on {checkpoint}")
-        logged = run_app([*args, "--log-only"], data, settings, Path(work) / "log-only.log")
+        logged = run_app([*args, "--log-only"], data, settings, logs / "log-only.log")
         progress(f"  {logged['seconds']:.0f} s, peak RSS {logged['peak_rss'] / GiB:.1f} GiB")
         progress("2/3 warm start and /compare")
         try:
-            served = serve_and_compare(args, data, checkpoint, settings, Path(work) / "serve.log")
+            served = serve_and_compare(args, data, checkpoint, settings, logs / "serve.log")
             progress(f"  ready in {served['ready_s']:.0f} s, app RSS {served['rss_after'] / GiB:.1f} GiB")
         except RuntimeError as exc:  # a side refused or failed: recorded, and the refusal phase still runs
-            served = {"error": str(exc), "steps": step_times((Path(work) / "serve.log").read_text())}
+            served = {"error": str(exc), "steps": step_times((logs / "serve.log").read_text())}
             progress(f"  {exc}")
         progress(f"3/3 log-only in a {settings.refuse_limit / GiB:.1f} GiB cgroup (must be refused)")
-        refused_data, refused_log = Path(work) / "data-refused", Path(work) / "refused.log"
+        refused_data, refused_log = Path(work) / "data-refused", logs / "refused.log"
         refused = run_app([*args, "--log-only"], refused_data, settings, refused_log, settings.refuse_limit)
         store = _sizes(data)
     return {
@@ -125,10 +127,13 @@ def run_app(args: list[str], data: Path, settings: Settings, log: Path, limit: i
 
 
 def serve_and_compare(args: list[str], data: Path, checkpoint: Path, settings: Settings, log: Path) -> dict:
-    """A warm start; one /compare once both models are ready; the app's memory before and after."""
+    """A warm start; once both models are ready, one /compare of `prompt_tokens`, then one of the
+    longest prompt the app's limits allow (its worst case for memory); the app's memory throughout."""
     from transformers import AutoTokenizer
 
-    prompt = prompt_of_length(AutoTokenizer.from_pretrained(checkpoint), settings.prompt_tokens)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    prompt = prompt_of_length(tokenizer, settings.prompt_tokens)
+    longest = prompt_of_length(tokenizer, int((settings.env or {}).get("PHI3_MAX_PROMPT_TOKENS", 2048)))
     port = free_port()
     with _limited(settings.memory_limit) as group, log.open("w") as out:
         started = time.monotonic()
@@ -148,17 +153,21 @@ def serve_and_compare(args: list[str], data: Path, checkpoint: Path, settings: S
             ready_s, rss_ready = time.monotonic() - started, memory.rss()
             result = client.predict(prompt=prompt.messages[-1]["content"], max_tokens=settings.new_tokens,
                                     api_name="/compare")  # fmt: skip
-            rss_after = memory.rss()
+            rss_after, mark = memory.rss(), time.perf_counter()
+            worst = client.predict(prompt=longest.messages[-1]["content"], max_tokens=16, api_name="/compare")
+            peak_longest = memory.peak_since(mark)
         finally:
             memory.stop()
             process.terminate()
             process.wait(timeout=60)
         oom = group.oom_kills() if group else None
     sides = {side: _side(result[side]) for side in ("transformers", "onnx")}
+    longest_sides = {side: _side(worst[side]) for side in ("transformers", "onnx")}
     return {
         "ready_s": ready_s, "rss_ready": rss_ready, "rss_after": rss_after,
         "peak_rss": memory.peak_since(0.0), "oom_kills": oom, "sides": sides,
-        "both_answered": all(not s["error"] for s in sides.values()),
+        "both_answered": all(not s["error"] for s in [*sides.values(), *longest_sides.values()]),
+        "longest": {"sides": longest_sides, "peak_rss": peak_longest},
         "steps": step_times(log.read_text(errors="replace")),
     }  # fmt: skip
 
@@ -280,7 +289,10 @@ def markdown(result: dict) -> str:
         rows += [
             ("warm start until both models are loaded", _s(served["ready_s"]), _g(served["rss_ready"]),
              "", "", served["oom_kills"]),
-            ("one `/compare`, both sides answering", "", _g(served["peak_rss"]), "", "", served["oom_kills"]),
+            (f"one `/compare`, both sides answering {_prompt(served['sides'])}", "", _g(served["peak_rss"]),
+             "", "", served["oom_kills"]),
+            (f"one `/compare` at the longest prompt, {_prompt(served['longest']['sides'])}", "",
+             _g(served["longest"]["peak_rss"]), "", "", served["oom_kills"]),
         ]  # fmt: skip
     lines = [f"Run {inside}, with {limits}, {result['measured']}.", "",
              "| phase | wall time | peak RSS (process tree) | disk added at peak | disk added at the end "
@@ -324,6 +336,11 @@ def fit_table(fit: dict, parameters: int, export_bytes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _prompt(sides: dict) -> str:
+    figures = next(iter(sides.values()))
+    return f"({figures['prompt_tokens']} + {figures['completion_tokens']} tokens)"
+
+
 def _s(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
 
@@ -341,12 +358,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompt-limit", type=int, help="PHI3_MAX_PROMPT_TOKENS for the app")
     parser.add_argument("--new-limit", type=int, help="PHI3_MAX_NEW_TOKENS for the app")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--logs", type=Path, help="keep the app's logs in this folder")
     args = parser.parse_args(argv)
     limit = int(args.memory_limit_gib * GiB) if args.memory_limit_gib else None
     env = {"PHI3_MAX_PROMPT_TOKENS": args.prompt_limit, "PHI3_MAX_NEW_TOKENS": args.new_limit}
     settings = Settings(
         args.layers, NARROW if args.narrow else None, limit, int(args.refuse_limit_gib * GiB),
-        env={k: str(v) for k, v in env.items() if v is not None},
+        env={k: str(v) for k, v in env.items() if v is not None}, logs=args.logs,
     )  # fmt: skip
     result = rehearse(settings)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,10 @@ class PeakRss:
         self._thread.start()
 
     def rss(self) -> int:
-        processes = [self._process] + (self._process.children(recursive=True) if self._tree else [])
+        try:
+            processes = [self._process] + (self._process.children(recursive=True) if self._tree else [])
+        except psutil.NoSuchProcess:  # it has ended
+            return 0
         total = 0
         for process in processes:
             with contextlib.suppress(psutil.NoSuchProcess):

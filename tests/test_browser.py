@@ -61,13 +61,14 @@ def test_each_pane_keeps_its_history_across_turns(page):
         expect(chat).to_contain_text("Madrid")
 
 
-def test_model_cards_show_uri_version_and_signature(page):
+def test_model_cards_show_uri_version_signature_and_weights(page):
     for accordion in page.get_by_text("Model card").all():
         accordion.click()
-    for side in ("transformers", "onnx"):
+    for side, weights in (("transformers", "float32"), ("onnx", "int4")):  # the tiny checkpoint is float32
         card = page.locator(f"#card-{side}")
         expect(card).to_contain_text("models:/tiny-phi3", timeout=30_000, use_inner_text=False)
         expect(card).to_contain_text("inputs", use_inner_text=False)
+        expect(card).to_contain_text(f"Weights: {weights}", use_inner_text=False)
 
 
 def test_retry_replaces_the_last_answer_instead_of_adding_one(page):

@@ -44,6 +44,8 @@ def test_both_sides_load_and_answer_together(rehearsal):
         assert 0 < figures["ttft_s"] < figures["total_s"] and figures["tokens_per_s"] > 0, side
     assert served["sides"]["transformers"]["model"]["name"].endswith("-transformers")
     assert 0 < served["rss_ready"] <= served["peak_rss"]
+    longest = served["longest"]["sides"]["onnx"]
+    assert longest["prompt_tokens"] == 2048 and longest["completion_tokens"] == 16  # the limit's worst case
 
 
 def test_a_container_too_small_is_refused_up_front_not_oom_killed(rehearsal):

@@ -34,7 +34,8 @@ def test_cgroup_v2_limit_minus_usage_is_the_headroom(tmp_path):
     group.mkdir(parents=True)
     (group / "memory.max").write_text("4294967296\n")
     (group / "memory.current").write_text(str(3 * GiB))
-    (group / "memory.stat").write_text(f"anon 100\ninactive_file {GiB}\n")  # dropped page cache is free
+    # 1.5 GiB of page cache, of which 0.5 GiB is mapped (a loaded model's weights): 1 GiB can be dropped
+    (group / "memory.stat").write_text(f"anon 100\nfile {3 * GiB // 2}\nfile_mapped {GiB // 2}\nshmem 0\n")
     (tmp_path / "sys" / "app.slice" / "memory.max").write_text("max\n")  # a parent without a limit
     procs = tmp_path / "cgroup"
     procs.write_text("0::/app.slice/space\n")
@@ -49,7 +50,7 @@ def test_cgroup_v1_limits_of_the_group_and_its_parents_all_count(tmp_path):
     for folder, limit, usage in groups:
         (folder / "memory.limit_in_bytes").write_text(str(limit))
         (folder / "memory.usage_in_bytes").write_text(str(usage))
-        (folder / "memory.stat").write_text("total_inactive_file 0\n")
+        (folder / "memory.stat").write_text("total_cache 0\ntotal_mapped_file 0\ntotal_shmem 0\n")
     procs = tmp_path / "cgroup"
     procs.write_text("12:pids:/outer/inner\n9:memory:/outer/inner\n")
     assert sorted(cgroup_headroom(tmp_path / "sys", procs)) == [GiB, 7 * GiB]

@@ -1,4 +1,4 @@
-"""Heavy one-shot steps (logging side (a), building the ONNX export) in a child process.
+"""Heavy one-shot steps (logging either side, building the ONNX export) in a child process.
 
 When memory runs out, the kernel kills the biggest process: in a child, that
 is the step and never the app, which reports the death in the pane. The child
@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STEPS = {  # the only functions a child runs
     "log_transformers": "wrappers.transformers_backend:log_transformers_model",
     "build_onnx": "wrappers.onnx_build:build_export",
+    "log_onnx": "wrappers.onnx_backend:log_onnx_model",  # MLflow loads it to check the input example
 }
 PROGRESS, RESULT = "@@progress ", "@@result "
 
@@ -57,7 +58,7 @@ def run_step(
 ) -> StepRun:
     """Run `STEPS[step](**kwargs)` in a child process, inside the active MLflow run if there is one.
 
-    `measure`: the child also samples its anonymous memory (the benchmarks fit needs to it).
+    `measure`: the child also samples its anonymous memory (what the benchmarks' fits need).
     """
     import mlflow
 
@@ -85,13 +86,14 @@ def run_step(
     return StepRun(result["value"], result["peak_rss"], seconds, result["peak_anon"])
 
 
-def _read_output(process, progress, log_file: Path | None) -> tuple[Any, list[str]]:
-    value, tail = None, deque(maxlen=20)
+def _read_output(process, progress, log_file: Path | None) -> tuple[dict | None, list[str]]:
+    """The child's result line, and the last lines of its other output; progress lines are passed on."""
+    result, tail = None, deque(maxlen=20)
     log = log_file.open("w") if log_file else None
     try:
         for line in process.stdout:
             if line.startswith(RESULT):
-                value = json.loads(line[len(RESULT) :])
+                result = json.loads(line[len(RESULT) :])
             elif line.startswith(PROGRESS):
                 progress(line[len(PROGRESS) :].rstrip())
             elif line.strip():
@@ -101,7 +103,7 @@ def _read_output(process, progress, log_file: Path | None) -> tuple[Any, list[st
     finally:
         if log:
             log.close()
-    return value, list(tail)
+    return result, list(tail)
 
 
 def _killed(what: str, signum: int, seconds: float) -> str:

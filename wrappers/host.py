@@ -4,8 +4,10 @@ Memory: a container (a Hugging Face Space, Docker, Kubernetes) limits a
 process through its memory cgroup, which the host's "available" figure does
 not show. The memory this process may still use is the smallest of the
 host's available memory and, for its cgroup and every parent cgroup with a
-limit, the limit minus what the cgroup already holds (page cache that the
-kernel can drop does not count). Both cgroup v2 and v1 are read.
+limit, the limit minus what the cgroup already holds. Page cache that no
+process maps (files just written, such as a logged model's copy) does not
+count: the kernel drops it when memory is needed. Mapped files (a loaded
+model's weights) do count. Both cgroup v2 and v1 are read.
 
 CPU: 16-bit weights are only fast where the CPU computes them natively
 (x86 AVX512-BF16 or AMX for bfloat16, AVX512-FP16 for float16; Arm's
@@ -26,6 +28,8 @@ NATIVE_FLAGS = {  # /proc/cpuinfo flags (x86) or Features (Arm) that compute the
     "float16": {"avx512_fp16", "amx_fp16", "fphp", "asimdhp"},
 }
 NO_LIMIT = 1 << 60  # cgroup v1 reports "no limit" as a huge number
+V1_CACHE = ("total_cache", "total_mapped_file", "total_shmem")  # memory.stat keys
+V2_CACHE = ("file", "file_mapped", "shmem")
 
 
 def available_memory() -> int:
@@ -43,22 +47,22 @@ def cgroup_headroom(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/se
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":  # cgroup v2: one unified hierarchy
-            headroom += _headrooms(root, path, "memory.max", "memory.current", "inactive_file")
+            headroom += _headrooms(root, path, "memory.max", "memory.current", V2_CACHE)
         elif "memory" in controllers.split(","):  # cgroup v1: the memory controller's own hierarchy
             headroom += _headrooms(
-                root / "memory", path, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
+                root / "memory", path, "memory.limit_in_bytes", "memory.usage_in_bytes", V1_CACHE
             )
     return headroom
 
 
-def _headrooms(mount: Path, path: str, limit_file: str, usage_file: str, reclaimable: str) -> list[int]:
+def _headrooms(mount: Path, path: str, limit_file: str, usage_file: str, cache: tuple[str, ...]) -> list[int]:
     found = []
     folder = mount / path.lstrip("/")
     while folder.is_relative_to(mount):  # the cgroup, then each parent up to the mount
         limit = _read_int(folder / limit_file)
         if limit is not None and limit < NO_LIMIT:
             usage = _read_int(folder / usage_file) or 0
-            found.append(limit - max(usage - _stat(folder / "memory.stat", reclaimable), 0))
+            found.append(limit - max(usage - _unmapped_cache(folder / "memory.stat", cache), 0))
         if folder == mount:
             break
         folder = folder.parent
@@ -73,15 +77,14 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None  # "max" (v2) means no limit
 
 
-def _stat(path: Path, key: str) -> int:
+def _unmapped_cache(path: Path, keys: tuple[str, str, str]) -> int:
+    """Page cache no process maps: (cache, mapped, shared memory) read from memory.stat."""
     try:
-        for line in path.read_text().splitlines():
-            name, _, value = line.partition(" ")
-            if name == key:
-                return int(value)
+        stat = dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line)
     except OSError:
-        pass
-    return 0
+        return 0
+    cache, mapped, shmem = (int(stat.get(key, 0)) for key in keys)
+    return max(cache - mapped - shmem, 0)
 
 
 @functools.cache

@@ -111,17 +111,14 @@ def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
     except ModelLoadError as error:
         return _registered_spec(name, source, error)
     fit = "onnx/int4" if published_precision(folder) == "int4" else "onnx/fp32"
-    needs = Memory(
-        0, *memory.serving(fit, weights_bytes(folder), kv_bytes_per_token(folder), _longest(config))
-    )
+    serve, loaded = memory.serving(fit, weights_bytes(folder), kv_bytes_per_token(folder), _longest(config))
+    needs = Memory(loaded, serve, loaded)  # logging loads it once, to check the input example
     memory.require(needs.serve, f"{name} ({source})")
     return ModelSpec(
         registered_name=name,
         description=f"The onnxruntime-genai model {source}, in an MLflow pyfunc.",
         tags=_tags(source, folder, published_precision(folder), "onnx"),
-        log=lambda progress: onnx_backend.log_onnx_model(
-            folder, _pins("mlflow", "onnxruntime-genai", "pandas")
-        ),
+        log=lambda progress: onnx_backend.log_in_child(folder, _onnx_pins(), f"Logging {name}", progress),
         memory=needs,
     )
 
@@ -136,7 +133,7 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
     export_bytes = memory.fitted(f"export_bytes/{precision}", parameters)
     kv = kv_bytes_per_token(checkpoint)  # the CPU export keeps its cache in float32
     serve, loaded = memory.serving(f"onnx/{precision}", export_bytes, kv, _longest(config))
-    needs = Memory(memory.need(f"build_onnx/{precision}", parameters), serve, loaded)
+    needs = Memory(max(memory.need(f"build_onnx/{precision}", parameters), loaded), serve, loaded)
     memory.require(needs.serve, f"{name} ({transformers_source})")
     tags = _tags(transformers_source, checkpoint, precision, "onnx")
     options = onnx_backend.builder_options(precision, config.onnx_block_size)
@@ -151,7 +148,7 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
         memory.require_disk(int(disk * 1.05), config.build_dir, f"The {precision} ONNX build of {name}")
         progress(f"Building the {precision} ONNX export of {checkpoint} with onnxruntime-genai's builder")
         export = onnx_backend.build_onnx_export(str(checkpoint), precision, build_dir, options, progress)
-        return onnx_backend.log_onnx_model(export, _pins("mlflow", "onnxruntime-genai", "pandas"))
+        return onnx_backend.log_in_child(export, _onnx_pins(), f"Logging {name}", progress)
 
     return ModelSpec(
         registered_name=name,
@@ -204,6 +201,10 @@ def _registered_spec(
     tags = found.tags
     needs = Memory(serve=int(tags.get("memory_bytes", 0)), loaded=int(tags.get("memory_loaded_bytes", 0)))
     return ModelSpec(name, f"{source}, as registered", dict(tags), cannot_log, needs)
+
+
+def _onnx_pins() -> list[str]:
+    return _pins("mlflow", "onnxruntime-genai", "pandas")
 
 
 def _pins(*packages: str) -> list[str]:

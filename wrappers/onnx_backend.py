@@ -92,8 +92,12 @@ def build_onnx_export(
     return out_dir
 
 
-def log_onnx_model(export_dir: Path, pip_requirements: list[str]) -> str:
-    """Log the export as a models-from-code pyfunc in the active run; return its URI."""
+def log_onnx_model(export_dir: Path | str, pip_requirements: list[str]) -> str:
+    """Log the export as a models-from-code pyfunc in the active run; return its URI.
+
+    MLflow loads the model and runs the input example to check it serves: call it through
+    `log_in_child` from the app, so that memory goes when the check is done.
+    """
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(MODEL_CODE),
@@ -104,6 +108,12 @@ def log_onnx_model(export_dir: Path, pip_requirements: list[str]) -> str:
         pip_requirements=pip_requirements,
     )
     return info.model_uri
+
+
+def log_in_child(export_dir: Path, pip_requirements: list[str], what: str, progress: Progress) -> str:
+    """`log_onnx_model` in a child process (see `wrappers/child.py`)."""
+    kwargs = {"export_dir": str(export_dir), "pip_requirements": pip_requirements}
+    return run_step("log_onnx", kwargs, what, progress).value
 
 
 def predict_params(options: GenerationOptions) -> dict[str, Any]:

@@ -25,6 +25,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from wrappers.child import report
+
 SCRATCH_WEIGHTS = "float32-weights.data"  # relative: the quantizer resolves it from the working folder
 
 
@@ -41,6 +43,7 @@ def build_export(checkpoint: str, precision: str, out_dir: str, options: list[st
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     args = ("", checkpoint, str(out), precision, "cpu", str(scratch))
+    report(f"Build: reading {Path(checkpoint).name} into onnxruntime-genai's builder")
     try:
         with _lean_quantization(scratch) if lean else contextlib.nullcontext():
             create_model(*args, **parse_extra_options(*args, options))
@@ -68,6 +71,7 @@ def _lean_quantization(scratch: Path) -> Iterator[None]:
     stock, cwd = Model.to_nbits, os.getcwd()
 
     def to_nbits_from_disk(model):
+        report("Build: streaming the float32 weights to a scratch file, then quantizing them")
         ir.external_data.unload_from_model(model.model, scratch, SCRATCH_WEIGHTS)
         gc.collect()  # the checkpoint's tensors were referenced only by the graph's lazy weights
         return stock(model)
