@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import cgroup, fullscale
+from benchmarks.fullscale_report import markdown
 
 GiB = 2**30
 pytestmark = pytest.mark.skipif(not cgroup.available(), reason="needs root and a writable memory cgroup")
@@ -55,7 +56,7 @@ def test_a_container_too_small_is_refused_up_front_not_oom_killed(rehearsal):
 
 
 def test_the_markdown_quotes_the_measured_figures(rehearsal):
-    text = fullscale.markdown(rehearsal)
+    text = markdown(rehearsal)
     assert f"{rehearsal['log_only']['peak_rss'] / GiB:.1f} GiB" in text
     assert "| transformers |" in text and "| onnx |" in text
     assert "needs about" in text

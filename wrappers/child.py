@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STEPS = {  # the only functions a child runs
     "log_transformers": "wrappers.transformers_backend:log_transformers_model",
     "build_onnx": "wrappers.onnx_build:build_export",
+    "build_and_log_onnx": "wrappers.onnx_build:build_and_log",
     "log_onnx": "wrappers.onnx_backend:log_onnx_model",  # MLflow loads it to check the input example
 }
 PROGRESS, RESULT = "@@progress ", "@@result "

@@ -147,8 +147,9 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
         disk = memory.weight_bytes(parameters, "float32") + export_bytes
         memory.require_disk(int(disk * 1.05), config.build_dir, f"The {precision} ONNX build of {name}")
         progress(f"Building the {precision} ONNX export of {checkpoint} with onnxruntime-genai's builder")
-        export = onnx_backend.build_onnx_export(str(checkpoint), precision, build_dir, options, progress)
-        return onnx_backend.log_in_child(export, _onnx_pins(), f"Logging {name}", progress)
+        return onnx_backend.build_and_log_in_child(
+            str(checkpoint), precision, build_dir, options, _onnx_pins(), progress
+        )
 
     return ModelSpec(
         registered_name=name,

@@ -82,14 +82,30 @@ def build_onnx_export(
     `options` replaces `builder_options(precision)` (the benchmarks compare variants); `lean`
     streams the weights through a scratch file (see `onnx_build.py`).
     """
+    kwargs = _build_kwargs(checkpoint, precision, out_dir, options) | {"lean": lean}
+    run_step("build_onnx", kwargs, f"The {precision} ONNX build", progress, _builder_log(out_dir))
+    return out_dir
+
+
+def build_and_log_in_child(
+    checkpoint: str, precision: str, out_dir: Path, options: list[str], pip: list[str], progress: Progress
+) -> str:
+    """Build the export and log it in the active run, in one child process; return its URI."""
+    kwargs = _build_kwargs(checkpoint, precision, out_dir, options) | {"pip_requirements": pip}
+    what = f"The {precision} ONNX build"
+    return run_step("build_and_log_onnx", kwargs, what, progress, _builder_log(out_dir)).value
+
+
+def _build_kwargs(checkpoint: str, precision: str, out_dir: Path, options: list[str] | None) -> dict:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    kwargs = {"checkpoint": checkpoint, "precision": precision, "out_dir": str(out_dir), "lean": lean}
-    kwargs["options"] = builder_options(precision) if options is None else options
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    log = out_dir.with_name(out_dir.name + ".log")  # the builder's own output, a line per tensor
-    run_step("build_onnx", kwargs, f"The {precision} ONNX build", progress, log)
-    return out_dir
+    options = builder_options(precision) if options is None else options
+    return {"checkpoint": checkpoint, "precision": precision, "out_dir": str(out_dir), "options": options}
+
+
+def _builder_log(out_dir: Path) -> Path:
+    return out_dir.with_name(out_dir.name + ".log")  # the builder's own output, a line per tensor
 
 
 def log_onnx_model(export_dir: Path | str, pip_requirements: list[str]) -> str:

@@ -53,6 +53,23 @@ def build_export(checkpoint: str, precision: str, out_dir: str, options: list[st
     return str(out)
 
 
+def build_and_log(
+    checkpoint: str,
+    precision: str,
+    out_dir: str,
+    options: list[str],
+    pip_requirements: list[str],
+    lean: bool = True,
+) -> str:
+    """Build the export, then log it in the active run; return its URI. One child process for both:
+    each child pays seconds of imports."""
+    from wrappers.onnx_backend import log_onnx_model
+
+    build_export(checkpoint, precision, out_dir, options, lean)
+    report("Logging the export (MLflow loads it once to check its input example)")
+    return log_onnx_model(out_dir, pip_requirements)
+
+
 def use_all_cores(genai_config: Path) -> None:
     """Let ONNX Runtime use every core: left unset, it ran on one of two here."""
     config = json.loads(genai_config.read_text())
