@@ -38,11 +38,12 @@ from pathlib import Path
 
 from benchmarks import cgroup
 from benchmarks.engines import prompt_of_length
-from benchmarks.fullscale_report import markdown
+from benchmarks.fullscale_report import fit_table, markdown
 from benchmarks.machine import PeakRss
 from benchmarks.served import free_port
 from benchmarks.shaped_model import CACHE, PHI3_MINI, build_shaped_model
 from wrappers.config import ROOT, child_env
+from wrappers.memory import FITS, fitted
 
 GiB = 2**30
 NARROW = {  # the CI version: the same phases on a small model
@@ -106,14 +107,7 @@ def run_app(args: list[str], data: Path, settings: Settings, log: Path, limit: i
         log.open("w") as out,
     ):
         started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), *args],
-            env=child_env(data, **(settings.env or {})),
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=group.join if group else None,
-        )
+        process = _launch(args, data, settings, out, group)
         memory = PeakRss(process.pid, every_s=0.1, tree=True)
         code = process.wait()
         seconds = time.monotonic() - started
@@ -138,16 +132,7 @@ def serve_and_compare(args: list[str], data: Path, checkpoint: Path, settings: S
     port = free_port()
     with _limited(settings.memory_limit) as group, log.open("w") as out:
         started = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), *args],
-            env=child_env(
-                data, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", **(settings.env or {})
-            ),
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=group.join if group else None,
-        )
+        process = _launch(args, data, settings, out, group, GRADIO_SERVER_PORT=str(port))
         memory = PeakRss(process.pid, every_s=0.1, tree=True)
         try:
             client = _wait_for_models(f"http://127.0.0.1:{port}/", process, log)
@@ -171,6 +156,19 @@ def serve_and_compare(args: list[str], data: Path, checkpoint: Path, settings: S
         "longest": {"sides": longest_sides, "peak_rss": peak_longest},
         "steps": step_times(log.read_text(errors="replace")),
     }  # fmt: skip
+
+
+def _launch(args: list[str], data: Path, settings: Settings, out, group, **env: str) -> subprocess.Popen:
+    """`app.py ARGS` on the store in `data`, its output to `out`, inside `group` if given."""
+    env = {"GRADIO_ANALYTICS_ENABLED": "False"} | (settings.env or {}) | env
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        env=child_env(data, **env),
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        preexec_fn=group.join if group else None,
+    )
 
 
 def _wait_for_models(url: str, process: subprocess.Popen, log: Path, timeout: float = 1800):
@@ -298,6 +296,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
+    parameters = result["checkpoint"]["parameters"]
+    print(fit_table(json.loads(FITS.read_text()), parameters, fitted("export_bytes/int4", parameters)))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 import mlflow
 
 from benchmarks.shaped_model import build_shaped_model
-from wrappers.child import AnonPeak, _status, run_step
+from wrappers.child import AnonPeak, run_step, status_bytes
 from wrappers.config import ROOT, child_env
 from wrappers.memory import FITS
 from wrappers.onnx_backend import builder_options, log_onnx_model
@@ -124,7 +124,7 @@ def _serve(uri: str, side: str, checkpoint: str) -> None:
     time.sleep(0.1)
     print(json.dumps({
         "loaded_anon": loaded_anon, "loaded_rss": loaded_rss, "load_s": load_s, "peak_anon": sampler.peak,
-        "peak_rss": _status("VmHWM"), "seconds": time.monotonic() - started,
+        "peak_rss": status_bytes("VmHWM"), "seconds": time.monotonic() - started,
         "prompt_tokens": len(report.prompt_ids),
     }))  # fmt: skip
 
@@ -165,7 +165,7 @@ def measure_library_rss() -> int:
     """The resident memory of a process that has imported what serving needs, and no model."""
     script = (
         "import mlflow, onnxruntime_genai, torch, transformers, wrappers\n"
-        "from wrappers.child import _status\nprint(_status('VmRSS'))"
+        "from wrappers.child import status_bytes\nprint(status_bytes('VmRSS'))"
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1])

@@ -146,11 +146,11 @@ def _main(payload: dict[str, Any]) -> None:
             value = function(**payload["kwargs"])
     else:
         value = function(**payload["kwargs"])
-    peaks = {"peak_rss": _status("VmHWM"), "peak_anon": sampler.peak if sampler else None}
+    peaks = {"peak_rss": status_bytes("VmHWM"), "peak_anon": sampler.peak if sampler else None}
     print(RESULT + json.dumps({"value": value} | peaks), flush=True)
 
 
-def _status(field: str) -> int:
+def status_bytes(field: str) -> int:
     """A byte figure of this process from /proc/self/status (VmHWM, RssAnon, ...)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -169,7 +169,7 @@ class AnonPeak:
         return self
 
     def now(self) -> int:
-        return _status("RssAnon")
+        return status_bytes("RssAnon")
 
     def _sample(self) -> None:
         while True:

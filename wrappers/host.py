@@ -17,7 +17,6 @@ BF16 and half-precision extensions); elsewhere they are emulated, slowly.
 from __future__ import annotations
 
 import functools
-import platform
 from pathlib import Path
 
 import psutil
@@ -113,12 +112,6 @@ def computes_natively(dtype: str, flags: frozenset[str] | None = None) -> bool:
         return True
     flags = cpu_flags() if flags is None else flags
     return bool(NATIVE_FLAGS.get(dtype, set()) & flags)
-
-
-def describe_cpu() -> str:
-    """One line for a model card: the machine and its native 16-bit types."""
-    native = [d for d in NATIVE_FLAGS if computes_natively(d)]
-    return f"{platform.machine()} CPU, native 16-bit arithmetic: {', '.join(native) or 'none'}"
 
 
 def effective_dtype(requested: str, stored: str, flags: frozenset[str] | None = None) -> str:
