@@ -11,14 +11,14 @@ from collections.abc import Iterator, Mapping
 
 import gradio as gr
 
-import formatting as fmt
-from api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, register_api
-from panels import batch_tab, history_tab
+from compare.comparison import judge
+from compare.records import Recorder, leaderboard
+from ui import formatting as fmt
+from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, register_api
+from ui.panels import batch_tab, history_tab
 from wrappers import Result, load_config
 from wrappers.backend import MlflowBackend
-from wrappers.comparison import judge
 from wrappers.config import Limits
-from wrappers.records import Recorder, leaderboard
 from wrappers.startup import Startup, load_all, warm_up
 
 VOTES = {"left": "👈 Left better", "right": "👉 Right better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}

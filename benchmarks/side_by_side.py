@@ -14,8 +14,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from compare.comparison import compare_stream
 from wrappers import AppConfig, GenerationOptions, build_backends, run
-from wrappers.comparison import compare_stream
 
 PROMPTS = ["What is the capital of Spain?", "Tell me a joke about atom", "What is 7 plus 5?"]
 

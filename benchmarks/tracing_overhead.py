@@ -16,10 +16,10 @@ import time
 import uuid
 from pathlib import Path
 
-from api import SIDES, Comparer
+from compare.records import Recorder
+from ui.api import SIDES, Comparer
 from wrappers import AppConfig, GenerationOptions, build_backends
 from wrappers.config import Limits
-from wrappers.records import Recorder
 
 PROMPTS = ["What is the capital of Spain?", "What is 7 plus 5?", "Tell me a joke about atom", "Hello"]
 

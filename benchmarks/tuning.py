@@ -22,8 +22,8 @@ from benchmarks.int4_quality import corpus_accuracy, random_sequences, teacher_f
 from benchmarks.machine import quick_probe
 from benchmarks.model_cost import Shape, onnx_bytes_per_token
 from benchmarks.report import bandwidth_share
+from compare.comparison import compare_stream
 from wrappers import AppConfig, GenerationOptions, build_backends, run
-from wrappers.comparison import compare_stream
 from wrappers.config import TINY_CHECKPOINT
 from wrappers.onnx_backend import EXPORT_OPTIONS, build_onnx_export, builder_options
 

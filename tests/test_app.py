@@ -7,7 +7,7 @@ import time
 import pytest
 from gradio_client import Client
 
-import formatting as fmt
+from ui import formatting as fmt
 from wrappers import Latency, Result, Usage
 
 SIDE_KEYS = {"response", "raw", "usage", "latency", "model", "error"}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from compare.comparison import compare_stream, judge
 from wrappers import GenerationOptions, Result, run
 from wrappers.backend import Report
-from wrappers.comparison import compare_stream, judge
 from wrappers.results import Latency, ModelRef, Usage
 
 

@@ -9,10 +9,10 @@ import mlflow
 import pytest
 from gradio_client import Client, handle_file
 
-from api import Comparer
+from compare.records import Recorder, leaderboard
+from ui.api import Comparer
 from wrappers import GenerationOptions
 from wrappers.config import ROOT, Limits
-from wrappers.records import Recorder, leaderboard
 from wrappers.registry import EXPERIMENT, use_store
 
 SIDES = ("transformers", "onnx")
@@ -147,7 +147,7 @@ def test_a_tracking_store_that_is_down_leaves_chatting_working_with_a_notice(bac
 
 
 def test_the_built_in_batch_set_exists_and_reads():
-    from wrappers.batch import read_prompts
+    from compare.batch import read_prompts
 
     prompts = read_prompts(ROOT / "examples" / "batch_prompts.csv")
     assert len(prompts) >= 10 and prompts["expected"].notna().sum() >= 10

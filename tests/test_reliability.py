@@ -15,7 +15,7 @@ from gradio_client import Client
 from mlflow import MlflowClient
 from transformers import AutoTokenizer
 
-from api import Comparer
+from ui.api import Comparer
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.config import ROOT, TINY_CHECKPOINT, Limits, load_config
 from wrappers.registry import use_store

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from api import SIDES, Comparer
 from tests.conftest import ARTIFACTS, app_server, free_port
+from ui.api import SIDES, Comparer
 from wrappers import GenerationOptions, build_backends, run
 from wrappers.config import Limits
 from wrappers.registry import use_store

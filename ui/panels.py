@@ -9,11 +9,11 @@ import gradio as gr
 import mlflow
 import pandas as pd
 
-from api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id
+from compare.batch import answer_all, latency_figure, log_batch_run, read_prompts, recent_batches, summarize
+from compare.records import recent_comparisons
+from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id
 from wrappers import GenerationOptions
-from wrappers.batch import answer_all, latency_figure, log_batch_run, read_prompts, recent_batches, summarize
 from wrappers.config import ROOT
-from wrappers.records import recent_comparisons
 from wrappers.registry import EXPERIMENT
 
 BUILT_IN = {"Capitals, arithmetic and the seed prompts": ROOT / "examples" / "batch_prompts.csv"}

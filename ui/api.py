@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-import formatting as fmt
+from compare.comparison import compare_stream, judge
+from compare.records import CHOICES, Recorder, Request, log_vote
+from ui import formatting as fmt
 from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
-from wrappers.comparison import compare_stream, judge
 from wrappers.config import Limits
-from wrappers.records import CHOICES, Recorder, Request, log_vote
 
 SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
