@@ -14,7 +14,7 @@ import gradio as gr
 from compare.comparison import judge
 from compare.records import Recorder, leaderboard
 from ui import formatting as fmt
-from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, register_api
+from ui.api import MODEL_EVENTS, SIDES, Comparer, asker_of, new_comparison_id, paced, register_api
 from ui.panels import batch_tab, history_tab
 from wrappers import Result, load_config
 from wrappers.backend import MlflowBackend
@@ -36,8 +36,12 @@ def build_app(
     startup: Startup | None = None,
     limits: Limits | None = None,
     recorder: Recorder | None = None,
+    admins: frozenset[str] = frozenset(),
 ) -> gr.Blocks:
-    """The Blocks UI plus the named API endpoints. Loads no model."""
+    """The Blocks UI plus the named API endpoints. Loads no model.
+
+    `admins` (user names) see everyone's history; everyone else sees their own.
+    """
     comparer = Comparer(backends, limits or Limits(), recorder)
     with gr.Blocks(title="Phi-3 in MLflow: transformers flavor vs ONNX pyfunc") as demo:
         gr.Markdown("# Phi-3 in MLflow, side by side\nOne prompt goes to both packagings of the same model.")
@@ -46,7 +50,7 @@ def build_app(
             with gr.Tab("Chat"):
                 _chat_tab(demo, comparer, startup, status)
             batch_tab(comparer)
-            history_tab()
+            history_tab(admins)
         register_api(comparer)
     return demo
 
@@ -101,10 +105,10 @@ def _vote_row(demo, comparer: Comparer, last_id) -> None:
         board = gr.Dataframe(interactive=False, elem_id="leaderboard")
 
     def handler(choice: str):
-        def vote_from_ui(comparison_id: str, text: str):
+        def vote_from_ui(comparison_id: str, text: str, request: gr.Request):
             if not comparison_id:
                 raise gr.Error("Compare the two models first, then vote.")
-            comparer.vote(comparison_id, choice, text)
+            comparer.vote(comparison_id, choice, text, asker_of(request))
             gr.Info(f"Vote stored in MLflow: {VOTES[choice]}")
             return leaderboard(), ""
 
@@ -140,7 +144,10 @@ def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Componen
 
 
 def _chat_handler(comparer: Comparer, panes, verdict, prompt_box, last_id):
-    def chat(prompt, system, max_tokens, temperature, top_p, stop_text, *histories) -> Iterator[dict]:
+    def chat(
+        prompt, system, max_tokens, temperature, top_p, stop_text, left, right, request: gr.Request
+    ) -> Iterator[dict]:
+        histories = (left, right)
         options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop_text or "")
         if not (prompt or "").strip():
             raise gr.Error("Type a prompt first.")
@@ -150,7 +157,7 @@ def _chat_handler(comparer: Comparer, panes, verdict, prompt_box, last_id):
         comparison_id = new_comparison_id()
         label = f"Comparison `{comparison_id[:8]}`:"
         yield {prompt_box: "", verdict: f"{label} comparing…", last_id: ""}
-        updates = comparer.compare(conversations, options, comparison_id)
+        updates = comparer.compare(conversations, options, comparison_id, asker_of(request))
         for latest in paced(updates, comparer.limits.stream_interval_s):
             yield _pane_updates(panes, histories, prompt, latest)
         summary = judge(latest["transformers"], latest["onnx"], SIDES).summary
@@ -245,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     if config.log_only:  # e.g. a Space's build step or a server image: register, then exit
         raise SystemExit(0 if load_all(backends, startup) else 1)
     warm_up(backends, startup)
-    demo = build_app(backends, startup, config.limits, Recorder())
+    demo = build_app(backends, startup, config.limits, Recorder(config.spool_dir), config.admin_users)
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
     demo.launch(server_name=config.host, server_port=config.port, auth=config.auth, theme=gr.themes.Soft())
 

@@ -121,13 +121,15 @@ def log_batch_run(
     models: dict[str, str],
     source: str,
     out_dir: Path,
+    owner: str = "",
 ) -> str:
-    """Log the batch as one MLflow run; return its id."""
+    """Log the batch as one MLflow run, tagged with its owner (see records.owner_id); return its id."""
     mlflow.set_experiment(EXPERIMENT)
     figure = latency_figure(table)
     csv = out_dir / "batch_results.csv"
     table.to_csv(csv, index=False)
-    with mlflow.start_run(run_name=f"batch: {source}", tags={"kind": "batch", "source": source}) as run:
+    tags = {"kind": "batch", "source": source, "owner": owner}
+    with mlflow.start_run(run_name=f"batch: {source}", tags=tags) as run:
         mlflow.log_params({**{f"model.{s}": m for s, m in models.items()}, **_settings(options)})
         mlflow.log_metrics(stats)
         mlflow.log_table(table, "batch_results.json")
@@ -145,14 +147,14 @@ def _settings(options: GenerationOptions) -> dict[str, str]:
     }
 
 
-def recent_batches(limit: int = 50) -> pd.DataFrame:
-    """Past batch runs read back from MLflow."""
+def recent_batches(owner: str | None, limit: int = 50) -> pd.DataFrame:
+    """Past batch runs of `owner` (None: everyone's) read back from MLflow."""
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return pd.DataFrame()
     runs = mlflow.search_runs(
         [experiment.experiment_id],
-        filter_string="tags.kind = 'batch'",
+        filter_string="tags.kind = 'batch'" + ("" if owner is None else f" and tags.owner = '{owner}'"),
         max_results=limit,
         order_by=["start_time DESC"],
     )

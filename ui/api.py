@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from compare.comparison import compare_stream, judge
-from compare.records import CHOICES, Recorder, Request, log_vote
+from compare.records import CHOICES, Asker, Recorder, Request, log_vote
 from ui import formatting as fmt
 from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
@@ -53,7 +53,11 @@ class Comparer:
             raise gr.Error(str(exc)) from exc
 
     def compare(
-        self, conversations: Mapping[str, Messages], options: GenerationOptions, comparison_id: str
+        self,
+        conversations: Mapping[str, Messages],
+        options: GenerationOptions,
+        comparison_id: str,
+        asker: Asker | None = None,
     ) -> Iterator[dict[str, Result]]:
         """Stream both sides; once both are done, record them as a linked pair of traces."""
         started, latest = time.time_ns(), {}
@@ -62,33 +66,46 @@ class Comparer:
                 self.backends, conversations, options, self.limits.request_timeout_s
             ):
                 yield latest
-        self._record(comparison_id, conversations, options, latest, started)
+        self._record(comparison_id, conversations, options, latest, started, asker)
 
-    def one(self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str):
+    def one(
+        self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str, asker: Asker
+    ):
         """Stream one side only; recorded like a comparison with one trace."""
         started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
         with self._generating():
             for result in stream_result(self.backends[side], messages, options, deadline):
                 yield result
-        self._record(comparison_id, {side: messages}, options, {side: result}, started)
+        self._record(comparison_id, {side: messages}, options, {side: result}, started, asker)
 
     def _generating(self):
         return self.recorder.generating() if self.recorder else contextlib.nullcontext()
 
-    def _record(self, comparison_id, conversations, options, results, started_ns) -> None:
+    def _record(self, comparison_id, conversations, options, results, started_ns, asker) -> None:
         if self.recorder is None:
             return
+        asker = asker or Asker.of(None, None)  # nobody's: a batch row, or a test
         pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}
         for side, result in results.items():
-            request = Request(comparison_id, side, conversations[side], options, result, started_ns, pair)
+            request = Request(
+                comparison_id,
+                side,
+                conversations[side],
+                options,
+                result,
+                started_ns,
+                pair,
+                asker.owner,
+                asker.user,
+            )
             self.recorder.record(request)
 
     @property
     def notice(self) -> str | None:
         return self.recorder.notice if self.recorder else None
 
-    def vote(self, comparison_id: Any, choice: Any, comment: Any = "") -> list[str]:
-        """Store a vote as MLflow feedback on a comparison's traces; return their ids."""
+    def vote(self, comparison_id: Any, choice: Any, comment: Any, asker: Asker) -> list[str]:
+        """Store the asker's vote on their own comparison as MLflow feedback; return the trace ids."""
         if not isinstance(comparison_id, str) or not COMPARISON_ID.fullmatch(comparison_id):
             raise gr.Error("comparison_id must be an id returned by /compare.")
         if choice not in CHOICES:
@@ -97,7 +114,12 @@ class Comparer:
             raise gr.Error("comment must be a string of at most 2000 characters.")
         if self.recorder is None:
             raise gr.Error("Votes need tracing, which is off in this app.")
-        trace_ids = self.recorder.trace_ids(comparison_id)
+        try:
+            owner, trace_ids = self.recorder.comparison(comparison_id)
+        except Exception as exc:
+            raise gr.Error(f"The comparison could not be read from MLflow: {exc}") from exc
+        if owner != asker.owner:  # someone else's, or unknown: the same answer, so ids cannot be probed
+            trace_ids = []
         try:
             log_vote(trace_ids, choice, comment)
         except ValueError as exc:
@@ -111,6 +133,13 @@ def new_comparison_id() -> str:
     return uuid.uuid4().hex
 
 
+def asker_of(request: gr.Request | None) -> Asker:
+    """Who is asking: the logged-in user, else the browser or gradio_client session."""
+    if request is None:
+        return Asker.of(None, None)
+    return Asker.of(getattr(request, "username", None), getattr(request, "session_hash", None))
+
+
 def register_api(comparer: Comparer) -> None:
     """Add the named endpoints to the Blocks being built."""
 
@@ -120,19 +149,20 @@ def register_api(comparer: Comparer) -> None:
         temperature: float = 0.0,
         top_p: float = 1.0,
         stop: str = "",
+        request: gr.Request = None,
     ) -> Iterator[dict]:
         """Like /compare, for a whole conversation: a list of {"role", "content"}."""
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from _sides(comparer, checked_messages(messages), options)
+        yield from _sides(comparer, checked_messages(messages), options, asker_of(request))
 
-    def vote(comparison_id: str, choice: str, comment: str = "") -> dict:
-        """Vote on a comparison: choice is left, right, tie or both_bad; stored as MLflow feedback."""
-        traces = comparer.vote(comparison_id, choice, comment)
+    def vote(comparison_id: str, choice: str, comment: str = "", request: gr.Request = None) -> dict:
+        """Vote on your own comparison: choice is left, right, tie or both_bad; stored as MLflow feedback."""
+        traces = comparer.vote(comparison_id, choice, comment, asker_of(request))
         return {"comparison_id": comparison_id, "choice": choice, "trace_ids": traces}
 
     def one_side(side: str):
-        def respond(messages: Messages, options: GenerationOptions) -> Iterator[dict]:
-            results = comparer.one(side, messages, options, new_comparison_id())
+        def respond(messages: Messages, options: GenerationOptions, asker: Asker) -> Iterator[dict]:
+            results = comparer.one(side, messages, options, new_comparison_id(), asker)
             for result in paced(results, comparer.limits.stream_interval_s):
                 yield result.to_dict()
 
@@ -140,7 +170,7 @@ def register_api(comparer: Comparer) -> None:
 
     models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     gr.api(vote, api_name="vote")
-    both = _prompt_endpoint(comparer, lambda messages, options: _sides(comparer, messages, options))
+    both = _prompt_endpoint(comparer, lambda *args: _sides(comparer, *args))
     both.__doc__ = 'Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.'
     gr.api(both, api_name="compare", **models)
     gr.api(compare_messages, api_name="compare_messages", **models)
@@ -160,16 +190,19 @@ def _prompt_endpoint(comparer: Comparer, respond):
         temperature: float = 0.0,
         top_p: float = 1.0,
         stop: str = "",
+        request: gr.Request = None,
     ) -> Iterator[dict]:
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from respond(prompt_messages(prompt, system_prompt), options)
+        yield from respond(prompt_messages(prompt, system_prompt), options, asker_of(request))
 
     return endpoint
 
 
-def _sides(comparer: Comparer, messages: Messages, options: GenerationOptions) -> Iterator[dict]:
+def _sides(
+    comparer: Comparer, messages: Messages, options: GenerationOptions, asker: Asker
+) -> Iterator[dict]:
     comparison_id, latest = new_comparison_id(), {}
-    results = comparer.compare({side: messages for side in SIDES}, options, comparison_id)
+    results = comparer.compare({side: messages for side in SIDES}, options, comparison_id, asker)
     for latest in paced(results, comparer.limits.stream_interval_s):
         yield _payload(comparison_id, latest, None, None)
     verdict = judge(latest["transformers"], latest["onnx"], SIDES)

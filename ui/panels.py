@@ -10,8 +10,8 @@ import mlflow
 import pandas as pd
 
 from compare.batch import answer_all, latency_figure, log_batch_run, read_prompts, recent_batches, summarize
-from compare.records import recent_comparisons
-from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id
+from compare.records import Asker, recent_comparisons
+from ui.api import MODEL_EVENTS, SIDES, Comparer, asker_of, new_comparison_id
 from wrappers import GenerationOptions
 from wrappers.config import ROOT
 from wrappers.registry import EXPERIMENT
@@ -38,11 +38,11 @@ def batch_tab(comparer: Comparer) -> None:
         table = gr.Dataframe(label="Results", wrap=True, elem_id="batch-table")
         download = gr.File(label="Results as CSV", elem_id="batch-download")
 
-    def run_from_ui(file, chosen, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+    def run_from_ui(file, chosen, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
         path, source = (file, Path(file).name) if file else (BUILT_IN.get(chosen), chosen)
         if path is None:
             raise gr.Error("Upload a file of prompts or pick a built-in set.")
-        result = run_batch(comparer, path, source, progress)
+        result = run_batch(comparer, path, source, asker_of(request), progress)
         return _summary_markdown(result), latency_figure(result["table"]), result["table"], result["csv"]
 
     run.click(
@@ -53,11 +53,11 @@ def batch_tab(comparer: Comparer) -> None:
         api_visibility="private",
     )
 
-    def batch(file: str) -> dict:
+    def batch(file: str, request: gr.Request) -> dict:
         """Run both models on every prompt of a CSV/JSONL file; log one MLflow run."""
         if not file:
             raise gr.Error("Send a CSV or JSONL file of prompts.")
-        result = run_batch(comparer, file, Path(file).name)
+        result = run_batch(comparer, file, Path(file).name, asker_of(request))
         records = result["table"].astype(object).where(result["table"].notna(), None).to_dict("records")
         return {"run_id": result["run_id"], "summary": result["summary"], "records": records}
 
@@ -67,7 +67,7 @@ def batch_tab(comparer: Comparer) -> None:
     trigger.click(batch, [api_file], [api_result], api_name="batch", concurrency_id=MODEL_EVENTS)
 
 
-def run_batch(comparer: Comparer, path, source: str, progress=None) -> dict:
+def run_batch(comparer: Comparer, path, source: str, asker: Asker, progress=None) -> dict:
     """Answer every prompt with both models, summarize, and log the batch as one run."""
     try:
         prompts = read_prompts(path)
@@ -75,7 +75,8 @@ def run_batch(comparer: Comparer, path, source: str, progress=None) -> dict:
         raise gr.Error(str(exc)) from exc
 
     def compare(messages):
-        *_, last = comparer.compare({side: messages for side in SIDES}, BATCH_OPTIONS, new_comparison_id())
+        conversations = {side: messages for side in SIDES}
+        *_, last = comparer.compare(conversations, BATCH_OPTIONS, new_comparison_id(), asker)
         return last
 
     rows = []
@@ -87,7 +88,7 @@ def run_batch(comparer: Comparer, path, source: str, progress=None) -> dict:
     stats = summarize(table)
     models = _model_refs(comparer)
     out_dir = Path(tempfile.mkdtemp(prefix="batch-"))
-    run_id = log_batch_run(table, stats, BATCH_OPTIONS, models, source, out_dir)
+    run_id = log_batch_run(table, stats, BATCH_OPTIONS, models, source, out_dir, asker.owner)
     return {"table": table, "summary": stats, "run_id": run_id, "csv": str(out_dir / "batch_results.csv")}
 
 
@@ -117,18 +118,24 @@ def _summary_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def history_tab() -> None:
+def history_tab(admins: frozenset[str] = frozenset()) -> None:
     with gr.Tab("History"):
         gr.Markdown(_mlflow_ui_hint())
         refresh = gr.Button("Refresh", elem_id="history-refresh")
         comparisons = gr.Dataframe(label="Recent comparisons (MLflow traces)", elem_id="history-comparisons")
         batches = gr.Dataframe(label="Batch runs (MLflow runs)", elem_id="history-batches")
+
+    def load_history(request: gr.Request) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Your own comparisons and batches (this browser session's, or your user's); admins see all."""
+        asker = asker_of(request)
+        return history_of(None if asker.user in admins else asker.owner)
+
     refresh.click(load_history, None, [comparisons, batches], api_visibility="private")
 
 
-def load_history() -> tuple[pd.DataFrame, pd.DataFrame]:
+def history_of(owner: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     try:
-        return recent_comparisons(), recent_batches()
+        return recent_comparisons(owner), recent_batches(owner)
     except Exception as exc:
         gr.Warning(f"Could not read the history from MLflow: {exc}")
         return pd.DataFrame(), pd.DataFrame()

@@ -49,6 +49,7 @@ class AppConfig:
     port: int = 7860
     limits: Limits = field(default_factory=lambda: Limits())
     auth: tuple[str, str] | None = None  # (user, password) for the optional login
+    admin_users: frozenset[str] = frozenset()  # logged-in users who see everyone's history
     transformers_endpoint: str | None = None  # a remote MLflow scoring server for pane (a)
     onnx_endpoint: str | None = None  # ... and for pane (b); None: in-process
 
@@ -66,6 +67,11 @@ class AppConfig:
     @property
     def artifact_root(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Answers waiting to become MLflow traces (see compare/spool.py)."""
+        return self.data_dir / "spool.sqlite"
 
     @property
     def build_dir(self) -> Path:
@@ -132,6 +138,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         port=args.port,
         limits=_limits(env),
         auth=(user, password) if user and password else None,
+        admin_users=frozenset(u.strip() for u in env.get("PHI3_ADMIN_USERS", "").split(",") if u.strip()),
         transformers_endpoint=_endpoint(args.transformers_endpoint),
         onnx_endpoint=_endpoint(args.onnx_endpoint),
     )
