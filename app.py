@@ -43,7 +43,8 @@ def build_app(
     `admins` (user names) see everyone's history; everyone else sees their own.
     """
     comparer = Comparer(backends, limits or Limits(), recorder)
-    with gr.Blocks(title="Phi-3 in MLflow: transformers flavor vs ONNX pyfunc") as demo:
+    title = "Phi-3 in MLflow: transformers flavor vs ONNX pyfunc"
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:  # uploads and downloads: an hour
         gr.Markdown("# Phi-3 in MLflow, side by side\nOne prompt goes to both packagings of the same model.")
         status = gr.Markdown(elem_id="startup-status")
         with gr.Tabs():
@@ -254,7 +255,13 @@ def main(argv: list[str] | None = None) -> None:
     warm_up(backends, startup)
     demo = build_app(backends, startup, config.limits, Recorder(config.spool_dir), config.admin_users)
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
-    demo.launch(server_name=config.host, server_port=config.port, auth=config.auth, theme=gr.themes.Soft())
+    demo.launch(
+        server_name=config.host,
+        server_port=config.port,
+        auth=config.auth,
+        theme=gr.themes.Soft(),
+        max_file_size=int(config.limits.max_upload_mb * 2**20),
+    )
 
 
 if __name__ == "__main__":

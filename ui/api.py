@@ -14,16 +14,18 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gradio as gr
 
 from compare.comparison import compare_stream, judge
+from compare.lanes import ModelSlot
 from compare.records import CHOICES, Asker, Recorder, Request, log_vote
 from ui import formatting as fmt
 from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
+from wrappers.chat import check_length
 from wrappers.config import Limits
 
 SIDES = ("transformers", "onnx")
@@ -41,6 +43,10 @@ class Comparer:
     backends: Mapping[str, Backend]
     limits: Limits
     recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
+    slot: ModelSlot = field(init=False)  # chat requests generate before batch rows
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slot", ModelSlot(self.limits.concurrency))
 
     def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
         if not isinstance(stop, str):
@@ -58,10 +64,17 @@ class Comparer:
         options: GenerationOptions,
         comparison_id: str,
         asker: Asker | None = None,
+        lane: str = "chat",
     ) -> Iterator[dict[str, Result]]:
-        """Stream both sides; once both are done, record them as a linked pair of traces."""
+        """Stream both sides; once both are done, record them as a linked pair of traces.
+
+        Refused at once if the conversation cannot fit the token limit; `lane` "batch" waits
+        for every chat request that is waiting.
+        """
+        for messages in conversations.values():
+            self.check_length(messages)
         started, latest = time.time_ns(), {}
-        with self._generating():
+        with self.slot.take(lane), self._generating():
             for latest in compare_stream(
                 self.backends, conversations, options, self.limits.request_timeout_s
             ):
@@ -72,11 +85,18 @@ class Comparer:
         self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str, asker: Asker
     ):
         """Stream one side only; recorded like a comparison with one trace."""
-        started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
-        with self._generating():
+        self.check_length(messages)
+        with self.slot.take("chat"), self._generating():
+            started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
             for result in stream_result(self.backends[side], messages, options, deadline):
                 yield result
         self._record(comparison_id, {side: messages}, options, {side: result}, started, asker)
+
+    def check_length(self, messages: Messages) -> None:
+        try:
+            check_length(messages, self.limits.max_prompt_tokens)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
 
     def _generating(self):
         return self.recorder.generating() if self.recorder else contextlib.nullcontext()

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
 import mlflow
 import pandas as pd
 
-from compare.batch import answer_all, latency_figure, log_batch_run, read_prompts, recent_batches, summarize
+from compare.batch import (
+    answer_all,
+    latency_figure,
+    log_batch_run,
+    read_prompts,
+    recent_batches,
+    results_csv,
+    summarize,
+)
 from compare.records import Asker, recent_comparisons
-from ui.api import MODEL_EVENTS, SIDES, Comparer, asker_of, new_comparison_id
+from ui.api import SIDES, Comparer, asker_of, new_comparison_id
 from wrappers import GenerationOptions
+from wrappers.chat import max_characters
 from wrappers.config import ROOT
 from wrappers.registry import EXPERIMENT
 
 BUILT_IN = {"Capitals, arithmetic and the seed prompts": ROOT / "examples" / "batch_prompts.csv"}
 BATCH_OPTIONS = GenerationOptions(max_tokens=64)  # greedy, so a batch repeats exactly
+BATCH_EVENTS = "batches"  # one batch at a time, in a group of its own: chat keeps its own slot
 
 
 def batch_tab(comparer: Comparer) -> None:
@@ -43,13 +54,17 @@ def batch_tab(comparer: Comparer) -> None:
         if path is None:
             raise gr.Error("Upload a file of prompts or pick a built-in set.")
         result = run_batch(comparer, path, source, asker_of(request), progress)
-        return _summary_markdown(result), latency_figure(result["table"]), result["table"], result["csv"]
+        with tempfile.TemporaryDirectory(prefix="batch-") as folder:
+            csv_file = Path(folder) / "batch_results.csv"
+            csv_file.write_text(results_csv(result["table"]), encoding="utf-8")
+            # Gradio copies the file into its own cache before it resumes this generator.
+            yield _summary_markdown(result), latency_figure(result["table"]), result["table"], str(csv_file)
 
     run.click(
         run_from_ui,
         [upload, built_in],
         [summary, plot, table, download],
-        concurrency_id=MODEL_EVENTS,
+        concurrency_id=BATCH_EVENTS,
         api_visibility="private",
     )
 
@@ -64,32 +79,32 @@ def batch_tab(comparer: Comparer) -> None:
     with tab:  # hidden components carry /batch, which takes a file
         api_file, api_result = gr.File(visible=False), gr.JSON(visible=False)
         trigger = gr.Button(visible=False)
-    trigger.click(batch, [api_file], [api_result], api_name="batch", concurrency_id=MODEL_EVENTS)
+    trigger.click(batch, [api_file], [api_result], api_name="batch", concurrency_id=BATCH_EVENTS)
 
 
 def run_batch(comparer: Comparer, path, source: str, asker: Asker, progress=None) -> dict:
-    """Answer every prompt with both models, summarize, and log the batch as one run."""
+    """Answer every prompt with both models (in the batch lane: chat requests go first), within
+    the batch time limit; summarize, and log the batch as one run."""
+    limits = comparer.limits
     try:
-        prompts = read_prompts(path)
+        prompts = read_prompts(path, limits.max_batch_rows, max_characters(limits.max_prompt_tokens))
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
 
     def compare(messages):
         conversations = {side: messages for side in SIDES}
-        *_, last = comparer.compare(conversations, BATCH_OPTIONS, new_comparison_id(), asker)
+        *_, last = comparer.compare(conversations, BATCH_OPTIONS, new_comparison_id(), asker, lane="batch")
         return last
 
-    rows = []
-    for i, row in answer_all(prompts, compare):
+    rows, deadline = [], time.monotonic() + limits.batch_timeout_s
+    for i, row in answer_all(prompts, compare, deadline):
         rows.append(row)
         if progress is not None:
             progress((i + 1) / len(prompts), desc=f"{i + 1} of {len(prompts)} prompts")
     table = pd.DataFrame(rows)
-    stats = summarize(table)
-    models = _model_refs(comparer)
-    out_dir = Path(tempfile.mkdtemp(prefix="batch-"))
-    run_id = log_batch_run(table, stats, BATCH_OPTIONS, models, source, out_dir, asker.owner)
-    return {"table": table, "summary": stats, "run_id": run_id, "csv": str(out_dir / "batch_results.csv")}
+    stats = summarize(table) | {"unanswered_prompts": float(len(prompts) - len(rows))}
+    run_id = log_batch_run(table, stats, BATCH_OPTIONS, _model_refs(comparer), source, asker.owner)
+    return {"table": table, "summary": stats, "run_id": run_id}
 
 
 def _model_refs(comparer: Comparer) -> dict[str, str]:
@@ -105,9 +120,14 @@ def _model_refs(comparer: Comparer) -> dict[str, str]:
 
 def _summary_markdown(result: dict) -> str:
     s = result["summary"]
-    lines = [
-        f"**Run** `{result['run_id']}` · {int(s['prompts'])} prompts · agreement {s['agreement_rate']:.0%}"
-    ]
+    agreement = f"agreement {s['agreement_rate']:.0%}" if "agreement_rate" in s else "no row to compare"
+    lines = [f"**Run** `{result['run_id']}` · {int(s['prompts'])} prompts · {agreement}"]
+    if s["failed_rows"]:
+        lines.append(f"- ⚠️ {int(s['failed_rows'])} rows had a side fail: not counted as agreement")
+    if s["unanswered_prompts"]:
+        lines.append(
+            f"- ⚠️ Stopped at the batch time limit: {int(s['unanswered_prompts'])} prompts were not answered"
+        )
     for side in SIDES:
         accuracy = f" · accuracy {s[f'{side}_accuracy']:.0%}" if f"{side}_accuracy" in s else ""
         median, p95 = s[f"{side}_median_latency_s"], s[f"{side}_p95_latency_s"]

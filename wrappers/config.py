@@ -30,6 +30,9 @@ class Limits:
     concurrency: int = 1  # generations at once; both models share the CPU anyway
     queue_size: int = 32  # waiting requests beyond this are refused with a message
     stream_interval_s: float = 0.05  # streams (UI and API): at most one update per interval
+    max_batch_rows: int = 200  # prompts in one batch file
+    batch_timeout_s: float = 900.0  # a batch stops answering after this; what it answered is kept
+    max_upload_mb: float = 5.0  # uploaded files (Gradio's max_file_size)
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,9 @@ def _limits(env: Mapping[str, str]) -> Limits:
         concurrency=int(env.get("PHI3_CONCURRENCY", defaults.concurrency)),
         queue_size=int(env.get("PHI3_QUEUE_SIZE", defaults.queue_size)),
         stream_interval_s=float(env.get("PHI3_STREAM_INTERVAL_S", defaults.stream_interval_s)),
+        max_batch_rows=int(env.get("PHI3_MAX_BATCH_ROWS", defaults.max_batch_rows)),
+        batch_timeout_s=float(env.get("PHI3_BATCH_TIMEOUT_S", defaults.batch_timeout_s)),
+        max_upload_mb=float(env.get("PHI3_MAX_UPLOAD_MB", defaults.max_upload_mb)),
     )
 
 
