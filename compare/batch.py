@@ -183,18 +183,24 @@ def log_batch_run(
     options: GenerationOptions,
     models: dict[str, str],
     source: str,
+    out_dir: Path,
     owner: str = "",
 ) -> str:
-    """Log the batch as one MLflow run, tagged with its owner (see records.owner_id); return its id."""
+    """Log the batch as one MLflow run, tagged with its owner (see records.owner_id); return its id.
+
+    The CSV (formula-safe, see `results_csv`) is also left in `out_dir` for download.
+    """
     mlflow.set_experiment(EXPERIMENT)
     figure = latency_figure(table)
+    csv_file = out_dir / "batch_results.csv"
+    csv_file.write_text(results_csv(table), encoding="utf-8")
     tags = {"kind": "batch", "source": source, "owner": owner}
     with mlflow.start_run(run_name=f"batch: {source}", tags=tags) as run:
         mlflow.log_params({**{f"model.{s}": m for s, m in models.items()}, **_settings(options)})
         mlflow.log_metrics(stats)
         mlflow.log_table(table, "batch_results.json")
         mlflow.log_figure(figure, "latency.png")
-        mlflow.log_text(results_csv(table), "batch_results.csv")
+        mlflow.log_artifact(str(csv_file))
     return run.info.run_id
 
 

@@ -14,6 +14,7 @@ a failed chat, and the record stays in the spool until it is written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -30,12 +31,14 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.entities import AssessmentSource
+from mlflow.tracing.constant import SpanAttributeKey, TokenUsageKey, TraceMetadataKey
 
 from compare.spool import Entry, Spool
 from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
-from wrappers.results import Result
+from wrappers.results import ModelRef, Result
 
 CHOICES = ("left", "right", "tie", "both_bad")
 VOTE = "preference"  # the feedback's name on both traces of a comparison
@@ -102,9 +105,15 @@ def sanitized(value: Any) -> Any:
     return value
 
 
-def trace_payload(request: Request) -> dict[str, Any]:
-    """Everything one trace holds, as sanitized JSON: what the spool keeps and the writer logs."""
+def trace_payload(request: Request, attributes: dict | None = None) -> dict[str, Any]:
+    """Everything one trace holds, as sanitized JSON: what the spool keeps and the writer logs.
+
+    A CHAT_MODEL span with its token usage where MLflow reads it (`trace.info.token_usage`, the
+    UI's Token Usage chart), linked to the registered version's logged model, whose page in
+    MLflow then lists the trace.
+    """
     result, model = request.result, request.result.model
+    model_id = logged_model_id(model)
     tags = {
         "comparison_id": request.comparison_id,
         "side": request.side,
@@ -118,7 +127,13 @@ def trace_payload(request: Request) -> dict[str, Any]:
         {
             "name": f"{request.side} {model.name}",
             "inputs": {"messages": request.messages, "settings": asdict(request.options)},
-            "attributes": {"model_uri": model.uri, **asdict(result.latency)},
+            "attributes": {
+                "model_uri": model.uri,
+                **asdict(result.latency),
+                **_usage(result),
+                **(attributes or {}),
+            },
+            "metadata": {TraceMetadataKey.MODEL_ID: model_id} if model_id else None,
             "tags": tags,
             "outputs": {"text": result.text, "usage": asdict(result.usage), "response": result.response},
             "error": result.error,
@@ -201,7 +216,7 @@ class Recorder:
                 return  # written meanwhile (a vote writes its comparison at once)
             try:
                 if entry.id > self.spool.replayed_up_to or not _already_written(entry.payload):
-                    write_trace(entry.payload)
+                    write_payload(entry.payload)
                 self.spool.remove(entry.id)
                 self._failures.pop(entry.id, None)
                 if not self._failures:
@@ -233,7 +248,12 @@ class _ExportWarnings(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def write_trace(payload: dict[str, Any]) -> str:
+def write_trace(request: Request, attributes: dict | None = None) -> str:
+    """Log one request as an MLflow trace now; return its id, or raise `RecordError`."""
+    return write_payload(trace_payload(request, attributes))
+
+
+def write_payload(payload: dict[str, Any]) -> str:
     """Log one spooled record as an MLflow trace; return its id, or raise `RecordError`."""
     _export_synchronously()
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
@@ -246,6 +266,7 @@ def write_trace(payload: dict[str, Any]) -> str:
             span_type="CHAT_MODEL",
             inputs=payload["inputs"],
             attributes=payload["attributes"],
+            metadata=payload.get("metadata"),
             tags=payload["tags"],
             experiment_id=experiment.experiment_id if experiment else None,
             start_time_ns=payload["start_ns"],
@@ -263,6 +284,35 @@ def write_trace(payload: dict[str, Any]) -> str:
     if trace is None or not trace.data.spans:
         raise RecordError("; ".join(caught.messages) or "MLflow did not store the trace.")
     return span.trace_id
+
+
+def _usage(result: Result) -> dict:
+    """MLflow's token-usage attribute; omitted while a count is unknown (never a guess)."""
+    usage = result.usage
+    counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+    if None in counts:
+        return {}
+    keys = (TokenUsageKey.INPUT_TOKENS, TokenUsageKey.OUTPUT_TOKENS, TokenUsageKey.TOTAL_TOKENS)
+    return {SpanAttributeKey.CHAT_USAGE: dict(zip(keys, counts, strict=True))}
+
+
+@functools.lru_cache(maxsize=64)
+def _model_id(name: str, version: str) -> str | None:
+    """A local store leaves `model_id` empty; the source is then the logged model, `models:/m-...`."""
+    found = MlflowClient().get_model_version(name, version)
+    source = found.source or ""
+    from_source = source.removeprefix("models:/") if source.startswith("models:/m-") else None
+    return found.model_id or from_source
+
+
+def logged_model_id(model: ModelRef) -> str | None:
+    """The logged model (`m-...`) behind a registered version; None for a remote pane or an old store."""
+    if not (model.name and model.version):
+        return None
+    try:
+        return _model_id(model.name, model.version)
+    except Exception:  # not registered in this store: the trace is still written, unlinked
+        return None
 
 
 def _export_synchronously() -> None:

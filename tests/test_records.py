@@ -21,7 +21,7 @@ from compare.records import (
     all_votes,
     leaderboard,
     recent_comparisons,
-    write_trace,
+    write_payload,
 )
 from tests.conftest import raw_call
 from ui.api import Comparer
@@ -237,7 +237,7 @@ def test_a_trace_mlflow_refuses_is_an_error_not_silence(tmp_path):
         "end_ns": 2,
     }
     with pytest.raises(RecordError, match="surrogates not allowed"):
-        write_trace(payload)
+        write_payload(payload)
 
 
 CRASH = textwrap.dedent("""

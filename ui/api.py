@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from compare.comparison import compare_stream, judge
+from compare.fidelity import Scored, score
 from compare.lanes import ModelSlot
 from compare.records import CHOICES, Asker, Recorder, Request, log_vote
 from ui import formatting as fmt
@@ -43,6 +44,7 @@ class Comparer:
     backends: Mapping[str, Backend]
     limits: Limits
     recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
+    fidelity: bool = True  # score each comparison's answers through both models (the switch)
     slot: ModelSlot = field(init=False)  # chat requests generate before batch rows
 
     def __post_init__(self) -> None:
@@ -80,6 +82,16 @@ class Comparer:
             ):
                 yield latest
         self._record(comparison_id, conversations, options, latest, started, asker)
+
+    def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
+        """Fidelity of a finished comparison; the panes are final, so neither side waits for it.
+
+        Runs as a generation would (traces wait, batch rows too), so its time is its own.
+        """
+        if not (self.fidelity and wanted):
+            return Scored(reason="Fidelity scoring is switched off.")
+        with self.slot.take("chat"), self._generating():
+            return score(self.backends, results, options)
 
     def one(
         self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str, asker: Asker
@@ -169,11 +181,12 @@ def register_api(comparer: Comparer) -> None:
         temperature: float = 0.0,
         top_p: float = 1.0,
         stop: str = "",
+        fidelity: bool = True,
         request: gr.Request = None,
     ) -> Iterator[dict]:
         """Like /compare, for a whole conversation: a list of {"role", "content"}."""
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from _sides(comparer, checked_messages(messages), options, asker_of(request))
+        yield from _sides(comparer, checked_messages(messages), options, fidelity, asker_of(request))
 
     def vote(comparison_id: str, choice: str, comment: str = "", request: gr.Request = None) -> dict:
         """Vote on your own comparison: choice is left, right, tie or both_bad; stored as MLflow feedback."""
@@ -190,9 +203,26 @@ def register_api(comparer: Comparer) -> None:
 
     models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     gr.api(vote, api_name="vote")
-    both = _prompt_endpoint(comparer, lambda *args: _sides(comparer, *args))
-    both.__doc__ = 'Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.'
-    gr.api(both, api_name="compare", **models)
+
+    def compare(
+        prompt: str,
+        system_prompt: str = "",
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: str = "",
+        fidelity: bool = True,
+        request: gr.Request = None,
+    ) -> Iterator[dict]:
+        """Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.
+
+        fidelity: after both answers, score them through both models (verdict.fidelity).
+        """
+        options = comparer.options(max_tokens, temperature, top_p, stop)
+        messages = prompt_messages(prompt, system_prompt)
+        yield from _sides(comparer, messages, options, fidelity, asker_of(request))
+
+    gr.api(compare, api_name="compare", **models)
     gr.api(compare_messages, api_name="compare_messages", **models)
     for side in SIDES:
         single = _prompt_endpoint(comparer, one_side(side))
@@ -219,14 +249,20 @@ def _prompt_endpoint(comparer: Comparer, respond):
 
 
 def _sides(
-    comparer: Comparer, messages: Messages, options: GenerationOptions, asker: Asker
+    comparer: Comparer, messages: Messages, options: GenerationOptions, fidelity: Any, asker: Asker
 ) -> Iterator[dict]:
+    if not isinstance(fidelity, bool):
+        raise gr.Error(f"fidelity must be true or false, got {fidelity!r}.")
     comparison_id, latest = new_comparison_id(), {}
     results = comparer.compare({side: messages for side in SIDES}, options, comparison_id, asker)
     for latest in paced(results, comparer.limits.stream_interval_s):
         yield _payload(comparison_id, latest, None, None)
-    verdict = judge(latest["transformers"], latest["onnx"], SIDES)
-    yield _payload(comparison_id, latest, verdict.to_dict(), comparer.notice)
+    verdict = judge(latest["transformers"], latest["onnx"], SIDES).to_dict()
+    if comparer.fidelity and fidelity:  # the panes are final: send them before scoring starts
+        pending = {"fidelity": None, "fidelity_reason": "Scoring…"}
+        yield _payload(comparison_id, latest, verdict | pending, comparer.notice)
+    verdict |= comparer.score(latest, options, fidelity).to_api()
+    yield _payload(comparison_id, latest, verdict, comparer.notice)
 
 
 def paced(updates: Iterator[T], interval_s: float) -> Iterator[T]:

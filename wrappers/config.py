@@ -55,6 +55,7 @@ class AppConfig:
     admin_users: frozenset[str] = frozenset()  # logged-in users who see everyone's history
     transformers_endpoint: str | None = None  # a remote MLflow scoring server for pane (a)
     onnx_endpoint: str | None = None  # ... and for pane (b); None: in-process
+    fidelity: bool = True  # score each comparison's answers through both models (compare/fidelity.py)
 
     @property
     def sources(self) -> tuple[Source, Source]:
@@ -122,6 +123,12 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     parser.add_argument("--port", type=int, default=int(env.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--transformers-endpoint", default=env.get("TRANSFORMERS_ENDPOINT"))
     parser.add_argument("--onnx-endpoint", default=env.get("ONNX_ENDPOINT"))
+    parser.add_argument(
+        "--no-fidelity",
+        action="store_true",
+        default=env.get("PHI3_FIDELITY", "1").strip().lower() in ("0", "false", "no", "off"),
+        help="do not score the answers' next-token distributions after each comparison",
+    )
     args = parser.parse_args(argv)
     user, password = env.get("PHI3_AUTH_USER"), env.get("PHI3_AUTH_PASSWORD")
     transformers_source = _source(args.transformers_source, args.transformers_revision)
@@ -144,6 +151,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         admin_users=frozenset(u.strip() for u in env.get("PHI3_ADMIN_USERS", "").split(",") if u.strip()),
         transformers_endpoint=_endpoint(args.transformers_endpoint),
         onnx_endpoint=_endpoint(args.onnx_endpoint),
+        fidelity=not args.no_fidelity,
     )
 
 
