@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from compare.comparison import judge
 from compare.records import Recorder, leaderboard
 from ui import formatting as fmt
 from ui.api import MODEL_EVENTS, SIDES, Comparer, asker_of, new_comparison_id, paced, register_api
+from ui.login import LoginThrottle
 from ui.panels import batch_tab, history_tab
 from wrappers import Result, load_config
 from wrappers.backend import MlflowBackend
 from wrappers.config import Limits
+from wrappers.errors import public_text
 from wrappers.startup import Startup, load_all, warm_up
 
 VOTES = {"left": "👈 Left better", "right": "👉 Right better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
@@ -242,7 +245,8 @@ def _status_poll(demo, backends, startup: Startup | None, status, panes) -> None
             return {timer: gr.Timer(active=False)}
         states, lines = startup.snapshot()
         text = "\n".join(f"- **{side}**: {state}" for side, state in states.items())
-        updates = {status: f"**Start-up**\n{text}\n\n```\n" + "\n".join(lines[-6:]) + "\n```"}
+        text = public_text(text)
+        updates = {status: f"**Start-up**\n{text}\n\n```\n" + public_text("\n".join(lines[-6:])) + "\n```"}
         if startup.finished:
             updates[status] = "**Models**\n" + text
             updates |= {panes[side]["card"]: _card(backends[side], states[side]) for side in SIDES}
@@ -256,10 +260,16 @@ def _status_poll(demo, backends, startup: Startup | None, status, panes) -> None
 
 def _card(backend: MlflowBackend, state: str) -> str:
     if not state.startswith("ready"):
-        return f"⚠️ This model is not available: {state}"
+        return public_text(f"⚠️ This model is not available: {state}")
     ref = backend.model_ref()
     return fmt.model_card_markdown(
         ref.uri, ref.name, ref.version, backend.signature(), backend.streaming_note, backend.weights()
+    )
+
+
+def login_throttle(limits: Limits) -> Middleware:
+    return Middleware(
+        LoginThrottle, free_failures=limits.login_free_failures, base_delay_s=limits.login_delay_s
     )
 
 
@@ -276,11 +286,13 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_app(backends, startup, config.limits, recorder, config.fidelity, config.admin_users)
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
     demo.launch(
+        show_error=True,  # a wrong-shaped call gets Gradio's reason, not {"error": null}
         server_name=config.host,
         server_port=config.port,
         auth=config.auth,
         theme=gr.themes.Soft(),
         max_file_size=int(config.limits.max_upload_mb * 2**20),
+        app_kwargs={"middleware": [login_throttle(config.limits)]},
     )
 
 

@@ -56,7 +56,8 @@ def read_prompts(path: str | Path, max_rows: int = MAX_PROMPTS, max_chars: int |
                 f"{path.name}, line {row['line']}: the prompt has {len(row['prompt'])} characters; "
                 f"the limit is {max_chars}."
             )
-    return pd.DataFrame(rows, columns=["prompt", "expected"]).astype(object)
+    table = pd.DataFrame(rows, columns=["prompt", "expected"]).astype(object)
+    return table.where(table.notna(), None)  # a missing answer is None, not NaN
 
 
 def _csv_records(text: str) -> dict[int, dict]:

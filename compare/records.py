@@ -36,6 +36,7 @@ from mlflow.entities import AssessmentSource
 from mlflow.tracing.constant import SpanAttributeKey, TokenUsageKey, TraceMetadataKey
 
 from compare.spool import Entry, Spool
+from wrappers.errors import public_text
 from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
 from wrappers.results import ModelRef, Result
@@ -234,7 +235,7 @@ class Recorder:
     def _report(self, notice: str) -> None:
         if notice != self.notice:
             print(notice, file=sys.stderr, flush=True)
-        self.notice = notice
+        self.notice = public_text(notice)  # visitors read it: no server folders
 
 
 class _ExportWarnings(logging.Handler):

@@ -202,13 +202,13 @@ SESSION = "f" * 12  # raw calls name their session, so the vote below comes from
 @pytest.mark.parametrize(
     ("api_name", "data"),
     [
-        ("compare", r'["lone \ud800 surrogate", "", 8, 0.0, 1.0, ""]'),
-        ("compare", r'["Hello", "be \udfff brief", 8, 0.0, 1.0, ""]'),
-        ("compare", r'["Hello", "", 8, 0.0, 1.0, "x\ud83d"]'),
+        ("compare", r'["lone \ud800 surrogate", "", 8, 0.0, 1.0, "", false]'),
+        ("compare", r'["Hello", "be \udfff brief", 8, 0.0, 1.0, "", false]'),
+        ("compare", r'["Hello", "", 8, 0.0, 1.0, "x\ud83d", false]'),
         (
             "compare_messages",
             r'[[{"role": "user", "content": "Hi \ud800"}, {"role": "assistant", '
-            r'"content": "\udc00"}, {"role": "user", "content": "Hello"}], 8, 0.0, 1.0, ""]',
+            r'"content": "\udc00"}, {"role": "user", "content": "Hello"}], 8, 0.0, 1.0, "", false]',
         ),
     ],
 )

@@ -28,6 +28,7 @@ from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
 from wrappers.chat import check_length
 from wrappers.config import Limits
+from wrappers.errors import public_text
 
 SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
@@ -149,7 +150,7 @@ class Comparer:
         try:
             owner, trace_ids = self.recorder.comparison(comparison_id)
         except Exception as exc:
-            raise gr.Error(f"The comparison could not be read from MLflow: {exc}") from exc
+            raise gr.Error(public_text(f"The comparison could not be read from MLflow: {exc}")) from exc
         if owner != asker.owner:  # someone else's, or unknown: the same answer, so ids cannot be probed
             trace_ids = []
         try:
@@ -157,7 +158,7 @@ class Comparer:
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
         except Exception as exc:
-            raise gr.Error(f"The vote could not be stored in MLflow: {exc}") from exc
+            raise gr.Error(public_text(f"The vote could not be stored in MLflow: {exc}")) from exc
         return trace_ids
 
 

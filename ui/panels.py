@@ -17,9 +17,10 @@ from compare.evaluation import Batch, dataset_label
 from compare.evaluation import run_batch as evaluate_batch
 from compare.records import Asker, recent_comparisons
 from ui.api import SIDES, Comparer, asker_of
-from wrappers.chat import max_characters
 from wrappers import GenerationOptions
+from wrappers.chat import max_characters
 from wrappers.config import ROOT
+from wrappers.errors import public_text
 from wrappers.registry import EXPERIMENT
 
 BUILT_IN = {"Capitals, arithmetic and the seed prompts": ROOT / "examples" / "batch_prompts.csv"}
@@ -205,7 +206,7 @@ def history_of(owner: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     try:
         return recent_comparisons(owner), recent_batches(owner)
     except Exception as exc:
-        gr.Warning(f"Could not read the history from MLflow: {exc}")
+        gr.Warning(public_text(f"Could not read the history from MLflow: {exc}"))
         return pd.DataFrame(), pd.DataFrame()
 
 
@@ -215,6 +216,6 @@ def _mlflow_ui_hint() -> str:
     where = f"#/experiments/{experiment.experiment_id}" if experiment else ""
     return (
         "Everything here is read back from MLflow. To browse it there, run\n"
-        f"```\nmlflow ui --backend-store-uri {uri}\n```\nand open http://127.0.0.1:5000/{where} "
+        f"```\nmlflow ui --backend-store-uri {public_text(uri)}\n```\nand open http://127.0.0.1:5000/{where} "
         "(traces and votes are under *Traces*, batch runs under *Runs*)."
     )

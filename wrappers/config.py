@@ -33,6 +33,8 @@ class Limits:
     max_batch_rows: int = 200  # prompts in one batch file
     batch_timeout_s: float = 900.0  # a batch stops answering after this; what it answered is kept
     max_upload_mb: float = 5.0  # uploaded files (Gradio's max_file_size)
+    login_free_failures: int = 5  # failed logins per client before the back-off starts
+    login_delay_s: float = 1.0  # the first back-off; it doubles with each further failure, to 5 min
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,8 @@ def _limits(env: Mapping[str, str]) -> Limits:
         max_batch_rows=int(env.get("PHI3_MAX_BATCH_ROWS", defaults.max_batch_rows)),
         batch_timeout_s=float(env.get("PHI3_BATCH_TIMEOUT_S", defaults.batch_timeout_s)),
         max_upload_mb=float(env.get("PHI3_MAX_UPLOAD_MB", defaults.max_upload_mb)),
+        login_free_failures=int(env.get("PHI3_LOGIN_FREE_FAILURES", defaults.login_free_failures)),
+        login_delay_s=float(env.get("PHI3_LOGIN_DELAY_S", defaults.login_delay_s)),
     )
 
 
