@@ -21,7 +21,8 @@ The model: P(i beats j) = 1 / (1 + exp(θj - θi)), fitted by maximum likelihood
 - **Intervals.** 95 % percentile bootstrap (scipy.stats.bootstrap) over votes, 1000
   resamples, a fixed seed so the same votes always give the same table. A model whose
   every vote went the same way gets a zero-width interval: resampling cannot show
-  variation the votes do not contain; read the vote count beside it.
+  variation the votes do not contain; read the vote count beside it. A single vote
+  has no interval (NaN).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def _rate_group(a, b, outcome, members, resamples: int, seed: int) -> list[tuple
 
     cell_of_vote = cell_of_vote.ravel()
     point = fit(cell_of_vote)
-    if resamples <= 0 or n < 2:
+    if resamples <= 0 or len(cell_of_vote) < 2:  # one vote: nothing to resample
         return [(r, math.nan, math.nan) for r in point]
     result = stats.bootstrap(
         (cell_of_vote,),

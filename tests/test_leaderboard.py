@@ -73,6 +73,12 @@ def test_a_clean_sweep_stays_finite_and_its_interval_is_zero_width_as_documented
     assert (table.loc["x/1", "wins"], table.loc["y/1", "losses"]) == (5, 5)
 
 
+def test_a_single_vote_has_a_rating_but_no_interval():
+    table = by_model(ratings(votes("x/1", "y/1", a=1)))
+    assert table.loc["x/1", "rating"] > 1000
+    assert math.isnan(table.loc["x/1", "lower"]) and math.isnan(table.loc["x/1", "upper"])
+
+
 def test_models_that_never_met_are_rated_in_separate_groups_each_centred():
     table = pd.concat([votes("x/1", "y/1", a=8, b=2), votes("u/1", "v/1", a=2, b=8)])
     result = by_model(ratings(table))

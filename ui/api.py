@@ -53,7 +53,11 @@ class Comparer:
             raise gr.Error(str(exc)) from exc
 
     def compare(
-        self, conversations: Mapping[str, Messages], options: GenerationOptions, comparison_id: str
+        self,
+        conversations: Mapping[str, Messages],
+        options: GenerationOptions,
+        comparison_id: str,
+        tags: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Result]]:
         """Stream both sides; once both are done, record them as a linked pair of traces."""
         started, latest = time.time_ns(), {}
@@ -62,7 +66,7 @@ class Comparer:
                 self.backends, conversations, options, self.limits.request_timeout_s
             ):
                 yield latest
-        self._record(comparison_id, conversations, options, latest, started)
+        self._record(comparison_id, conversations, options, latest, started, tags)
 
     def one(self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str):
         """Stream one side only; recorded like a comparison with one trace."""
@@ -75,12 +79,14 @@ class Comparer:
     def _generating(self):
         return self.recorder.generating() if self.recorder else contextlib.nullcontext()
 
-    def _record(self, comparison_id, conversations, options, results, started_ns) -> None:
+    def _record(self, comparison_id, conversations, options, results, started_ns, tags=None) -> None:
         if self.recorder is None:
             return
         pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}
         for side, result in results.items():
-            request = Request(comparison_id, side, conversations[side], options, result, started_ns, pair)
+            request = Request(
+                comparison_id, side, conversations[side], options, result, started_ns, pair, dict(tags or {})
+            )
             self.recorder.record(request)
 
     @property
