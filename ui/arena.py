@@ -220,14 +220,7 @@ def wire_arena_panel(
         "api_visibility": "private",
     }
     runs = [p.send.click(**turn), p.prompt.submit(**turn)]
-    fresh = {**{chat: gr.Chatbot([], label=NAMES[label]) for label, chat in zip(LABELS, chats, strict=True)}}
-    p.new.click(
-        lambda: fresh | {p.status: "", p.reveal: "", p.battle: ""},
-        None,
-        outputs[:2] + outputs[3:],
-        cancels=runs,
-        api_visibility="private",
-    )
+    p.new.click(lambda: _fresh(p), None, outputs[:2] + outputs[3:], cancels=runs, api_visibility="private")
     for choice, button in p.votes.items():
         event = button.click(
             _vote_handler(comparer, arena, p, choice),
@@ -250,7 +243,9 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
         opened = _open_battle(arena, battle_id, owner)
         shown = (chat_a, chat_b) if opened.comparison_ids else ([], [])  # a new battle starts empty
         histories = dict(zip(LABELS, shown, strict=True))
-        yield {
+        # A new battle also takes back the names the last vote put on the panes.
+        labels = {p.chats[label]: gr.Chatbot(label=NAMES[label]) for label in LABELS}
+        yield (labels if not opened.comparison_ids else {}) | {
             p.prompt: "",
             p.status: "Model A and Model B are answering…",
             p.reveal: "",
@@ -258,12 +253,16 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
         }
         for battle, latest in play_turn(comparer, arena, opened, prompt, system or "", options):
             view = anonymous(battle, latest)
-            yield {
-                p.chats[label]: _with_turn(histories[label], prompt, view[label], label) for label in LABELS
-            }
+            yield {p.chats[label]: _with_turn(histories[label], prompt, view[label]) for label in LABELS}
         yield {p.status: WAITING, p.battle: battle.id}
 
     return battle_turn
+
+
+def _fresh(p: ArenaPanel) -> dict:
+    """A new battle: empty, unnamed panes."""
+    chats = {p.chats[label]: gr.Chatbot([], label=NAMES[label]) for label in LABELS}
+    return chats | {p.status: "", p.reveal: "", p.battle: ""}
 
 
 def _open_battle(arena: Arena, battle_id: str, owner: str) -> Battle:
@@ -278,7 +277,7 @@ def _open_battle(arena: Arena, battle_id: str, owner: str) -> Battle:
     return arena.start(owner)
 
 
-def _with_turn(history, prompt: str, side: dict, label: str) -> list[dict]:
+def _with_turn(history, prompt: str, side: dict) -> list[dict]:
     answer = f"{side['text']}\n\n⚠️ {side['error']}" if side["error"] else side["text"]
     return [*(history or []), {"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
