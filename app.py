@@ -17,6 +17,7 @@ from compare.records import Recorder
 from ui import formatting as fmt
 from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, register_api
 from ui.arena import arena_panel, blind_switch, register_arena_api, wire_arena_panel
+from ui.conversation_io import conversation_panel, register_replay_api
 from ui.leaderboard import leaderboard_api, leaderboard_panel
 from ui.panels import batch_tab, history_tab
 from wrappers import Result, load_config
@@ -54,6 +55,7 @@ def build_app(
             history_tab()
         register_api(comparer)
         register_arena_api(comparer, arena)
+        register_replay_api(comparer)
         gr.api(leaderboard_api, api_name="leaderboard")
     return demo
 
@@ -77,7 +79,7 @@ def _chat_tab(demo, comparer: Comparer, arena: Arena, startup: Startup | None, s
     blind = arena_panel(switch, named)
     refresh_board = leaderboard_panel(demo)
     for event in vote_events:
-        event.then(*refresh_board, api_visibility="private")
+        refresh_board(event)
     with gr.Accordion("Generation settings (applied to both models)", open=False):
         system = gr.Textbox("", label="System prompt", lines=2)
         top = comparer.limits.max_new_tokens
@@ -91,7 +93,9 @@ def _chat_tab(demo, comparer: Comparer, arena: Arena, startup: Startup | None, s
             interactive=comparer.fidelity,  # off in the configuration: off for everyone
             elem_id="fidelity-switch",
         )
-    wire_arena_panel(blind, comparer, arena, [system, max_tokens, temperature, top_p, stops], refresh_board)
+    settings = [system, max_tokens, temperature, top_p, stops]
+    wire_arena_panel(blind, comparer, arena, settings, refresh_board)
+    conversation_panel(comparer, {side: panes[side]["chat"] for side in SIDES}, settings)
     gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
 
     chats = [panes[side]["chat"] for side in SIDES]

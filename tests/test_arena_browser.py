@@ -43,6 +43,8 @@ def test_blind_mode_hides_the_names_until_the_vote_then_reveals_them(page):
         expect(reveal).to_contain_text(ref)
     expect(reveal).to_contain_text("tokens/s")
     expect(page.locator("#chat-model_a")).to_contain_text("Model A: ")
+    page.get_by_text("Leaderboard: Bradley–Terry").click()  # the vote is on the board at once
+    expect(page.locator("#leaderboard-blind")).to_contain_text("tiny-phi3-onnx-int4/1", timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-blind.png"), full_page=True)
 

@@ -14,12 +14,13 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gradio as gr
 
 from compare.comparison import compare_stream, judge
+from compare.conversation import AnswerMemory
 from compare.fidelity import Scored, score
 from compare.records import CHOICES, Recorder, Request, log_vote
 from ui import formatting as fmt
@@ -43,6 +44,7 @@ class Comparer:
     limits: Limits
     recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
     fidelity: bool = True  # score each comparison's answers through both models (the switch)
+    answers: AnswerMemory = field(default_factory=AnswerMemory)  # recent answers' figures, for exports
 
     def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
         if not isinstance(stop, str):
@@ -92,6 +94,8 @@ class Comparer:
         return self.recorder.generating() if self.recorder else contextlib.nullcontext()
 
     def _record(self, comparison_id, conversations, options, results, started_ns, tags=None) -> None:
+        for side, result in results.items():
+            self.answers.remember(side, conversations[side], result)
         if self.recorder is None:
             return
         pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}

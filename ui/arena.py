@@ -229,7 +229,7 @@ def wire_arena_panel(
             api_visibility="private",
         )
         if after_vote is not None:
-            event.then(*after_vote, api_visibility="private")
+            after_vote(event)
 
 
 def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):

@@ -50,7 +50,7 @@ def leaderboard_api() -> dict:
 
 
 def leaderboard_panel(demo: gr.Blocks):
-    """The leaderboard accordion; returns (refresh function, its outputs) for vote events to chain."""
+    """The leaderboard accordion; returns `refresh_after(event)`, which refreshes it after a vote."""
     with gr.Accordion("Leaderboard: Bradley–Terry ratings per model version", open=False):
         gr.Markdown(METHOD)
         blind = gr.Dataframe(label="Blind votes (arena)", interactive=False, elem_id="leaderboard-blind")
@@ -59,7 +59,11 @@ def leaderboard_panel(demo: gr.Blocks):
     outputs = [blind, named]
     refresh.click(shown_board, None, outputs, api_visibility="private")
     demo.load(shown_board, None, outputs, api_visibility="private")
-    return shown_board, outputs
+
+    def refresh_after(event) -> None:
+        event.then(shown_board, None, outputs, api_visibility="private")
+
+    return refresh_after
 
 
 def shown_board() -> tuple[pd.DataFrame, pd.DataFrame]:
