@@ -115,13 +115,17 @@ class Comparer:
             raise gr.Error("comparison_id must be an id returned by /compare.")
         if choice not in CHOICES:
             raise gr.Error(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+        return self.store_vote(comparison_id, choice, comment)
+
+    def store_vote(self, comparison_id: str, choice: str, comment: Any, metadata=None) -> list[str]:
+        """Store a checked vote (blind votes carry `metadata`); return the trace ids."""
         if not isinstance(comment, str) or len(comment) > 2000:
             raise gr.Error("comment must be a string of at most 2000 characters.")
         if self.recorder is None:
             raise gr.Error("Votes need tracing, which is off in this app.")
         trace_ids = self.recorder.trace_ids(comparison_id)
         try:
-            log_vote(trace_ids, choice, comment)
+            log_vote(trace_ids, choice, comment, metadata)
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
         except Exception as exc:

@@ -16,7 +16,7 @@ import gradio as gr
 
 from compare.arena import ARENA_CHOICES, LABELS, Arena, ArenaError, Battle, anonymous, lockstep
 from compare.comparison import judge
-from compare.records import CHOICES, log_vote
+from compare.records import CHOICES
 from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, prompt_messages
 from wrappers import GenerationOptions, Result
 
@@ -63,26 +63,22 @@ def cast_vote(
         raise gr.Error("battle_id must be an id returned by /arena.")
     if choice not in ARENA_CHOICES:
         raise gr.Error(f"choice must be one of {', '.join(ARENA_CHOICES)}, got {choice!r}.")
-    if not isinstance(comment, str) or len(comment) > 2000:
-        raise gr.Error("comment must be a string of at most 2000 characters.")
-    if comparer.recorder is None:
-        raise gr.Error("Votes need tracing, which is off in this app.")
     try:
         battle = arena.get(battle_id, owner)
         if not battle.comparison_ids:
             raise ArenaError("Send a prompt first, then vote.")
         if battle.voted:
             raise ArenaError("This blind comparison has already been voted on; start a new one.")
-        side = battle.side_of(choice)
-        value = CHOICES[SIDES.index(side)] if side else choice
-        metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
-        trace_ids = comparer.recorder.trace_ids(battle.comparison_ids[-1])
-        log_vote(trace_ids, value, comment, metadata)
-        battle = arena.close(battle, choice)
-    except (ArenaError, ValueError) as exc:
+    except ArenaError as exc:
         raise gr.Error(str(exc)) from exc
-    except Exception as exc:
-        raise gr.Error(f"The vote could not be stored in MLflow: {exc}") from exc
+    side = battle.side_of(choice)
+    value = CHOICES[SIDES.index(side)] if side else choice
+    metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
+    trace_ids = comparer.store_vote(battle.comparison_ids[-1], value, comment, metadata)
+    try:
+        battle = arena.close(battle, choice)
+    except ArenaError as exc:  # a second vote raced this one
+        raise gr.Error(str(exc)) from exc
     return reveal(battle, trace_ids)
 
 
