@@ -1,4 +1,4 @@
-"""Every comparison on the record: MLflow traces, votes as feedback, and the tally.
+"""Every comparison on the record: MLflow traces, votes as feedback, and the table of votes.
 
 Each model's answer becomes one trace in the app's experiment, tagged with
 the comparison it belongs to and its owner (a hash of the logged-in user, or
@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ from wrappers.registry import EXPERIMENT
 from wrappers.results import ModelRef, Result
 
 CHOICES = ("left", "right", "tie", "both_bad")
+SIDES = ("transformers", "onnx")
+WINNERS = {"left": "transformers", "right": "onnx", "transformers": "transformers", "onnx": "onnx"}
 VOTE = "preference"  # the feedback's name on both traces of a comparison
 MAX_ATTEMPTS = 3  # per process; a record that keeps failing waits in the spool for the next start
 UNENCODABLE = re.compile("[\ud800-\udfff]")  # lone surrogates: UTF-8 cannot store them
@@ -60,7 +62,7 @@ class Request:
     pair: dict[str, str]  # side -> "name/version" of both models compared
     owner: str = ""  # owner_id() of who asked; "" only for requests nobody may vote on
     user: str = ""  # the logged-in user's name, for the operator's view in MLflow
-    blind: bool = False  # the voter did not know which side was which
+    tags: dict[str, str] = field(default_factory=dict)  # e.g. {"arena": "true"} for a blind comparison
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def trace_payload(request: Request, attributes: dict | None = None) -> dict[str,
         "model": f"{model.name}/{model.version}",
         "owner": request.owner,
         **({"user": request.user} if request.user else {}),
-        **({"blind": "true"} if request.blind else {}),
+        **request.tags,
         **{f"model.{side}": ref for side, ref in request.pair.items()},
     }
     return sanitized(
@@ -330,70 +332,66 @@ def _already_written(payload: dict[str, Any]) -> bool:
     return bool(_search(query, include_spans=False))
 
 
-def log_vote(trace_ids: list[str], choice: str, comment: str = "") -> None:
-    """Store a human vote as feedback on both traces of a comparison."""
+def log_vote(
+    trace_ids: list[str], choice: str, comment: str = "", metadata: dict[str, str] | None = None
+) -> None:
+    """Store a human vote as feedback on both traces of a comparison.
+
+    `metadata` says how the vote was cast: a blind vote carries `blind: "true"` and the
+    sides shown as Model A and Model B (`model_a`, `model_b`).
+    """
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
     if not trace_ids:
         raise ValueError("No comparison of yours has that id.")
+    blind = (metadata or {}).get("blind") == "true"
+    if not blind and mlflow.get_trace(trace_ids[0]).info.tags.get("arena") == "true":
+        raise ValueError("That comparison was blind: its vote goes through /arena_vote, once.")
     source = AssessmentSource(source_type="HUMAN", source_id="phi3-compare-app")
     for trace_id in trace_ids:
         mlflow.log_feedback(
             trace_id=trace_id,
             name=VOTE,
-            value=sanitized(choice),
+            value=choice,
             rationale=sanitized(comment) or None,
             source=source,
+            metadata=metadata,
         )
-        mlflow.set_trace_tag(trace_id, "voted", "true")  # finds every vote, however old
 
 
-@dataclass(frozen=True)
-class Vote:
-    """One comparison's latest vote. `choice` names a pane: left is transformers, right ONNX."""
+def vote_table() -> pd.DataFrame:
+    """Every comparison's latest vote, as the table `compare.leaderboard` rates.
 
-    comparison_id: str
-    left: str  # "name/version" of the model in the left (transformers) pane
-    right: str  # ... and in the right (ONNX) pane
-    choice: str  # left, right, tie or both_bad
-    blind: bool  # the voter did not know which model was which
-    time: pd.Timestamp
-
-
-def all_votes() -> list[Vote]:
-    """Every vote ever stored, oldest first: one per comparison (its latest), both sides known."""
-    latest: dict[str, Vote] = {}
-    for trace in _search("tags.voted = 'true'", include_spans=False, order_by=["timestamp_ms ASC"]):
-        tags = trace.info.tags
-        votes = sorted((a for a in trace.info.assessments if a.name == VOTE), key=_assessed_at)
-        left, right = tags.get("model.transformers"), tags.get("model.onnx")
-        if not votes or not left or not right:
-            continue  # a single-model request has no pair to rank
-        vote = votes[-1]
-        latest[tags["comparison_id"]] = Vote(
-            tags["comparison_id"],
-            left,
-            right,
-            vote.value,
-            tags.get("blind") == "true",
-            pd.Timestamp(_assessed_at(vote), unit="ms"),
-        )
-    return sorted(latest.values(), key=lambda v: v.time)
+    Columns: `comparison_id`, `model_a`, `model_b` ("name/version"), `outcome` (`a`, `b`,
+    `tie`, `both_bad`), `blind`. A named vote has the transformers side as Model A; a
+    blind one, the side that was shown as Model A.
+    """
+    rows = [_vote_row(trace) for trace in _voted_traces()]
+    columns = ["comparison_id", "model_a", "model_b", "outcome", "blind"]
+    return pd.DataFrame([row for row in rows if row], columns=columns)
 
 
-def leaderboard() -> pd.DataFrame:
-    """Votes per model version: wins, losses, ties and both-bad, across every vote."""
-    tally: Counter[tuple[str, str]] = Counter()
-    for vote in all_votes():
-        outcome = {"left": ("wins", "losses"), "right": ("losses", "wins")}.get(
-            vote.choice, (vote.choice, vote.choice)
-        )
-        tally[(vote.left, outcome[0])] += 1
-        tally[(vote.right, outcome[1])] += 1
-    columns = ["wins", "losses", "tie", "both_bad"]
-    models = sorted({model for model, _ in tally})
-    rows = [[model, *(tally[(model, c)] for c in columns)] for model in models]
-    return pd.DataFrame(rows, columns=["model", *columns])
+def _voted_traces():
+    """Every voted comparison's transformers trace, however old (no window of recent traces)."""
+    return _search(f"tags.side = 'transformers' AND feedback.{VOTE} IS NOT NULL", include_spans=False)
+
+
+def _vote_row(trace) -> list | None:
+    votes = [a for a in trace.info.assessments if a.name == VOTE]
+    if not votes:
+        return None
+    vote, tags = votes[-1], trace.info.tags  # the latest vote counts
+    models = {side: tags.get(f"model.{side}") for side in SIDES}
+    if not all(models.values()) or any(m.startswith("None/") for m in models.values()):
+        return None  # a side that never loaded has no version to rate
+    metadata = vote.metadata or {}
+    blind = metadata.get("blind") == "true"
+    order = (metadata.get("model_a"), metadata.get("model_b")) if blind else SIDES
+    if set(order) != set(SIDES):
+        return None
+    winner = WINNERS.get(vote.value)
+    outcome = vote.value if winner is None else ("a" if winner == order[0] else "b")
+    return [tags.get("comparison_id"), models[order[0]], models[order[1]], outcome, blind]
 
 
 def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
@@ -403,6 +401,8 @@ def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
     for trace in _search(query, max_results=limit, order_by=["timestamp_ms DESC"]):
         messages = (trace.data.request or {}) if hasattr(trace, "data") else {}
         votes = [a.value for a in trace.info.assessments if a.name == VOTE]
+        if trace.info.tags.get("arena") == "true" and not votes:
+            continue  # a blind comparison shows its answers beside the names only after its vote
         rows.append(
             {
                 "time": pd.Timestamp(trace.info.request_time, unit="ms"),
@@ -423,10 +423,6 @@ def _search(filter_string: str, **kwargs) -> list:
     return mlflow.search_traces(
         locations=[experiment.experiment_id], filter_string=filter_string, return_type="list", **kwargs
     )
-
-
-def _assessed_at(assessment) -> int:
-    return assessment.last_update_time_ms or assessment.create_time_ms or 0
 
 
 def _last_user_message(request) -> str:

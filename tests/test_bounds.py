@@ -86,9 +86,7 @@ def test_tab_and_carriage_return_cells_are_neutralised_too():
 
 def test_a_csv_row_with_extra_fields_is_refused_with_its_line(tmp_path):
     prompts = tmp_path / "shifted.csv"
-    prompts.write_text(
-        "prompt,expected\nWhat is 7 plus 5?,12\nWhat is the capital of Peru?,Lima,extra\n"
-    )
+    prompts.write_text("prompt,expected\nWhat is 7 plus 5?,12\nWhat is the capital of Peru?,Lima,extra\n")
     with pytest.raises(ValueError, match="line 3 has 3 fields, the header has 2"):
         read_prompts(prompts)
 

@@ -18,9 +18,8 @@ from compare.records import (
     Asker,
     Recorder,
     RecordError,
-    all_votes,
-    leaderboard,
     recent_comparisons,
+    vote_table,
     write_payload,
 )
 from tests.conftest import raw_call
@@ -86,7 +85,6 @@ def test_each_comparison_is_a_linked_pair_of_traces_with_the_request_and_the_ans
 
 def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client):
     out = client.predict(prompt="What is 7 plus 5?", max_tokens=16, api_name="/compare")
-    before = leaderboard()
     reply = client.predict(
         comparison_id=out["comparison_id"], choice="right", comment="faster", api_name="/vote"
     )
@@ -94,9 +92,10 @@ def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client):
     for trace in wait_for_traces(out["comparison_id"]):
         (vote,) = [a for a in trace.info.assessments if a.name == "preference"]
         assert (vote.value, vote.rationale, vote.source.source_type) == ("right", "faster", "HUMAN")
-    after = leaderboard().set_index("model")
-    wins_before = before.set_index("model")["wins"].get("tiny-phi3-onnx-int4/1", 0) if len(before) else 0
-    assert after.loc["tiny-phi3-onnx-int4/1", "wins"] == wins_before + 1
+    row = vote_table().set_index("comparison_id").loc[out["comparison_id"]]
+    # A named vote: the transformers side is Model A, and "right" (onnx) won.
+    assert (row["model_a"], row["model_b"]) == ("tiny-phi3-transformers/1", "tiny-phi3-onnx-int4/1")
+    assert (row["outcome"], row["blind"]) == ("b", False)
 
 
 @pytest.mark.parametrize(
@@ -181,19 +180,22 @@ def test_only_the_session_that_made_a_comparison_may_vote_on_it(client, server):
         assert [a.value for a in trace.info.assessments if a.name == "preference"] == ["tie"]
 
 
-def test_all_votes_returns_every_vote_with_both_models_and_the_latest_choice(client):
+def test_the_vote_table_holds_every_vote_with_both_models_and_the_latest_choice(client):
     first = client.predict(prompt="Hello", max_tokens=4, api_name="/compare")
     later = [client.predict(prompt="Hi", max_tokens=1, api_name="/compare") for _ in range(3)]
-    single = client.predict(prompt="Hi", max_tokens=1, api_name="/chat_onnx")
     client.predict(comparison_id=first["comparison_id"], choice="left", api_name="/vote")
     client.predict(comparison_id=first["comparison_id"], choice="right", api_name="/vote")  # changed mind
     client.predict(comparison_id=later[1]["comparison_id"], choice="both_bad", api_name="/vote")
-    votes = {v.comparison_id: v for v in all_votes()}
-    assert votes[first["comparison_id"]].choice == "right"
-    assert votes[later[1]["comparison_id"]].choice == "both_bad"
-    assert later[0]["comparison_id"] not in votes and single["model"]["name"]
-    vote = votes[first["comparison_id"]]
-    assert (vote.left, vote.right, vote.blind) == ("tiny-phi3-transformers/1", "tiny-phi3-onnx-int4/1", False)
+    votes = vote_table().set_index("comparison_id")
+    assert votes.loc[first["comparison_id"], "outcome"] == "b"
+    assert votes.loc[later[1]["comparison_id"], "outcome"] == "both_bad"
+    assert later[0]["comparison_id"] not in votes.index
+    row = votes.loc[first["comparison_id"]]
+    assert (row["model_a"], row["model_b"], row["blind"]) == (
+        "tiny-phi3-transformers/1",
+        "tiny-phi3-onnx-int4/1",
+        False,
+    )
 
 
 SESSION = "f" * 12  # raw calls name their session, so the vote below comes from the same one

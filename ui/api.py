@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from compare.comparison import compare_stream, judge
+from compare.conversation import AnswerMemory
 from compare.fidelity import Scored, score
 from compare.lanes import ModelSlot
 from compare.records import CHOICES, Asker, Recorder, Request, log_vote
@@ -46,6 +47,7 @@ class Comparer:
     limits: Limits
     recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
     fidelity: bool = True  # score each comparison's answers through both models (the switch)
+    answers: AnswerMemory = field(default_factory=AnswerMemory)  # recent answers' figures, for exports
     slot: ModelSlot = field(init=False)  # chat requests generate before batch rows
 
     def __post_init__(self) -> None:
@@ -68,6 +70,7 @@ class Comparer:
         comparison_id: str,
         asker: Asker | None = None,
         lane: str = "chat",
+        tags: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Result]]:
         """Stream both sides; once both are done, record them as a linked pair of traces.
 
@@ -82,7 +85,7 @@ class Comparer:
                 self.backends, conversations, options, self.limits.request_timeout_s
             ):
                 yield latest
-        self._record(comparison_id, conversations, options, latest, started, asker)
+        self._record(comparison_id, conversations, options, latest, started, asker, tags)
 
     def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
         """Fidelity of a finished comparison; the panes are final, so neither side waits for it.
@@ -114,10 +117,12 @@ class Comparer:
     def _generating(self):
         return self.recorder.generating() if self.recorder else contextlib.nullcontext()
 
-    def _record(self, comparison_id, conversations, options, results, started_ns, asker) -> None:
+    def _record(self, comparison_id, conversations, options, results, started_ns, asker, tags=None) -> None:
+        for side, result in results.items():
+            self.answers.remember(side, conversations[side], result)
         if self.recorder is None:
             return
-        asker = asker or Asker.of(None, None)  # nobody's: a batch row, or a test
+        asker = asker or Asker.of(None, None)  # nobody's: e.g. a blind battle, whose vote goes by /arena_vote
         pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}
         for side, result in results.items():
             request = Request(
@@ -130,6 +135,7 @@ class Comparer:
                 pair,
                 asker.owner,
                 asker.user,
+                dict(tags or {}),
             )
             self.recorder.record(request)
 
@@ -143,18 +149,28 @@ class Comparer:
             raise gr.Error("comparison_id must be an id returned by /compare.")
         if choice not in CHOICES:
             raise gr.Error(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+        return self.store_vote(comparison_id, choice, comment, owner=asker.owner)
+
+    def store_vote(
+        self, comparison_id: str, choice: str, comment: Any, metadata=None, owner: str | None = None
+    ) -> list[str]:
+        """Store a checked vote (blind votes carry `metadata`); return the trace ids.
+
+        With `owner`, only a comparison of that owner; anyone else's, or an unknown id, gets
+        the same answer, so ids cannot be probed. (A blind battle's vote is checked by its battle.)
+        """
         if not isinstance(comment, str) or len(comment) > 2000:
             raise gr.Error("comment must be a string of at most 2000 characters.")
         if self.recorder is None:
             raise gr.Error("Votes need tracing, which is off in this app.")
         try:
-            owner, trace_ids = self.recorder.comparison(comparison_id)
+            found, trace_ids = self.recorder.comparison(comparison_id)
         except Exception as exc:
             raise gr.Error(public_text(f"The comparison could not be read from MLflow: {exc}")) from exc
-        if owner != asker.owner:  # someone else's, or unknown: the same answer, so ids cannot be probed
+        if owner is not None and found != owner:
             trace_ids = []
         try:
-            log_vote(trace_ids, choice, comment)
+            log_vote(trace_ids, choice, comment, metadata)
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
         except Exception as exc:
