@@ -48,9 +48,7 @@ def batch_tab(comparer: Comparer) -> None:
             agreement = gr.Number(
                 defaults.min_agreement, label="…and top-1 agreement ≥", elem_id="accept-agreement"
             )
-            accuracy = gr.Number(
-                None, label="…and accuracy ≥ (blank: not checked)", elem_id="accept-accuracy"
-            )
+            accuracy = gr.Number(0, label="…and accuracy ≥ (0: not checked)", elem_id="accept-accuracy")
         run = gr.Button("Run batch", variant="primary", elem_id="batch-run")
         summary = gr.Markdown(elem_id="batch-summary")
         plot = gr.Plot(label="Latency", elem_id="batch-plot")
@@ -104,13 +102,13 @@ def batch_tab(comparer: Comparer) -> None:
 
 
 def thresholds(max_kl, agreement, accuracy) -> Thresholds:
-    """Acceptance thresholds from the tab or the API; blank means not checked."""
+    """Acceptance thresholds from the tab or the API; blank (or a 0 accuracy) means not checked."""
     checks = {"mean KL": (max_kl, None), "top-1 agreement": (agreement, 1.0), "accuracy": (accuracy, 1.0)}
     for name, (value, top) in checks.items():
         if value is not None and not (isinstance(value, int | float) and 0 <= value <= (top or float("inf"))):
             bound = f"between 0 and {top:g}" if top else "a number ≥ 0"
             raise gr.Error(f"The {name} threshold must be {bound} or blank, got {value!r}.")
-    return Thresholds(max_kl, agreement, accuracy)
+    return Thresholds(max_kl, agreement, accuracy or None)  # 0: no accuracy asked, expected or not
 
 
 def run_batch(
