@@ -11,6 +11,7 @@ a notice (`Recorder.notice`), never a failed chat.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import sys
@@ -21,11 +22,13 @@ from dataclasses import asdict, dataclass
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.entities import AssessmentSource
+from mlflow.tracing.constant import SpanAttributeKey, TokenUsageKey, TraceMetadataKey
 
 from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
-from wrappers.results import Result
+from wrappers.results import ModelRef, Result
 
 CHOICES = ("left", "right", "tie", "both_bad")
 VOTE = "preference"  # the feedback's name on both traces of a comparison
@@ -109,15 +112,22 @@ class Recorder:
                 self._queue.task_done()
 
 
-def write_trace(request: Request) -> str:
-    """Log one request as an MLflow trace; return its id."""
+def write_trace(request: Request, attributes: dict | None = None) -> str:
+    """Log one request as an MLflow trace; return its id.
+
+    A CHAT_MODEL span with its token usage where MLflow reads it (`trace.info.token_usage`, the
+    UI's Token Usage chart), linked to the registered version's logged model, whose page in
+    MLflow then lists the trace.
+    """
     result, model = request.result, request.result.model
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    model_id = logged_model_id(model)
     span = mlflow.start_span_no_context(
         name=f"{request.side} {model.name}",
         span_type="CHAT_MODEL",
         inputs={"messages": request.messages, "settings": asdict(request.options)},
-        attributes={"model_uri": model.uri, **asdict(result.latency)},
+        attributes={"model_uri": model.uri, **asdict(result.latency), **_usage(result), **(attributes or {})},
+        metadata={TraceMetadataKey.MODEL_ID: model_id} if model_id else None,
         tags={
             "comparison_id": request.comparison_id,
             "side": request.side,
@@ -134,6 +144,35 @@ def write_trace(request: Request) -> str:
         end_time_ns=request.started_ns + int((result.latency.total_s or 0) * 1e9),
     )
     return span.trace_id  # MLflow exports it from a queue of its own (see Recorder.flush)
+
+
+def _usage(result: Result) -> dict:
+    """MLflow's token-usage attribute; omitted while a count is unknown (never a guess)."""
+    usage = result.usage
+    counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+    if None in counts:
+        return {}
+    keys = (TokenUsageKey.INPUT_TOKENS, TokenUsageKey.OUTPUT_TOKENS, TokenUsageKey.TOTAL_TOKENS)
+    return {SpanAttributeKey.CHAT_USAGE: dict(zip(keys, counts, strict=True))}
+
+
+@functools.lru_cache(maxsize=64)
+def _model_id(name: str, version: str) -> str | None:
+    """A local store leaves `model_id` empty; the source is then the logged model, `models:/m-...`."""
+    found = MlflowClient().get_model_version(name, version)
+    source = found.source or ""
+    from_source = source.removeprefix("models:/") if source.startswith("models:/m-") else None
+    return found.model_id or from_source
+
+
+def logged_model_id(model: ModelRef) -> str | None:
+    """The logged model (`m-...`) behind a registered version; None for a remote pane or an old store."""
+    if not (model.name and model.version):
+        return None
+    try:
+        return _model_id(model.name, model.version)
+    except Exception:  # not registered in this store: the trace is still written, unlinked
+        return None
 
 
 def log_vote(trace_ids: list[str], choice: str, comment: str = "") -> None:
