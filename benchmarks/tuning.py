@@ -203,6 +203,9 @@ def _interleaving_rows(checkpoint, store, prompt, new, repeats) -> list[dict]:
         started = time.perf_counter()
         alone = {side: run(backend, prompt.messages, options) for side, backend in backends.items()}
         sequential = time.perf_counter() - started
+        for result in (*last.values(), *alone.values()):
+            if result.latency.tokens_per_s is None:
+                raise RuntimeError(f"no decode speed: {result.error or result.latency} ({result.usage})")
         if repeat > 0:
             walls["interleaved"].append((interleaved, last))
             walls["one after the other"].append((sequential, alone))
