@@ -186,7 +186,8 @@ def raced_store(tmp_path_factory) -> tuple[Path, list[int]]:
 def test_two_processes_starting_together_register_one_version_each(raced_store):
     data_dir, exit_codes = raced_store
     assert exit_codes == [0, 0]
-    client = MlflowClient(AppConfig(data_dir=data_dir).store_uri)
+    store = AppConfig(data_dir=data_dir).store_uri
+    client = MlflowClient(store, registry_uri=store)  # not the registry this process points at
     for name in ("tiny-phi3-transformers", "tiny-phi3-onnx-int4"):
         assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
