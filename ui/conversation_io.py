@@ -190,7 +190,8 @@ def conversation_panel(comparer: Comparer, chats: dict, settings: list) -> None:
             "\n".join(settings_values["stop"]),
             note,
             content,
-            None,
+            None,  # the last replay's table
+            None,  # the upload box, ready for another file
         )
 
     def replaying(content):
@@ -202,7 +203,8 @@ def conversation_panel(comparer: Comparer, chats: dict, settings: list) -> None:
         yield replay_summary(rows), _table(rows)
 
     export.click(exporting, [*panes, *settings], exported, api_visibility="private")
-    upload.upload(importing, upload, [*panes, *settings, summary, loaded, table], api_visibility="private")
+    outputs = [*panes, *settings, summary, loaded, table, upload]
+    upload.upload(importing, upload, outputs, api_visibility="private")
     run.click(
         replaying,
         loaded,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from wrappers.chat import safe_messages
-from wrappers.errors import BackendError, GenerationError
+from wrappers.errors import BackendError, GenerationError, public_text
 from wrappers.options import GenerationOptions
 from wrappers.registry import LazyModel
 from wrappers.results import Latency, ModelRef, Result, Usage
@@ -188,6 +188,7 @@ def chat_completion(text: str, usage: Usage, report: Report, model: ModelRef) ->
 
 
 def _describe(exc: Exception) -> str:
+    """A pane's error message, without the server's folders."""
     if isinstance(exc, BackendError | ValueError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        return public_text(str(exc))
+    return public_text(f"{type(exc).__name__}: {exc}")

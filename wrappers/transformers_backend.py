@@ -25,6 +25,7 @@ from typing import Any
 
 import mlflow
 
+from wrappers.errors import public_text
 from wrappers.options import GenerationOptions
 from wrappers.results import Usage
 from wrappers.stops import StopScanner
@@ -96,6 +97,8 @@ def stream_predict(
     report.completion_ids = tuple(lockstep.generated)
     report.raw = lockstep.result  # a list with one chat-completion dict per input
     completion = report.raw[0]
+    # The flavor names the checkpoint folder it was logged from; a visitor sees only its name.
+    completion["model"] = public_text(str(completion.get("model")))
     report.response_id = completion["id"]
     report.usage = Usage(**completion["usage"])
     report.finish_reason = "stop" if lockstep.scanner.stopped else completion["choices"][0]["finish_reason"]
