@@ -37,6 +37,13 @@ def backends(config):
 
 
 @pytest.fixture(scope="session")
+def export_cache(tmp_path_factory) -> Path:
+    """ONNX exports of the tiny model built once for the session, by the benchmarks' `onnx_export`
+    (in this process: a child would spend longer on its imports than on the build)."""
+    return tmp_path_factory.mktemp("exports")
+
+
+@pytest.fixture(scope="session")
 def fp32_backends(config, backends):
     """The same store, with the ONNX side exported in fp32 for token parity."""
     fp32 = AppConfig(checkpoint=config.checkpoint, data_dir=config.data_dir, onnx_precision="fp32")
