@@ -163,7 +163,9 @@ def test_model_paths_cannot_be_chosen_through_the_api(client):
     names = {p["parameter_name"] for e in endpoints.values() for p in e["parameters"]}
     # `file` is /batch's file of prompts, uploaded into Gradio's own cache: not a path on the server.
     settings = {"prompt", "system_prompt", "messages", "max_tokens", "temperature", "top_p", "stop"}
-    assert names == settings | {"comparison_id", "choice", "comment", "file"}
+    others = {"comparison_id", "choice", "comment", "file", "conversation", "battle_id", "fidelity"}
+    thresholds = {"accept_kl", "accept_agreement", "accept_accuracy"}
+    assert names == settings | others | thresholds
     with pytest.raises(Exception):  # noqa: B017 - any refusal will do
         client.predict(prompt=SPAIN, checkpoint="/etc", api_name="/compare")
 
