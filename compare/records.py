@@ -27,7 +27,8 @@ from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
 from wrappers.results import Result
 
-CHOICES = ("left", "right", "tie", "both_bad")
+CHOICES = ("transformers", "onnx", "tie", "both_bad")  # a side's name means that side is better
+ALIASES = {"left": "transformers", "right": "onnx"}  # the older names, still accepted and read
 VOTE = "preference"  # the feedback's name on both traces of a comparison
 
 
@@ -136,17 +137,41 @@ def write_trace(request: Request) -> str:
     return span.trace_id  # MLflow exports it from a queue of its own (see Recorder.flush)
 
 
-def log_vote(trace_ids: list[str], choice: str, comment: str = "") -> None:
-    """Store a human vote as feedback on both traces of a comparison."""
+def canonical_choice(choice: object) -> str:
+    """A vote's choice by side name; `left`/`right` are aliases of the first/second side.
+
+    >>> canonical_choice("left"), canonical_choice("onnx")
+    ('transformers', 'onnx')
+    """
+    choice = ALIASES.get(choice, choice) if isinstance(choice, str) else choice
     if choice not in CHOICES:
-        raise ValueError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+        names = ", ".join([*CHOICES, *ALIASES])
+        raise ValueError(f"choice must be one of {names}, got {choice!r}.")
+    return choice
+
+
+def log_vote(trace_ids: list[str], choice: str, comment: str = "") -> str | None:
+    """Store a human vote as feedback on both traces of a comparison; return the earlier vote, if any."""
+    choice = canonical_choice(choice)
     if not trace_ids:
         raise ValueError("No recorded comparison has that id.")
+    previous = previous_vote(trace_ids[0])
     source = AssessmentSource(source_type="HUMAN", source_id="phi3-compare-app")
     for trace_id in trace_ids:
         mlflow.log_feedback(
             trace_id=trace_id, name=VOTE, value=choice, rationale=comment or None, source=source
         )
+    return previous
+
+
+def previous_vote(trace_id: str) -> str | None:
+    """The latest vote already stored on a trace, by side name."""
+    trace = mlflow.get_trace(trace_id)
+    votes = [a for a in (trace.info.assessments if trace else []) if a.name == VOTE and a.valid is not False]
+    if not votes:
+        return None
+    latest = max(votes, key=lambda a: a.create_time_ms or 0).value
+    return ALIASES.get(latest, latest)
 
 
 def leaderboard() -> pd.DataFrame:
@@ -156,9 +181,11 @@ def leaderboard() -> pd.DataFrame:
         votes = [a for a in trace.info.assessments if a.name == VOTE]
         if not votes:
             continue
-        choice = votes[-1].value  # the latest vote counts
+        choice = ALIASES.get(votes[-1].value, votes[-1].value)  # the latest vote counts
         left, right = trace.info.tags.get("model.transformers"), trace.info.tags.get("model.onnx")
-        outcome = {"left": ("wins", "losses"), "right": ("losses", "wins")}.get(choice, (choice, choice))
+        outcome = {"transformers": ("wins", "losses"), "onnx": ("losses", "wins")}.get(
+            choice, (choice, choice)
+        )
         tally[(left, outcome[0])] += 1
         tally[(right, outcome[1])] += 1
     columns = ["wins", "losses", "tie", "both_bad"]

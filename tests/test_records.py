@@ -69,19 +69,29 @@ def test_each_comparison_is_a_linked_pair_of_traces_with_the_request_and_the_ans
         assert trace.info.tags["model.transformers"] == "tiny-phi3-transformers/1"
 
 
-def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client):
+@pytest.mark.parametrize("choice", ["onnx", "right"])  # right: the documented alias of onnx
+def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client, choice):
     out = client.predict(prompt="What is 7 plus 5?", max_tokens=16, api_name="/compare")
     before = leaderboard()
     reply = client.predict(
-        comparison_id=out["comparison_id"], choice="right", comment="faster", api_name="/vote"
+        comparison_id=out["comparison_id"], choice=choice, comment="faster", api_name="/vote"
     )
     assert len(reply["trace_ids"]) == 2
+    assert (reply["choice"], reply["previous_choice"]) == ("onnx", None)
     for trace in wait_for_traces(out["comparison_id"]):
         (vote,) = [a for a in trace.info.assessments if a.name == "preference"]
-        assert (vote.value, vote.rationale, vote.source.source_type) == ("right", "faster", "HUMAN")
+        assert (vote.value, vote.rationale, vote.source.source_type) == ("onnx", "faster", "HUMAN")
     after = leaderboard().set_index("model")
     wins_before = before.set_index("model")["wins"].get("tiny-phi3-onnx-int4/1", 0) if len(before) else 0
     assert after.loc["tiny-phi3-onnx-int4/1", "wins"] == wins_before + 1
+
+
+def test_a_changed_vote_says_which_vote_it_replaced(client):
+    out = client.predict(prompt="What is 7 plus 5?", max_tokens=16, api_name="/compare")
+    first = client.predict(comparison_id=out["comparison_id"], choice="left", api_name="/vote")
+    again = client.predict(comparison_id=out["comparison_id"], choice="tie", api_name="/vote")
+    assert (first["choice"], first["previous_choice"]) == ("transformers", None)
+    assert (again["choice"], again["previous_choice"]) == ("tie", "transformers")
 
 
 @pytest.mark.parametrize(

@@ -15,16 +15,17 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import gradio as gr
 
 from compare.comparison import compare_stream, judge
-from compare.records import CHOICES, Recorder, Request, log_vote
-from ui import formatting as fmt
+from compare.conversation import messages_for
+from compare.records import Recorder, Request, canonical_choice, log_vote
 from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
 from wrappers.config import Limits
+from wrappers.startup import Startup
 
 SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
@@ -34,6 +35,66 @@ T = TypeVar("T")
 _NONE = object()  # no update held back
 
 
+class UsageInfo(TypedDict):
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+
+
+class LatencyInfo(TypedDict):
+    """Seconds of the model's own work (a remote endpoint's also carry network_s)."""
+
+    total_s: float | None
+    ttft_s: float | None
+    tokens_per_s: float | None
+
+
+class ModelInfo(TypedDict):
+    name: str | None
+    version: str | None
+    uri: str | None
+
+
+class Side(TypedDict):
+    """One model's answer: the chat completion, exactly what predict returned, and its figures."""
+
+    response: dict | None  # OpenAI chat.completion object, once the answer is complete
+    raw: Any
+    usage: UsageInfo
+    latency: LatencyInfo
+    model: ModelInfo
+    error: str | None
+
+
+class VerdictInfo(TypedDict):
+    identical: bool
+    diverged_at_token: int | None  # 0-based index of the first differing token
+    transformers_token: str | None  # that token on each side (None: its answer had ended)
+    onnx_token: str | None
+    left_token: str | None  # aliases of transformers_token and onnx_token
+    right_token: str | None
+    speed_ratio: float | None  # onnx decode tokens/s over transformers'
+    same_conversation: bool  # False: the models were sent different histories
+    summary: str
+
+
+class Comparison(TypedDict):
+    """Each update of /compare; verdict is null until the last one."""
+
+    transformers: Side
+    onnx: Side
+    verdict: VerdictInfo | None
+    comparison_id: str
+    tracing_notice: str | None
+
+
+class VoteReceipt(TypedDict):
+    comparison_id: str
+    choice: str
+    trace_ids: list[str]
+    previous_choice: str | None  # the vote this one replaced
+
+
 @dataclass(frozen=True)
 class Comparer:
     """The two backends under the configured limits, as the UI and the API use them."""
@@ -41,16 +102,32 @@ class Comparer:
     backends: Mapping[str, Backend]
     limits: Limits
     recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
+    startup: Startup | None = None  # None: the models were loaded before the app was built
+
+    def ready(self) -> tuple[bool, int]:
+        """(whether every model has finished loading, how many are ready); a failed one counts as done."""
+        if self.startup is None:
+            return True, len(self.backends)
+        states, _ = self.startup.snapshot()
+        return self.startup.finished, sum(state.startswith("ready") for state in states.values())
+
+    def require_ready(self) -> None:
+        ready, count = self.ready()
+        if not ready:
+            raise input_error(
+                f"The models are still loading ({count} of {len(self.backends)} ready). "
+                "Try again in a moment."
+            )
 
     def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
         if not isinstance(stop, str):
-            raise gr.Error(f"stop must be a string with one stop sequence per line, got {stop!r}.")
+            raise input_error(f"stop must be a string with one stop sequence per line, got {stop!r}.")
         try:
             return GenerationOptions.from_text(
                 max_tokens, temperature, top_p, stop, max_tokens_limit=self.limits.max_new_tokens
             )
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise input_error(str(exc)) from exc
 
     def compare(
         self, conversations: Mapping[str, Messages], options: GenerationOptions, comparison_id: str
@@ -66,11 +143,23 @@ class Comparer:
 
     def one(self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str):
         """Stream one side only; recorded like a comparison with one trace."""
+        yield from self.regenerate(side, {side: messages}, options, {}, comparison_id)
+
+    def regenerate(
+        self,
+        side: str,
+        conversations: Mapping[str, Messages],
+        options: GenerationOptions,
+        kept: Mapping[str, Result],
+        comparison_id: str,
+    ) -> Iterator[Result]:
+        """Stream `side` again; record it with the `kept` answers of the other sides, as one comparison."""
         started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
         with self._generating():
-            for result in stream_result(self.backends[side], messages, options, deadline):
+            for result in stream_result(self.backends[side], conversations[side], options, deadline):
                 yield result
-        self._record(comparison_id, {side: messages}, options, {side: result}, started)
+        others = {s: r for s, r in kept.items() if s != side}
+        self._record(comparison_id, conversations, options, {side: result, **others}, started)
 
     def _generating(self):
         return self.recorder.generating() if self.recorder else contextlib.nullcontext()
@@ -87,24 +176,31 @@ class Comparer:
     def notice(self) -> str | None:
         return self.recorder.notice if self.recorder else None
 
-    def vote(self, comparison_id: Any, choice: Any, comment: Any = "") -> list[str]:
-        """Store a vote as MLflow feedback on a comparison's traces; return their ids."""
+    def vote(self, comparison_id: Any, choice: Any, comment: Any = "") -> tuple[list[str], str | None]:
+        """Store a vote as MLflow feedback on a comparison's traces; return their ids and the earlier vote."""
         if not isinstance(comparison_id, str) or not COMPARISON_ID.fullmatch(comparison_id):
-            raise gr.Error("comparison_id must be an id returned by /compare.")
-        if choice not in CHOICES:
-            raise gr.Error(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+            raise input_error("comparison_id must be an id returned by /compare.")
+        try:
+            choice = canonical_choice(choice)
+        except ValueError as exc:
+            raise input_error(str(exc)) from exc
         if not isinstance(comment, str) or len(comment) > 2000:
-            raise gr.Error("comment must be a string of at most 2000 characters.")
+            raise input_error("comment must be a string of at most 2000 characters.")
         if self.recorder is None:
-            raise gr.Error("Votes need tracing, which is off in this app.")
+            raise input_error("Votes need tracing, which is off in this app.")
         trace_ids = self.recorder.trace_ids(comparison_id)
         try:
-            log_vote(trace_ids, choice, comment)
+            previous = log_vote(trace_ids, choice, comment)
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise input_error(str(exc)) from exc
         except Exception as exc:
             raise gr.Error(f"The vote could not be stored in MLflow: {exc}") from exc
-        return trace_ids
+        return trace_ids, previous
+
+
+def input_error(message: str) -> gr.Error:
+    """A mistake in the input: one toast in the page, a clear error for a client, no traceback in the log."""
+    return gr.Error(message, print_exception=False)
 
 
 def new_comparison_id() -> str:
@@ -120,18 +216,26 @@ def register_api(comparer: Comparer) -> None:
         temperature: float = 0.0,
         top_p: float = 1.0,
         stop: str = "",
-    ) -> Iterator[dict]:
+    ) -> Iterator[Comparison]:
         """Like /compare, for a whole conversation: a list of {"role", "content"}."""
         options = comparer.options(max_tokens, temperature, top_p, stop)
         yield from _sides(comparer, checked_messages(messages), options)
 
-    def vote(comparison_id: str, choice: str, comment: str = "") -> dict:
-        """Vote on a comparison: choice is left, right, tie or both_bad; stored as MLflow feedback."""
-        traces = comparer.vote(comparison_id, choice, comment)
-        return {"comparison_id": comparison_id, "choice": choice, "trace_ids": traces}
+    def vote(comparison_id: str, choice: str, comment: str = "") -> VoteReceipt:
+        """Vote on a comparison: choice is transformers, onnx, tie or both_bad (left and right are
+        aliases of transformers and onnx); stored as MLflow feedback. previous_choice is the vote it
+        replaced, if any."""
+        traces, previous = comparer.vote(comparison_id, choice, comment)
+        choice = canonical_choice(choice)
+        return {
+            "comparison_id": comparison_id,
+            "choice": choice,
+            "trace_ids": traces,
+            "previous_choice": previous,
+        }
 
     def one_side(side: str):
-        def respond(messages: Messages, options: GenerationOptions) -> Iterator[dict]:
+        def respond(messages: Messages, options: GenerationOptions) -> Iterator[Side]:
             results = comparer.one(side, messages, options, new_comparison_id())
             for result in paced(results, comparer.limits.stream_interval_s):
                 yield result.to_dict()
@@ -139,18 +243,26 @@ def register_api(comparer: Comparer) -> None:
         return respond
 
     models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    gr.api(vote, api_name="vote")
-    both = _prompt_endpoint(comparer, lambda messages, options: _sides(comparer, messages, options))
+    gr.api(_described(vote, VoteReceipt), api_name="vote")
+    both = _prompt_endpoint(
+        comparer, lambda messages, options: _sides(comparer, messages, options), Comparison
+    )
     both.__doc__ = 'Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.'
     gr.api(both, api_name="compare", **models)
-    gr.api(compare_messages, api_name="compare_messages", **models)
+    gr.api(_described(compare_messages, Comparison), api_name="compare_messages", **models)
     for side in SIDES:
-        single = _prompt_endpoint(comparer, one_side(side))
+        single = _prompt_endpoint(comparer, one_side(side), Side)
         single.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
         gr.api(single, api_name=f"chat_{side}", **models)
 
 
-def _prompt_endpoint(comparer: Comparer, respond):
+def _described(endpoint, update: type):
+    """gr.api describes what an endpoint returns by its return annotation: for a stream, one update."""
+    endpoint.__annotations__["return"] = update
+    return endpoint
+
+
+def _prompt_endpoint(comparer: Comparer, respond, update: type):
     """An endpoint taking one prompt and the settings; gr.api reads its typed signature."""
 
     def endpoint(
@@ -164,10 +276,10 @@ def _prompt_endpoint(comparer: Comparer, respond):
         options = comparer.options(max_tokens, temperature, top_p, stop)
         yield from respond(prompt_messages(prompt, system_prompt), options)
 
-    return endpoint
+    return _described(endpoint, update)
 
 
-def _sides(comparer: Comparer, messages: Messages, options: GenerationOptions) -> Iterator[dict]:
+def _sides(comparer: Comparer, messages: Messages, options: GenerationOptions) -> Iterator[Comparison]:
     comparison_id, latest = new_comparison_id(), {}
     results = comparer.compare({side: messages for side in SIDES}, options, comparison_id)
     for latest in paced(results, comparer.limits.stream_interval_s):
@@ -208,10 +320,10 @@ def _payload(comparison_id: str, latest: Mapping[str, Result], verdict, notice) 
 def prompt_messages(prompt: Any, system_prompt: Any) -> Messages:
     """The conversation for a single prompt, or a clear error."""
     if not isinstance(prompt, str) or not prompt.strip():
-        raise gr.Error("prompt must be a non-empty string.")
+        raise input_error("prompt must be a non-empty string.")
     if not isinstance(system_prompt, str):
-        raise gr.Error(f"system_prompt must be a string, got {system_prompt!r}.")
-    return fmt.conversation([], system_prompt, prompt)
+        raise input_error(f"system_prompt must be a string, got {system_prompt!r}.")
+    return messages_for([], "", system_prompt, prompt)
 
 
 def checked_messages(messages: Any) -> Messages:
@@ -220,13 +332,13 @@ def checked_messages(messages: Any) -> Messages:
         try:
             messages = json.loads(messages)
         except json.JSONDecodeError as exc:
-            raise gr.Error(f"messages must be a JSON list of {{role, content}}: {exc}") from exc
+            raise input_error(f"messages must be a JSON list of {{role, content}}: {exc}") from exc
     if not isinstance(messages, list) or not messages or not all(map(_is_message, messages)):
-        raise gr.Error(
+        raise input_error(
             'messages must be a non-empty list of {"role": system|user|assistant, "content": str}.'
         )
     if messages[-1]["role"] != "user":
-        raise gr.Error("The last message must be from the user.")
+        raise input_error("The last message must be from the user.")
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 

@@ -117,7 +117,7 @@ def _summary_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def history_tab() -> None:
+def history_tab(chat=None) -> None:
     with gr.Tab("History"):
         gr.Markdown(_mlflow_ui_hint())
         refresh = gr.Button("Refresh", elem_id="history-refresh")

@@ -120,7 +120,9 @@ def stream_result(
             spent += time.perf_counter() - started
             ttft = spent if ttft is None else ttft
             pieces.append(piece)
-            result = replace(result, text=result.text + piece, pieces=tuple(pieces))
+            result = _so_far(
+                replace(result, text=result.text + piece, pieces=tuple(pieces)), report, spent, ttft
+            )
             yield result
     except Exception as exc:
         yield replace(result, error=_describe(exc), done=True)
@@ -136,6 +138,14 @@ def run(
     """The final result of `stream_result`."""
     *_, final = stream_result(backend, messages, options, deadline)
     return final
+
+
+def _so_far(result: Result, report: Report, spent: float, ttft: float | None) -> Result:
+    """A partial result with its figures so far: tokens streamed, time spent, decode speed."""
+    prompt = len(report.prompt_ids) or None
+    done = len(result.pieces)
+    usage = Usage(prompt, done, None if prompt is None else prompt + done)
+    return replace(result, usage=usage, latency=Latency(spent, ttft, decode_speed(done, spent, ttft)))
 
 
 def _finish(result: Result, report: Report, spent: float, ttft: float | None) -> Result:

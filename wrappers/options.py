@@ -53,7 +53,16 @@ class GenerationOptions:
         """
         _check_int("max_tokens", max_tokens, 1, max_tokens_limit)
         stops = tuple(line for line in (stop_text or "").splitlines() if line)
-        return cls(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stops)
+        return cls(max_tokens=max_tokens, temperature=_real(temperature), top_p=_real(top_p), stop=stops)
+
+
+def _real(value: object) -> object:
+    """A whole number as a float (the transformers flavor's schema refuses an int temperature).
+
+    >>> _real(2), _real(0.5), _real(True)
+    (2.0, 0.5, True)
+    """
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

@@ -96,7 +96,10 @@ def stream_predict(
     report.raw = lockstep.result  # a list with one chat-completion dict per input
     completion = report.raw[0]
     report.response_id = completion["id"]
-    report.usage = Usage(**completion["usage"])
+    # Count the tokens streamed, as the ONNX side does: the flavor also counts the one
+    # generate() makes before it sees the stopping criterion (raw keeps its own count).
+    prompt_tokens = completion["usage"]["prompt_tokens"]
+    report.usage = Usage(prompt_tokens, lockstep.streamed, prompt_tokens + lockstep.streamed)
     report.finish_reason = "stop" if lockstep.scanner.stopped else completion["choices"][0]["finish_reason"]
 
 
@@ -120,6 +123,7 @@ class _Lockstep:
         self.result: Any = None
         self._tokens: list[int] = []
         self._decoded = ""
+        self.streamed = 0  # tokens handed to the consumer
         self.prompt_ids: tuple[int, ...] | None = None
         self._cancelled = False
         self._outbox: queue.Queue = queue.Queue()
@@ -161,7 +165,9 @@ class _Lockstep:
         while True:
             kind, value = self._outbox.get()
             if kind == "token":
-                yield self._release(value)
+                if not self.scanner.stopped:  # generate() adds one token after a stop
+                    self.streamed += 1
+                    yield self._release(value)
                 self._resume.release()
             elif kind == "done":
                 self.result = value
