@@ -41,7 +41,8 @@ from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
 from wrappers.results import ModelRef, Result
 
-CHOICES = ("left", "right", "tie", "both_bad")
+CHOICES = ("transformers", "onnx", "tie", "both_bad")  # a side's name means that side is better
+ALIASES = {"left": "transformers", "right": "onnx"}  # the older names, still accepted and read
 SIDES = ("transformers", "onnx")
 WINNERS = {"left": "transformers", "right": "onnx", "transformers": "transformers", "onnx": "onnx"}
 VOTE = "preference"  # the feedback's name on both traces of a comparison
@@ -332,21 +333,34 @@ def _already_written(payload: dict[str, Any]) -> bool:
     return bool(_search(query, include_spans=False))
 
 
+def canonical_choice(choice: object) -> str:
+    """A vote's choice by side name; `left`/`right` are aliases of the first/second side.
+
+    >>> canonical_choice("left"), canonical_choice("onnx")
+    ('transformers', 'onnx')
+    """
+    choice = ALIASES.get(choice, choice) if isinstance(choice, str) else choice
+    if choice not in CHOICES:
+        names = ", ".join([*CHOICES, *ALIASES])
+        raise ValueError(f"choice must be one of {names}, got {choice!r}.")
+    return choice
+
+
 def log_vote(
     trace_ids: list[str], choice: str, comment: str = "", metadata: dict[str, str] | None = None
-) -> None:
-    """Store a human vote as feedback on both traces of a comparison.
+) -> str | None:
+    """Store a human vote as feedback on both traces of a comparison; return the earlier vote, if any.
 
     `metadata` says how the vote was cast: a blind vote carries `blind: "true"` and the
     sides shown as Model A and Model B (`model_a`, `model_b`).
     """
-    if choice not in CHOICES:
-        raise ValueError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+    choice = canonical_choice(choice)
     if not trace_ids:
         raise ValueError("No comparison of yours has that id.")
     blind = (metadata or {}).get("blind") == "true"
     if not blind and mlflow.get_trace(trace_ids[0]).info.tags.get("arena") == "true":
         raise ValueError("That comparison was blind: its vote goes through /arena_vote, once.")
+    previous = previous_vote(trace_ids[0])
     source = AssessmentSource(source_type="HUMAN", source_id="phi3-compare-app")
     for trace_id in trace_ids:
         mlflow.log_feedback(
@@ -357,6 +371,17 @@ def log_vote(
             source=source,
             metadata=metadata,
         )
+    return previous
+
+
+def previous_vote(trace_id: str) -> str | None:
+    """The latest vote already stored on a trace, by side name."""
+    trace = mlflow.get_trace(trace_id)
+    votes = [a for a in (trace.info.assessments if trace else []) if a.name == VOTE and a.valid is not False]
+    if not votes:
+        return None
+    latest = max(votes, key=lambda a: a.create_time_ms or 0).value
+    return ALIASES.get(latest, latest)
 
 
 def vote_table() -> pd.DataFrame:

@@ -111,19 +111,65 @@ def test_stop_sequences_apply_to_both_models(client):
 def test_usage_and_latency_format_for_the_panes():
     assert fmt.usage_markdown(Usage()) == "**Tokens**: prompt – · completion – · total –"
     assert "decode 12.0 tokens/s" in fmt.latency_markdown(Latency(1.0, 0.1, 12.0))
-    bubble = fmt.assistant_message(Result(text="Par", error="model crashed"))
-    assert bubble["metadata"]["title"] == fmt.ERROR_TITLE and "model crashed" in bubble["content"]
+    assert fmt.answer_text(Result(text="Par", error="model crashed")) == "Par\n\n⚠️ model crashed"
 
 
-def test_turns_that_failed_are_left_out_of_the_next_request():
-    history = [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "⚠️ boom", "metadata": {"title": fmt.ERROR_TITLE}},
+def test_the_metrics_table_has_a_column_per_side_and_marks_the_better_figure():
+    slow = Result(usage=Usage(16, 20, 36), latency=Latency(2.0, 0.5, 12.7))
+    fast = Result(usage=Usage(16, 20, 36), latency=Latency(0.05, 0.01, 3456.0))
+    table = fmt.metrics_markdown({"transformers": slow, "onnx": fast})
+    lines = table.splitlines()
+    assert lines[0] == "| | transformers | onnx |"
+    assert "| Time to first token | 500 ms | **10 ms** ✓ |" in lines
+    assert "| Decode speed (tokens/s) | 12.7 | **3,456** ✓ |" in lines
+    assert "| Total time | 2.00 s | **50 ms** ✓ |" in lines
+    assert "| Completion tokens | 20 | 20 |" in lines
+    short = Result(usage=Usage(16, 3, 19), latency=Latency(0.05, 0.01, 3456.0))
+    assert (
+        "✓"
+        not in fmt.metrics_markdown({"transformers": slow, "onnx": short}).split("Decode")[1].split("\n")[0]
+    )
+
+
+def test_turns_that_failed_or_were_stopped_are_left_out_of_the_next_request():
+    from compare.turns import ERROR, STOPPED, Answer, Turn, messages_for
+
+    turns = [
+        Turn("Hi", {"a": Answer("Hello!")}),
+        Turn("Boom", {"a": Answer("", "boom")}, ERROR),
+        Turn("Long", {"a": Answer("Once upon")}, STOPPED),
     ]
-    assert fmt.conversation(history, "Be brief.", "Again") == [
+    assert messages_for(turns, "a", "Be brief.", "Again") == [
         {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
         {"role": "user", "content": "Again"},
     ]
+    shown = fmt.chat_messages(turns, "a")
+    assert len(shown) == 6 and "⚠️ boom" in shown[3]["content"] and "Stopped" in shown[5]["content"]
+    assert all("metadata" not in m for m in shown)  # errors are text, not a collapsed box
+
+
+def test_api_describes_what_each_endpoint_returns(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    compare = endpoints["/compare"]["returns"][0]["type"]
+    assert set(compare["properties"]) == {
+        "transformers",
+        "onnx",
+        "verdict",
+        "comparison_id",
+        "tracing_notice",
+    }
+    side = compare["properties"]["onnx"]
+    assert set(side["properties"]) == SIDE_KEYS
+    assert set(side["properties"]["latency"]["properties"]) == {"total_s", "ttft_s", "tokens_per_s"}
+    verdict = next(o for o in compare["properties"]["verdict"]["oneOf"] if o["type"] == "object")
+    fidelity = next(o for o in verdict["properties"]["fidelity"]["oneOf"] if o["type"] == "object")
+    assert {"mean_kl", "top1_agreement", "per_token"} <= set(fidelity["properties"])
+    assert endpoints["/chat_onnx"]["returns"][0]["type"]["properties"].keys() == SIDE_KEYS
+    assert "previous_choice" in endpoints["/vote"]["returns"][0]["type"]["properties"]
+    printed = client.view_api(print_info=False, return_format="str")
+    assert "transformers" in printed.split("/compare_messages")[0].split("Returns")[-1]
 
 
 def test_the_shipped_client_example_runs_against_the_app(server):

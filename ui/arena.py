@@ -80,7 +80,7 @@ def cast_vote(
     side = battle.side_of(choice)
     value = CHOICES[SIDES.index(side)] if side else choice
     metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
-    trace_ids = comparer.store_vote(battle.comparison_ids[-1], value, comment, metadata)
+    trace_ids, _ = comparer.store_vote(battle.comparison_ids[-1], value, comment, metadata)
     try:
         battle = arena.close(battle, choice)
     except ArenaError as exc:  # a second vote raced this one
