@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from threading import Event
 
 import mlflow
 import pandas as pd
@@ -107,13 +108,16 @@ def _text(value) -> str | None:
 
 
 def answer_all(
-    prompts: pd.DataFrame, compare: Compare, deadline: float | None = None
+    prompts: pd.DataFrame, compare: Compare, deadline: float | None = None, stop: Event | None = None
 ) -> Iterator[tuple[int, dict]]:
-    """Yield (index, row) as each prompt gets both answers; after `deadline` (monotonic), stop."""
+    """Yield (index, row) as each prompt gets both answers.
+
+    Between rows, stop after `deadline` (monotonic) or once `stop` is set (the client went away).
+    """
     for i, record in enumerate(prompts.to_dict("records")):
         results = compare([{"role": "user", "content": record["prompt"]}])
         yield i, _row(record, results)
-        if deadline is not None and time.monotonic() > deadline:
+        if deadline is not None and time.monotonic() > deadline or stop is not None and stop.is_set():
             return
 
 
@@ -186,22 +190,28 @@ def log_batch_run(
     source: str,
     out_dir: Path,
     owner: str = "",
+    abandoned: str | None = None,
 ) -> str:
     """Log the batch as one MLflow run, tagged with its owner (see records.owner_id); return its id.
 
-    The CSV (formula-safe, see `results_csv`) is also left in `out_dir` for download.
+    The CSV (formula-safe, see `results_csv`) is also left in `out_dir` for download. A batch
+    whose client went away ends KILLED, tagged `abandoned` with the reason.
     """
     mlflow.set_experiment(EXPERIMENT)
     figure = latency_figure(table)
     csv_file = out_dir / "batch_results.csv"
     csv_file.write_text(results_csv(table), encoding="utf-8")
-    tags = {"kind": "batch", "source": source, "owner": owner}
+    tags = {"kind": "batch", "source": source, "owner": owner} | (
+        {"abandoned": abandoned} if abandoned else {}
+    )
     with mlflow.start_run(run_name=f"batch: {source}", tags=tags) as run:
         mlflow.log_params({**{f"model.{s}": m for s, m in models.items()}, **_settings(options)})
         mlflow.log_metrics(stats)
         mlflow.log_table(table, "batch_results.json")
         mlflow.log_figure(figure, "latency.png")
         mlflow.log_artifact(str(csv_file))
+        if abandoned:
+            mlflow.end_run("KILLED")  # ended in one step: nobody sees it FINISHED first
     return run.info.run_id
 
 

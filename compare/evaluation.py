@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from threading import Event
 
 import mlflow
 import pandas as pd
@@ -69,10 +70,13 @@ def run_batch(
     out_dir: Path,
     progress: Progress | None = None,
     lane: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    abandoned: Event | None = None,
 ):
     """Compare every prompt, evaluate both packagings in MLflow, and accept or reject the export.
 
     Each prompt (answers and fidelity) runs inside `lane()`, which lets chat requests go first.
+    Once `abandoned` is set (the client went away), no new prompt starts; the rows answered
+    are logged in a run marked abandoned, with no evaluation and no verdict on the export.
     """
     compared: list[Compared] = []
 
@@ -86,7 +90,7 @@ def run_batch(
         return results
 
     rows = []
-    for i, row in answer_all(batch.prompts, compare, batch.deadline):
+    for i, row in answer_all(batch.prompts, compare, batch.deadline, abandoned):
         rows.append(row | fidelity_columns(compared[i][1]))
         if progress is not None:
             progress(i + 1, len(batch.prompts))
@@ -96,13 +100,18 @@ def run_batch(
     stats["unanswered_prompts"] = float(len(batch.prompts) - len(rows))
     first = compared[0][0]
     models = {side: f"{r.model.name}/{r.model.version}" for side, r in first.items()}
-    run_id = log_batch_run(table, stats, batch.options, models, batch.source, out_dir, batch.owner)
+    gone = abandoned is not None and abandoned.is_set() and len(rows) < len(batch.prompts)
+    note = f"the client went away after {len(rows)} of {len(batch.prompts)} prompts" if gone else None
+    run_id = log_batch_run(table, stats, batch.options, models, batch.source, out_dir, batch.owner, note)
+    csv = str(out_dir / "batch_results.csv")
+    if gone:
+        return BatchOutcome(table, stats, run_id, {}, acceptance, csv)
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tags({"fidelity.verdict": acceptance.verdict, "fidelity.dataset": batch.dataset})
         mlflow.log_params(_threshold_params(batch.thresholds))
     runs = evaluate_sides(batch.prompts.iloc[: len(rows)], compared, batch.options, run_id)
     tag_export(first["onnx"], first["transformers"], acceptance, batch.dataset, run_id)
-    return BatchOutcome(table, stats, run_id, runs, acceptance, str(out_dir / "batch_results.csv"))
+    return BatchOutcome(table, stats, run_id, runs, acceptance, csv)
 
 
 def _acceptance_metrics(acceptance: Acceptance) -> dict[str, float]:

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict, TypeVar
 
 import gradio as gr
@@ -38,6 +38,7 @@ ROLES = ("system", "user", "assistant")
 COMPARISON_ID = re.compile(r"[0-9a-f]{32}")
 T = TypeVar("T")
 _NONE = object()  # no update held back
+ABANDONED = "Abandoned: the client went away"
 
 
 class UsageInfo(TypedDict):
@@ -181,11 +182,15 @@ class Comparer:
         for messages in conversations.values():
             self.check_length(messages)
         started, latest = time.time_ns(), {}
-        with self.slot.take(lane), self._generating():
-            for latest in compare_stream(
-                self.backends, conversations, options, self.limits.request_timeout_s
-            ):
-                yield latest
+        try:
+            with self.slot.take(lane), self._generating():
+                for latest in compare_stream(
+                    self.backends, conversations, options, self.limits.request_timeout_s
+                ):
+                    yield latest
+        except GeneratorExit:  # the client went away: generation stopped and the slot is free
+            self._record_abandoned(comparison_id, conversations, options, latest, started, asker, tags)
+            raise
         self._record(comparison_id, conversations, options, latest, started, asker, tags)
 
     def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
@@ -215,10 +220,15 @@ class Comparer:
     ) -> Iterator[Result]:
         """Stream `side` again; record it with the `kept` answers of the other sides, as one comparison."""
         self.check_length(conversations[side])
-        with self.slot.take("chat"), self._generating():
-            started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
-            for result in stream_result(self.backends[side], conversations[side], options, deadline):
-                yield result
+        started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
+        try:
+            with self.slot.take("chat"), self._generating():
+                for result in stream_result(self.backends[side], conversations[side], options, deadline):
+                    yield result
+        except GeneratorExit:
+            latest = {side: result} if result is not None else {}
+            self._record_abandoned(comparison_id, conversations, options, latest, started, asker)
+            raise
         others = {s: r for s, r in kept.items() if s != side}
         self._record(comparison_id, conversations, options, {side: result, **others}, started, asker)
 
@@ -252,6 +262,22 @@ class Comparer:
                 dict(tags or {}),
             )
             self.recorder.record(request)
+
+    def _record_abandoned(self, comparison_id, conversations, options, partial, started_ns, asker, tags=None):
+        """Record what was generated before the client went away, marked as abandoned.
+
+        Runs as Gradio closes the stream, on its event loop: the recorder only spools (milliseconds).
+        """
+        if not partial:
+            return  # nothing was generated yet
+        cut = {
+            side: result
+            if result.done
+            else replace(result, error=f"{ABANDONED} after {len(result.pieces)} tokens.", done=True)
+            for side, result in partial.items()
+        }
+        marked = dict(tags or {}) | {"abandoned": "true"}
+        self._record(comparison_id, conversations, options, cut, started_ns, asker, marked)
 
     @property
     def notice(self) -> str | None:
@@ -346,8 +372,9 @@ def register_api(comparer: Comparer) -> None:
     def one_side(side: str):
         def respond(messages: Messages, options: GenerationOptions, asker: Asker) -> Iterator[Side]:
             results = comparer.one(side, messages, options, new_comparison_id(), asker)
-            for result in paced(results, comparer.limits.stream_interval_s):
-                yield result.to_dict()
+            with contextlib.closing(results):
+                for result in paced(results, comparer.limits.stream_interval_s):
+                    yield result.to_dict()
 
         return respond
 
@@ -411,8 +438,9 @@ def _sides(
         raise input_error(f"fidelity must be true or false, got {fidelity!r}.")
     comparison_id, latest = new_comparison_id(), {}
     results = comparer.compare({side: messages for side in SIDES}, options, comparison_id, asker)
-    for latest in paced(results, comparer.limits.stream_interval_s):
-        yield _payload(comparison_id, latest, None, None)
+    with contextlib.closing(results):  # when Gradio closes this stream, stop generating at once
+        for latest in paced(results, comparer.limits.stream_interval_s):
+            yield _payload(comparison_id, latest, None, None)
     verdict = judge(latest["transformers"], latest["onnx"], SIDES).to_dict()
     if comparer.fidelity and fidelity:  # the panes are final: send them before scoring starts
         pending = {"fidelity": None, "fidelity_reason": "Scoring…"}

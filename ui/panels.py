@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +17,7 @@ from compare.evaluation import Batch, dataset_label
 from compare.evaluation import run_batch as evaluate_batch
 from compare.records import Asker, recent_comparisons
 from ui.api import SIDES, Comparer, asker_of
+from ui.background import run_in_background
 from wrappers import GenerationOptions
 from wrappers.chat import max_characters
 from wrappers.config import ROOT
@@ -59,11 +60,21 @@ def batch_tab(comparer: Comparer) -> None:
         path, source = (file, Path(file).name) if file else (BUILT_IN.get(chosen), chosen)
         if path is None:
             raise gr.Error("Upload a file of prompts or pick a built-in set.")
-        chosen = thresholds(max_kl, agreement, accuracy)
-        with tempfile.TemporaryDirectory(prefix="batch-") as folder:
-            result = run_batch(comparer, path, source, asker_of(request), Path(folder), chosen, progress)
-            # Gradio copies the CSV into its own cache before it resumes this generator.
-            yield _summary_markdown(result), latency_figure(result["table"]), result["table"], result["csv"]
+        chosen, asker = thresholds(max_kl, agreement, accuracy), asker_of(request)
+        for update in run_in_background(
+            lambda folder, step, gone: run_batch(comparer, path, source, asker, folder, chosen, step, gone)
+        ):
+            if isinstance(update, tuple):  # a row is answered: the moment Gradio can see a closed client
+                done, total = update
+                progress(done / total, desc=f"{done} of {total} prompts")
+                yield f"{done} of {total} prompts answered…", gr.skip(), gr.skip(), gr.skip()
+            else:  # Gradio copies the CSV into its own cache before it resumes this generator
+                yield (
+                    _summary_markdown(update),
+                    latency_figure(update["table"]),
+                    update["table"],
+                    update["csv"],
+                )
 
     run.click(
         run_from_ui,
@@ -80,15 +91,24 @@ def batch_tab(comparer: Comparer) -> None:
         accept_accuracy=None,
         request: gr.Request = None,
     ):
-        """Run both models on every prompt of a CSV/JSONL file; evaluate and accept or reject the export."""
+        """Run both models on every prompt of a CSV/JSONL file; evaluate and accept or reject the export.
+
+        Streams {"answered", "prompts"} after each row, then the result; a client that goes away
+        stops the batch before its next row."""
         if not file:
             raise gr.Error("Send a CSV or JSONL file of prompts.")
-        chosen = thresholds(accept_kl, accept_agreement, accept_accuracy)
-        with tempfile.TemporaryDirectory(prefix="batch-") as folder:
-            result = run_batch(comparer, file, Path(file).name, asker_of(request), Path(folder), chosen)
-        records = result["table"].astype(object).where(result["table"].notna(), None).to_dict("records")
-        keys = ("run_id", "summary", "evaluation_runs", "acceptance")
-        return {key: result[key] for key in keys} | {"records": records}
+        chosen, asker = thresholds(accept_kl, accept_agreement, accept_accuracy), asker_of(request)
+        for update in run_in_background(
+            lambda folder, step, gone: run_batch(
+                comparer, file, Path(file).name, asker, folder, chosen, step, gone
+            )
+        ):
+            if isinstance(update, tuple):  # each answered row is an update, {"answered", "prompts"}
+                yield {"answered": update[0], "prompts": update[1]}
+            else:
+                records = update["table"].astype(object).where(update["table"].notna(), None)
+                keys = ("run_id", "summary", "evaluation_runs", "acceptance")
+                yield {key: update[key] for key in keys} | {"records": records.to_dict("records")}
 
     with tab:  # hidden components carry /batch, which takes a file
         api_file, api_result = gr.File(visible=False), gr.JSON(visible=False)
@@ -119,6 +139,7 @@ def run_batch(
     out_dir: Path,
     chosen: Thresholds | None = None,
     progress=None,
+    abandoned: threading.Event | None = None,
 ) -> dict:
     """Compare every prompt, evaluate both packagings in MLflow, accept or reject the export.
 
@@ -142,12 +163,8 @@ def run_batch(
         owner=asker.owner,
     )
 
-    def report(done: int, total: int) -> None:
-        if progress is not None:
-            progress(done / total, desc=f"{done} of {total} prompts")
-
     outcome = evaluate_batch(
-        dict(comparer.backends), batch, out_dir, report, lambda: comparer.slot.take("batch")
+        dict(comparer.backends), batch, out_dir, progress, lambda: comparer.slot.take("batch"), abandoned
     )
     acceptance = asdict(outcome.acceptance) | {"verdict": outcome.acceptance.verdict}
     return {
