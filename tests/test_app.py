@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 from gradio_client import Client
 
+from tests.conftest import ARTIFACTS
 from ui import formatting as fmt
 from wrappers import Latency, Result, Usage
 
 SIDE_KEYS = {"response", "raw", "usage", "latency", "model", "error"}
+STEP = re.compile(r"\[\s*[\d.]+s\] ")  # a start-up progress line: "[   6.4s] onnx: ready: ..."
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +200,37 @@ def test_a_cancelled_stream_leaves_both_models_free_for_the_next_request(client)
     for side in ("transformers", "onnx"):
         assert out[side]["error"] is None
         assert "Madrid" in out[side]["response"]["choices"][0]["message"]["content"]
+
+
+NOISE = (
+    "gradio.exceptions.Error",  # the end of a traceback printed for an input error raised on purpose
+    "already exists",
+    "Created version",
+    "generation-related arguments",
+    "seem to have been set",
+    "Ignoring clean_up_tokenization_spaces",
+    "Loading weights",
+    "Add type hints",
+    "FutureWarning",
+    "Creating initial MLflow database tables",
+)
+
+
+def test_the_app_log_has_one_line_per_step_and_no_library_noise(client):
+    """The server's own log (started by conftest as `python app.py`) after answers and refusals."""
+    client.predict(prompt="What is 7 plus 5?", max_tokens=8, api_name="/compare")
+    client.predict(prompt="Hi", max_tokens=8, temperature=0.7, stop="Madrid", api_name="/compare")
+    refused = [
+        {"prompt": "", "api_name": "/compare"},
+        {"prompt": "Hi", "max_tokens": 10**6, "api_name": "/chat_onnx"},
+        {"comparison_id": "x", "choice": "tie", "api_name": "/vote"},
+        {"battle_id": "x", "choice": "a", "api_name": "/arena_vote"},
+        {"conversation": "{", "api_name": "/replay"},
+    ]
+    for call in refused:
+        with pytest.raises(Exception, match="."):  # each reason is tested elsewhere
+            client.predict(**call)
+    log = (ARTIFACTS / "server.log").read_text(errors="replace")
+    assert [noise for noise in NOISE if noise in log] == []
+    steps = [line.split("]", 1)[1] for line in log.splitlines() if STEP.match(line)]
+    assert steps and len(steps) == len(set(steps)), steps  # each start-up step said once

@@ -17,7 +17,16 @@ import gradio as gr
 from compare.arena import ARENA_CHOICES, LABELS, Arena, ArenaError, Battle, anonymous, lockstep
 from compare.comparison import judge
 from compare.records import CHOICES, Asker
-from ui.api import MODEL_EVENTS, SIDES, Comparer, asker_of, new_comparison_id, paced, prompt_messages
+from ui.api import (
+    MODEL_EVENTS,
+    SIDES,
+    Comparer,
+    asker_of,
+    input_error,
+    new_comparison_id,
+    paced,
+    prompt_messages,
+)
 from wrappers import GenerationOptions, Result
 
 ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
@@ -66,9 +75,9 @@ def cast_vote(
 ) -> dict:
     """Store a blind vote (with the sides shown as A and B) and reveal the battle."""
     if not isinstance(battle_id, str) or not BATTLE_ID.fullmatch(battle_id):
-        raise gr.Error("battle_id must be an id returned by /arena.")
+        raise input_error("battle_id must be an id returned by /arena.")
     if choice not in ARENA_CHOICES:
-        raise gr.Error(f"choice must be one of {', '.join(ARENA_CHOICES)}, got {choice!r}.")
+        raise input_error(f"choice must be one of {', '.join(ARENA_CHOICES)}, got {choice!r}.")
     try:
         battle = arena.get(battle_id, owner)
         if not battle.comparison_ids:
@@ -76,7 +85,7 @@ def cast_vote(
         if battle.voted:
             raise ArenaError("This blind comparison has already been voted on; start a new one.")
     except ArenaError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise input_error(str(exc)) from exc
     side = battle.side_of(choice)
     value = CHOICES[SIDES.index(side)] if side else choice
     metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
@@ -84,7 +93,7 @@ def cast_vote(
     try:
         battle = arena.close(battle, choice)
     except ArenaError as exc:  # a second vote raced this one
-        raise gr.Error(str(exc)) from exc
+        raise input_error(str(exc)) from exc
     return reveal(battle, trace_ids)
 
 
@@ -242,7 +251,7 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
     ):
         options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop or "")
         if not (prompt or "").strip():
-            raise gr.Error("Type a prompt first.")
+            raise input_error("Type a prompt first.")
         owner = owner_of(request)
         opened = _open_battle(arena, battle_id, owner)
         shown = (chat_a, chat_b) if opened.comparison_ids else ([], [])  # a new battle starts empty
@@ -291,7 +300,7 @@ def _with_turn(history, prompt: str, side: dict) -> list[dict]:
 def _vote_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, choice: str):
     def vote_blind(battle_id: str, comment: str, request: gr.Request):
         if not battle_id:
-            raise gr.Error("Start a blind comparison first, then vote.")
+            raise input_error("Start a blind comparison first, then vote.")
         revealed = cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment or "")
         gr.Info(f"Vote stored in MLflow: {ARENA_VOTES[choice]}")
         labels = {

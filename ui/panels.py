@@ -16,7 +16,7 @@ from compare.batch import latency_figure, read_prompts, recent_batches
 from compare.evaluation import Batch, dataset_label
 from compare.evaluation import run_batch as evaluate_batch
 from compare.records import Asker, recent_comparisons
-from ui.api import SIDES, Comparer, asker_of
+from ui.api import SIDES, Comparer, asker_of, input_error
 from wrappers import GenerationOptions
 from wrappers.chat import max_characters
 from wrappers.config import ROOT
@@ -58,7 +58,7 @@ def batch_tab(comparer: Comparer) -> None:
     def run_from_ui(file, chosen, max_kl, agreement, accuracy, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         path, source = (file, Path(file).name) if file else (BUILT_IN.get(chosen), chosen)
         if path is None:
-            raise gr.Error("Upload a file of prompts or pick a built-in set.")
+            raise input_error("Upload a file of prompts or pick a built-in set.")
         chosen = thresholds(max_kl, agreement, accuracy)
         with tempfile.TemporaryDirectory(prefix="batch-") as folder:
             result = run_batch(comparer, path, source, asker_of(request), Path(folder), chosen, progress)
@@ -82,7 +82,7 @@ def batch_tab(comparer: Comparer) -> None:
     ):
         """Run both models on every prompt of a CSV/JSONL file; evaluate and accept or reject the export."""
         if not file:
-            raise gr.Error("Send a CSV or JSONL file of prompts.")
+            raise input_error("Send a CSV or JSONL file of prompts.")
         chosen = thresholds(accept_kl, accept_agreement, accept_accuracy)
         with tempfile.TemporaryDirectory(prefix="batch-") as folder:
             result = run_batch(comparer, file, Path(file).name, asker_of(request), Path(folder), chosen)
@@ -107,7 +107,7 @@ def thresholds(max_kl, agreement, accuracy) -> Thresholds:
     for name, (value, top) in checks.items():
         if value is not None and not (isinstance(value, int | float) and 0 <= value <= (top or float("inf"))):
             bound = f"between 0 and {top:g}" if top else "a number ≥ 0"
-            raise gr.Error(f"The {name} threshold must be {bound} or blank, got {value!r}.")
+            raise input_error(f"The {name} threshold must be {bound} or blank, got {value!r}.")
     return Thresholds(max_kl, agreement, accuracy or None)  # 0: no accuracy asked, expected or not
 
 
@@ -130,7 +130,7 @@ def run_batch(
     try:
         prompts = read_prompts(path, limits.max_batch_rows, max_characters(limits.max_prompt_tokens))
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise input_error(str(exc)) from exc
     batch = Batch(
         prompts,
         source,
