@@ -234,3 +234,52 @@ def test_the_app_log_has_one_line_per_step_and_no_library_noise(client):
     assert [noise for noise in NOISE if noise in log] == []
     steps = [line.split("]", 1)[1] for line in log.splitlines() if STEP.match(line)]
     assert steps and len(steps) == len(set(steps)), steps  # each start-up step said once
+
+
+def test_the_batch_and_history_tables_have_units_rounded_figures_and_short_ids():
+    import pandas as pd
+
+    from ui import tables
+
+    batch = pd.DataFrame(
+        [
+            {
+                "prompt": "Capital of Spain?",
+                "expected": None,
+                "transformers_output": "Madrid.",
+                "onnx_output": "Madrid.",
+                "agree": True,
+                "transformers_latency_s": 0.198520603,
+                "onnx_tokens_per_s": 1519.94,
+                "mean_kl": 1.369123e-06,
+                "top1_agreement": 1.0,
+            }
+        ]
+    )
+    shown = tables.batch_results(batch).value
+    assert shown["headers"] == [
+        "Prompt",
+        "Expected",
+        "transformers answer",
+        "onnx answer",
+        "Same answer",
+        "transformers total (ms)",
+        "onnx decode (tok/s)",
+        "Mean KL (nats/token)",
+        "Top-1 agreement (%)",
+    ]
+    assert shown["data"][0] == [
+        "Capital of Spain?",
+        "",
+        "Madrid.",
+        "Madrid.",
+        "✓",
+        198.5,
+        1519.9,
+        "1.37e-06",
+        100.0,
+    ]
+    history = pd.DataFrame(
+        [{"time": pd.Timestamp(1_764_200_000_000, unit="ms"), "comparison_id": "0123456789abcdef" * 2}]
+    )
+    assert tables.comparisons(history).value["data"][0] == ["2025-11-26 23:33:20", "01234567"]

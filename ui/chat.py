@@ -16,7 +16,7 @@ rather than being cancelled under Gradio's feet.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -82,12 +82,15 @@ class StopSignals:
 
 @dataclass
 class ChatTab:
-    """The Chat tab's components, for other tabs and services to use."""
+    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id)` gives the
+    updates of `outputs` that show a past comparison, ready to continue or vote on."""
 
     prompt: gr.Textbox
     verdict: gr.Markdown
     last_id: gr.State
     turns: gr.State
+    outputs: list
+    reopen: Callable[[list[Turn], str, str], dict]
     panes: dict[str, dict] = field(default_factory=dict)
 
 
@@ -148,7 +151,7 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     conversation_panel(comparer, turns, settings, shown.all(), shown.loaded)
     gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
 
-    tab = ChatTab(prompt, verdict, last_id, turns, panes)
+    tab = ChatTab(prompt, verdict, last_id, turns, [*shown.all(), system], _reopener(shown, system), panes)
     run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     private = {"api_visibility": "private"}
     check = _checker(comparer, stops)
@@ -406,6 +409,17 @@ def _stopper(stops: StopSignals):
         stops.stop(request.session_hash)
 
     return stop
+
+
+def _reopener(shown: Shown, system_box: gr.Textbox):
+    def reopen(turns: list[Turn], system: str, comparison_id: str) -> dict:
+        note = (
+            f"Comparison `{fmt.short_id(comparison_id)}`, reopened from History: vote on it, or send a "
+            "prompt to continue it."
+        )
+        return shown.loaded(turns) | {system_box: system, shown.verdict: note, shown.last_id: comparison_id}
+
+    return reopen
 
 
 def _clearer(shown: Shown, stops: StopSignals):
