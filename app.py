@@ -14,12 +14,12 @@ from starlette.middleware import Middleware
 
 from compare.arena import Arena
 from compare.records import Recorder
-from ui.api import SIDES, Comparer, register_api
+from ui.api import SIDES, Comparer, described, register_api
 from ui.arena import register_arena_api
 from ui.chat import CSS, chat_tab
 from ui.conversation_io import register_replay_api
 from ui.history import history_tab
-from ui.leaderboard import leaderboard_api
+from ui.leaderboard import Board, leaderboard_api
 from ui.login import LoginThrottle
 from ui.panels import batch_tab
 from wrappers import load_config
@@ -60,7 +60,7 @@ def build_app(
         register_api(comparer)
         register_arena_api(comparer, arena)
         register_replay_api(comparer)
-        gr.api(leaderboard_api, api_name="leaderboard")
+        gr.api(described(leaderboard_api, Board), api_name="leaderboard")
     return demo
 
 

@@ -13,6 +13,12 @@ from ui import formatting as fmt
 from wrappers import Latency, Result, Usage
 
 SIDE_KEYS = {"response", "raw", "usage", "latency", "model", "error"}
+NAMED_RETURNS = {
+    "/arena": {"battle_id", "model_a", "model_b", "done"},
+    "/arena_vote": {"battle_id", "choice", "winner", "model_a", "model_b", "verdict", "trace_ids"},
+    "/leaderboard": {"blind", "named", "method"},
+    "/replay": {"turns", "summary"},
+}
 STEP = re.compile(r"\[\s*[\d.]+s\] ")  # a start-up progress line: "[   6.4s] onnx: ready: ..."
 
 
@@ -171,6 +177,12 @@ def test_api_describes_what_each_endpoint_returns(client):
     assert {"mean_kl", "top1_agreement", "per_token"} <= set(fidelity["properties"])
     assert endpoints["/chat_onnx"]["returns"][0]["type"]["properties"].keys() == SIDE_KEYS
     assert "previous_choice" in endpoints["/vote"]["returns"][0]["type"]["properties"]
+    returned = {name: endpoints[name]["returns"][0]["type"]["properties"] for name in NAMED_RETURNS}
+    for name, keys in NAMED_RETURNS.items():
+        assert keys <= set(returned[name]), name
+    assert set(returned["/arena"]["model_a"]["properties"]) == {"text", "error", "done"}  # no names
+    assert {"side", *SIDE_KEYS} <= set(returned["/arena_vote"]["model_a"]["properties"])
+    assert "rating" in returned["/leaderboard"]["blind"]["items"]["properties"]
     printed = client.view_api(print_info=False, return_format="str")
     assert "transformers" in printed.split("/compare_messages")[0].split("Returns")[-1]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import gradio as gr
 
@@ -21,7 +21,10 @@ from ui.api import (
     MODEL_EVENTS,
     SIDES,
     Comparer,
+    JudgedInfo,
+    Side,
     asker_of,
+    described,
     input_error,
     new_comparison_id,
     paced,
@@ -33,6 +36,37 @@ ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Ti
 NAMES = {"model_a": "Model A", "model_b": "Model B"}
 BATTLE_ID = re.compile(r"[0-9a-f]{32}")
 WAITING = "Both answers are in. Vote to reveal which model is which."
+
+
+class BlindSide(TypedDict):
+    text: str  # whole words only until the answer is done
+    error: str | None
+    done: bool
+
+
+class BattleUpdate(TypedDict):
+    """Each update of /arena: no names, no figures."""
+
+    battle_id: str
+    model_a: BlindSide
+    model_b: BlindSide
+    done: bool
+
+
+class RevealedSide(Side):
+    side: str  # the packaging this label was: transformers or onnx
+
+
+class Reveal(TypedDict):
+    """What /arena_vote returns: who was who, with every figure."""
+
+    battle_id: str
+    choice: str  # a, b, tie or both_bad
+    winner: str | None  # the side voted better, if any
+    model_a: RevealedSide
+    model_b: RevealedSide
+    verdict: JudgedInfo
+    trace_ids: list[str]
 
 
 def owner_of(request: gr.Request | None) -> str:
@@ -156,8 +190,8 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         return cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment)
 
     limits = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    gr.api(arena_battle, api_name="arena", **limits)
-    gr.api(arena_vote, api_name="arena_vote")
+    gr.api(described(arena_battle, BattleUpdate), api_name="arena", **limits)
+    gr.api(described(arena_vote, Reveal), api_name="arena_vote")
 
 
 @dataclass(frozen=True)
