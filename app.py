@@ -14,13 +14,14 @@ from starlette.middleware import Middleware
 
 from compare.arena import Arena
 from compare.records import Recorder
-from ui.api import SIDES, Comparer, register_api
+from ui.api import SIDES, Comparer, described, register_api
 from ui.arena import register_arena_api
 from ui.chat import CSS, chat_tab
 from ui.conversation_io import register_replay_api
-from ui.leaderboard import leaderboard_api
+from ui.history import history_tab
+from ui.leaderboard import Board, leaderboard_api
 from ui.login import LoginThrottle
-from ui.panels import batch_tab, history_tab
+from ui.panels import batch_tab
 from wrappers import load_config
 from wrappers.backend import MlflowBackend
 from wrappers.config import Limits
@@ -51,15 +52,15 @@ def build_app(
             elem_id="header",
         )
         status = gr.Markdown(elem_id="startup-status")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
-                chat_tab(demo, comparer, arena, status)
+                chat = chat_tab(demo, comparer, arena, status)
             batch_tab(comparer)
-            history_tab(admins)
+            history_tab(chat, tabs, admins)
         register_api(comparer)
         register_arena_api(comparer, arena)
         register_replay_api(comparer)
-        gr.api(leaderboard_api, api_name="leaderboard")
+        gr.api(described(leaderboard_api, Board), api_name="leaderboard")
     return demo
 
 

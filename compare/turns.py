@@ -61,3 +61,27 @@ def messages_for(turns: list[Turn], side: str, system_prompt: str, prompt: str) 
 def histories_differ(turns: list[Turn], sides: tuple[str, ...]) -> bool:
     """True when the models' earlier answers differ, so they are sent different conversations."""
     return len({str(messages_for(turns, side, "", "")) for side in sides}) > 1
+
+
+def turns_from_sent(sent: dict[str, list[dict[str, str]]], last: dict[str, Answer]) -> tuple[str, list[Turn]]:
+    """(system prompt, turns) of a recorded comparison: what each side was sent, and its answer.
+
+    >>> sent = {"a": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+    ...               {"role": "user", "content": "Bye"}]}
+    >>> system, turns = turns_from_sent(sent, {"a": Answer("See you.")})
+    >>> system, [(t.prompt, t.answers["a"].text) for t in turns]
+    ('', [('Hi', 'Hello!'), ('Bye', 'See you.')])
+    """
+    first = next(iter(sent.values()), [])
+    system = first[0]["content"] if first and first[0]["role"] == "system" else ""
+    prompts = [m["content"] for m in first if m["role"] == "user"]
+    replies = {
+        side: [m["content"] for m in messages if m["role"] == "assistant"] for side, messages in sent.items()
+    }
+    turns = [
+        Turn(prompt, {side: Answer(said[k]) for side, said in replies.items() if k < len(said)})
+        for k, prompt in enumerate(prompts[:-1])
+    ]
+    if prompts:
+        turns.append(Turn(prompts[-1], dict(last)).answered({}))  # its status follows the answers
+    return system, turns

@@ -24,7 +24,7 @@ from compare.records import (
 )
 from tests.conftest import raw_call
 from ui.api import Comparer
-from ui.panels import history_of
+from ui.history import history_of
 from wrappers import GenerationOptions
 from wrappers.config import ROOT, Limits
 from wrappers.registry import EXPERIMENT, use_store

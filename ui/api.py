@@ -94,7 +94,9 @@ class FidelityInfo(TypedDict):
     note: str | None
 
 
-class VerdictInfo(TypedDict):
+class JudgedInfo(TypedDict):
+    """The verdict on two answers."""
+
     identical: bool
     diverged_at_token: int | None  # 0-based index of the first differing token
     transformers_token: str | None  # that token on each side (None: its answer had ended)
@@ -104,6 +106,11 @@ class VerdictInfo(TypedDict):
     speed_ratio: float | None  # onnx decode tokens/s over transformers'
     same_conversation: bool  # False: the models were sent different histories
     summary: str
+
+
+class VerdictInfo(JudgedInfo):
+    """The verdict, and the fidelity scored after it."""
+
     fidelity: FidelityInfo | None  # null while scoring, when switched off, or when it cannot be scored
     fidelity_reason: str | None  # why fidelity is null
 
@@ -379,7 +386,7 @@ def register_api(comparer: Comparer) -> None:
         return respond
 
     models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    gr.api(_described(vote, VoteReceipt), api_name="vote")
+    gr.api(described(vote, VoteReceipt), api_name="vote")
 
     def compare(
         prompt: str,
@@ -399,15 +406,15 @@ def register_api(comparer: Comparer) -> None:
         messages = prompt_messages(prompt, system_prompt)
         yield from _sides(comparer, messages, options, fidelity, asker_of(request))
 
-    gr.api(_described(compare, Comparison), api_name="compare", **models)
-    gr.api(_described(compare_messages, Comparison), api_name="compare_messages", **models)
+    gr.api(described(compare, Comparison), api_name="compare", **models)
+    gr.api(described(compare_messages, Comparison), api_name="compare_messages", **models)
     for side in SIDES:
         single = _prompt_endpoint(comparer, one_side(side), Side)
         single.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
         gr.api(single, api_name=f"chat_{side}", **models)
 
 
-def _described(endpoint, update: type):
+def described(endpoint, update: type):
     """gr.api describes what an endpoint returns by its return annotation: for a stream, one update."""
     endpoint.__annotations__["return"] = update
     return endpoint
@@ -428,7 +435,7 @@ def _prompt_endpoint(comparer: Comparer, respond, update: type):
         options = comparer.options(max_tokens, temperature, top_p, stop)
         yield from respond(prompt_messages(prompt, system_prompt), options, asker_of(request))
 
-    return _described(endpoint, update)
+    return described(endpoint, update)
 
 
 def _sides(

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import gradio as gr
 import pandas as pd
@@ -29,7 +30,7 @@ from compare.conversation import (
     turns_of,
 )
 from compare.turns import STOPPED, Turn, messages_for
-from ui.api import MODEL_EVENTS, SIDES, Comparer, input_error, new_comparison_id
+from ui.api import MODEL_EVENTS, SIDES, Comparer, described, input_error, new_comparison_id
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
 KEEP_EXPORTS_S = 600  # Gradio copies a returned file into its cache at once
@@ -44,6 +45,23 @@ HEADERS = {
     "replayed_tokens_per_s": "Replayed tok/s",
     "model": "Replayed by",
 }
+
+
+class ReplayedTurn(TypedDict):
+    turn: int
+    prompt: str
+    side: str
+    recorded: str
+    replayed: str
+    same: str  # "yes", or from which word it differs, or "no: error"
+    recorded_tokens_per_s: float | None
+    replayed_tokens_per_s: float | None
+    model: str  # the registered name/version that replayed it
+
+
+class Replay(TypedDict):
+    turns: list[ReplayedTurn]
+    summary: str
 
 
 def conversation_turns(comparer: Comparer, turns: list[Turn], system: str) -> list[dict]:
@@ -131,7 +149,7 @@ def replay_summary(rows: list[dict]) -> str:
 
 
 def register_replay_api(comparer: Comparer) -> None:
-    def replay_conversation(conversation: str) -> dict:
+    def replay_conversation(conversation: str) -> Replay:
         """Replay an exported conversation (its JSON text) against the current models, turn by turn."""
         if not isinstance(conversation, str):
             raise input_error("conversation must be the exported file's JSON text.")
@@ -145,7 +163,7 @@ def register_replay_api(comparer: Comparer) -> None:
         return {"turns": rows, "summary": replay_summary(rows)}
 
     gr.api(
-        replay_conversation,
+        described(replay_conversation, Replay),
         api_name="replay",
         concurrency_id=MODEL_EVENTS,
         concurrency_limit=comparer.limits.concurrency,
