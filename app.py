@@ -36,9 +36,10 @@ def build_app(
     startup: Startup | None = None,
     limits: Limits | None = None,
     recorder: Recorder | None = None,
+    fidelity: bool = True,
 ) -> gr.Blocks:
     """The Blocks UI plus the named API endpoints. Loads no model."""
-    comparer = Comparer(backends, limits or Limits(), recorder)
+    comparer = Comparer(backends, limits or Limits(), recorder, fidelity)
     with gr.Blocks(title="Phi-3 in MLflow: transformers flavor vs ONNX pyfunc") as demo:
         gr.Markdown("# Phi-3 in MLflow, side by side\nOne prompt goes to both packagings of the same model.")
         status = gr.Markdown(elem_id="startup-status")
@@ -62,6 +63,7 @@ def _chat_tab(demo, comparer: Comparer, startup: Startup | None, status) -> None
         retry = gr.Button("Retry", elem_id="retry")
         clear = gr.Button("Clear", elem_id="clear")
     verdict = gr.Markdown(elem_id="verdict")
+    fidelity = {"line": gr.Markdown(elem_id="fidelity"), "strip": gr.HTML(elem_id="fidelity-strip")}
     last_id = gr.State("")
     _vote_row(demo, comparer, last_id)
     with gr.Accordion("Generation settings (applied to both models)", open=False):
@@ -71,13 +73,20 @@ def _chat_tab(demo, comparer: Comparer, startup: Startup | None, status) -> None
         temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
         top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p")
         stops = gr.Textbox("", label="Stop sequences (one per line)", lines=2)
+        scoring = gr.Checkbox(
+            comparer.fidelity,
+            label="Score fidelity after each answer (teacher-forced KL; charged to neither side)",
+            interactive=comparer.fidelity,  # off in the configuration: off for everyone
+            elem_id="fidelity-switch",
+        )
     gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
 
     chats = [panes[side]["chat"] for side in SIDES]
-    inputs = [prompt, system, max_tokens, temperature, top_p, stops, *chats]
-    shown = [c for side in SIDES for c in panes[side].values()] + [verdict, last_id, prompt]
+    inputs = [prompt, system, max_tokens, temperature, top_p, stops, scoring, *chats]
+    shown = [c for side in SIDES for c in panes[side].values()]
+    shown += [*fidelity.values(), verdict, last_id, prompt]
     generation = {
-        "fn": _chat_handler(comparer, panes, verdict, prompt, last_id),
+        "fn": _chat_handler(comparer, panes, verdict, fidelity, prompt, last_id),
         "inputs": inputs,
         "outputs": shown,
         "concurrency_id": MODEL_EVENTS,
@@ -87,7 +96,8 @@ def _chat_tab(demo, comparer: Comparer, startup: Startup | None, status) -> None
     retried = retry.click(_drop_last_turn, chats, [*chats, prompt], api_visibility="private")
     runs = [send.click(**generation), prompt.submit(**generation), retried.then(**generation)]
     stop.click(None, cancels=runs, api_visibility="private")
-    clear.click(lambda: _cleared(panes, verdict), None, shown[:-1], cancels=runs, api_visibility="private")
+    cleared = lambda: _cleared(panes, verdict, fidelity)  # noqa: E731
+    clear.click(cleared, None, shown[:-1], cancels=runs, api_visibility="private")
     _status_poll(demo, backends, startup, status, panes)
 
 
@@ -139,8 +149,10 @@ def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Componen
     return parts
 
 
-def _chat_handler(comparer: Comparer, panes, verdict, prompt_box, last_id):
-    def chat(prompt, system, max_tokens, temperature, top_p, stop_text, *histories) -> Iterator[dict]:
+def _chat_handler(comparer: Comparer, panes, verdict, fidelity, prompt_box, last_id):
+    def chat(
+        prompt, system, max_tokens, temperature, top_p, stop_text, scoring, *histories
+    ) -> Iterator[dict]:
         options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop_text or "")
         if not (prompt or "").strip():
             raise gr.Error("Type a prompt first.")
@@ -149,15 +161,24 @@ def _chat_handler(comparer: Comparer, panes, verdict, prompt_box, last_id):
         latest: dict[str, Result] = {}
         comparison_id = new_comparison_id()
         label = f"Comparison `{comparison_id[:8]}`:"
-        yield {prompt_box: "", verdict: f"{label} comparing…", last_id: ""}
+        yield {prompt_box: "", verdict: f"{label} comparing…", last_id: "", **_fidelity_shown(fidelity)}
         updates = comparer.compare(conversations, options, comparison_id)
         for latest in paced(updates, comparer.limits.stream_interval_s):
             yield _pane_updates(panes, histories, prompt, latest)
         summary = judge(latest["transformers"], latest["onnx"], SIDES).summary
         notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
         yield {verdict: f"{label} {summary}{notice}", last_id: comparison_id}
+        if comparer.fidelity and scoring:  # the panes are final before scoring starts
+            yield _fidelity_shown(fidelity, None, "scoring the answers through both models…")
+        scored = comparer.score(latest, options, bool(scoring)).to_api()
+        yield _fidelity_shown(fidelity, scored["fidelity"], scored["fidelity_reason"])
 
     return chat
+
+
+def _fidelity_shown(fidelity, result: dict | None = None, reason: str | None = None) -> dict:
+    line = fmt.fidelity_markdown(result, reason) if result or reason else ""
+    return {fidelity["line"]: line, fidelity["strip"]: fmt.fidelity_strip_html(result)}
 
 
 def _pane_updates(panes, histories, prompt: str, latest: Mapping[str, Result]) -> dict:
@@ -190,9 +211,9 @@ def _before_last_user(history: list[dict]) -> list[dict]:
     return history[: users[-1]] if users else history
 
 
-def _cleared(panes, verdict) -> dict:
+def _cleared(panes, verdict, fidelity) -> dict:
     empty = Result()
-    updates = {verdict: ""}
+    updates = {verdict: "", **_fidelity_shown(fidelity)}
     for pane in panes.values():
         updates |= {
             pane["chat"]: [],
@@ -245,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     if config.log_only:  # e.g. a Space's build step or a server image: register, then exit
         raise SystemExit(0 if load_all(backends, startup) else 1)
     warm_up(backends, startup)
-    demo = build_app(backends, startup, config.limits, Recorder())
+    demo = build_app(backends, startup, config.limits, Recorder(), config.fidelity)
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
     demo.launch(server_name=config.host, server_port=config.port, auth=config.auth, theme=gr.themes.Soft())
 

@@ -3,7 +3,8 @@
 Two measures, both through onnxruntime-genai:
 
 - the KL divergence of the int4 next-token distribution from the fp32 one, teacher-forced:
-  the same ids are fed to both exports one at a time, and every position counts. On the
+  the same ids are fed to both exports, by the app's own fidelity code (`compare/fidelity.py`),
+  and every position counts. On the
   shaped model (random weights) it is a relative measure only: which export moves further;
 - on the tiny model, which has learned a corpus, the share of corpus questions whose greedy
   answer is still exactly right.
@@ -17,16 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
+from compare.fidelity import divergence, onnx_log_probs
 from wrappers.config import ROOT, TINY_CHECKPOINT
 
 
-def teacher_forced_kl(reference: Path, candidate: Path, sequences: list[list[int]]) -> dict[str, float]:
-    """Mean KL(reference || candidate) per position, and how often both pick the same top token."""
+def teacher_forced_kl(reference, candidate, sequences: list[list[int]]) -> dict[str, float]:
+    """Mean KL(reference || candidate) per position, and how often both pick the same top token.
+
+    `reference` and `candidate` are export folders or loaded `og.Model`s. Every position after
+    the first token counts: the app's own fidelity scoring (`compare/fidelity.py`) on sequences
+    that are all answer.
+    """
     kls, same = [], []
     for ids in sequences:
-        expected, got = _log_probs(reference, ids), _log_probs(candidate, ids)
-        kls.append((np.exp(expected) * (expected - got)).sum(-1))
-        same.append(expected.argmax(-1) == got.argmax(-1))
+        expected, got = (onnx_log_probs(_model(m), ids[:1], ids[1:]) for m in (reference, candidate))
+        kl, agree = divergence(expected, got)
+        kls.append(kl)
+        same.append(agree)
     return {"kl": float(np.concatenate(kls).mean()), "top1_agreement": float(np.concatenate(same).mean())}
 
 
@@ -35,28 +43,15 @@ def random_sequences(vocab: int, count: int = 4, length: int = 48, seed: int = 0
     return [rng.integers(0, vocab, length).tolist() for _ in range(count)]
 
 
-def _log_probs(folder: Path, ids: list[int]) -> np.ndarray:
-    """Next-token log-probabilities after each prefix of `ids`, as a [len(ids), vocab] array."""
-    model = _model(folder)
-    import onnxruntime_genai as og
-
-    params = og.GeneratorParams(model)
-    params.set_search_options(max_length=len(ids) + 1, do_sample=False)
-    generator, rows = og.Generator(model, params), []
-    for token in ids:  # one at a time: the pruned LM head only scores the last position
-        generator.append_tokens([int(token)])
-        rows.append(np.asarray(generator.get_logits(), dtype=np.float64).reshape(-1))
-    logits = np.stack(rows)
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-
-
 _MODELS: dict[Path, object] = {}
 
 
-def _model(folder: Path):
+def _model(folder):
+    """An export folder's `og.Model`, loaded once; an `og.Model` as it is."""
     import onnxruntime_genai as og
 
+    if not isinstance(folder, str | Path):
+        return folder
     if folder not in _MODELS:
         _MODELS[folder] = og.Model(str(folder))
     return _MODELS[folder]

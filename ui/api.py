@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import gradio as gr
 
 from compare.comparison import compare_stream, judge
+from compare.fidelity import Scored, score
 from compare.records import CHOICES, Recorder, Request, log_vote
 from ui import formatting as fmt
 from wrappers import GenerationOptions, Result, stream_result
@@ -41,6 +42,7 @@ class Comparer:
     backends: Mapping[str, Backend]
     limits: Limits
     recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
+    fidelity: bool = True  # score each comparison's answers through both models (the switch)
 
     def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
         if not isinstance(stop, str):
@@ -63,6 +65,16 @@ class Comparer:
             ):
                 yield latest
         self._record(comparison_id, conversations, options, latest, started)
+
+    def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
+        """Fidelity of a finished comparison; the panes are final, so neither side waits for it.
+
+        Runs as a generation would (traces wait), so its time is its own.
+        """
+        if not (self.fidelity and wanted):
+            return Scored(reason="Fidelity scoring is switched off.")
+        with self._generating():
+            return score(self.backends, results, options)
 
     def one(self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str):
         """Stream one side only; recorded like a comparison with one trace."""
@@ -120,10 +132,11 @@ def register_api(comparer: Comparer) -> None:
         temperature: float = 0.0,
         top_p: float = 1.0,
         stop: str = "",
+        fidelity: bool = True,
     ) -> Iterator[dict]:
         """Like /compare, for a whole conversation: a list of {"role", "content"}."""
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from _sides(comparer, checked_messages(messages), options)
+        yield from _sides(comparer, checked_messages(messages), options, fidelity)
 
     def vote(comparison_id: str, choice: str, comment: str = "") -> dict:
         """Vote on a comparison: choice is left, right, tie or both_bad; stored as MLflow feedback."""
@@ -140,9 +153,24 @@ def register_api(comparer: Comparer) -> None:
 
     models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     gr.api(vote, api_name="vote")
-    both = _prompt_endpoint(comparer, lambda messages, options: _sides(comparer, messages, options))
-    both.__doc__ = 'Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.'
-    gr.api(both, api_name="compare", **models)
+
+    def compare(
+        prompt: str,
+        system_prompt: str = "",
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: str = "",
+        fidelity: bool = True,
+    ) -> Iterator[dict]:
+        """Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.
+
+        fidelity: after both answers, score them through both models (verdict.fidelity).
+        """
+        options = comparer.options(max_tokens, temperature, top_p, stop)
+        yield from _sides(comparer, prompt_messages(prompt, system_prompt), options, fidelity)
+
+    gr.api(compare, api_name="compare", **models)
     gr.api(compare_messages, api_name="compare_messages", **models)
     for side in SIDES:
         single = _prompt_endpoint(comparer, one_side(side))
@@ -167,13 +195,21 @@ def _prompt_endpoint(comparer: Comparer, respond):
     return endpoint
 
 
-def _sides(comparer: Comparer, messages: Messages, options: GenerationOptions) -> Iterator[dict]:
+def _sides(
+    comparer: Comparer, messages: Messages, options: GenerationOptions, fidelity: Any
+) -> Iterator[dict]:
+    if not isinstance(fidelity, bool):
+        raise gr.Error(f"fidelity must be true or false, got {fidelity!r}.")
     comparison_id, latest = new_comparison_id(), {}
     results = comparer.compare({side: messages for side in SIDES}, options, comparison_id)
     for latest in paced(results, comparer.limits.stream_interval_s):
         yield _payload(comparison_id, latest, None, None)
-    verdict = judge(latest["transformers"], latest["onnx"], SIDES)
-    yield _payload(comparison_id, latest, verdict.to_dict(), comparer.notice)
+    verdict = judge(latest["transformers"], latest["onnx"], SIDES).to_dict()
+    if comparer.fidelity and fidelity:  # the panes are final: send them before scoring starts
+        pending = {"fidelity": None, "fidelity_reason": "Scoring…"}
+        yield _payload(comparison_id, latest, verdict | pending, comparer.notice)
+    verdict |= comparer.score(latest, options, fidelity).to_api()
+    yield _payload(comparison_id, latest, verdict, comparer.notice)
 
 
 def paced(updates: Iterator[T], interval_s: float) -> Iterator[T]:

@@ -37,6 +37,7 @@ class Report:
     finish_reason: str | None = None
     response_id: str | None = None
     prompt_ids: tuple[int, ...] = ()  # the token ids fed to the model
+    completion_ids: tuple[int, ...] = ()  # the ids it generated, the end token included; () if unknown
     max_prompt_tokens: int | None = None
     network_s: float | None = None  # remote endpoints only
     streamed: bool = True  # False: the answer came in one piece, so there is no first-token time
@@ -146,6 +147,7 @@ def _finish(result: Result, report: Report, spent: float, ttft: float | None) ->
         raw=report.raw,
         usage=usage,
         prompt_ids=report.prompt_ids,
+        completion_ids=report.completion_ids,
         latency=Latency(spent, ttft, decode_speed(usage.completion_tokens, spent, ttft), report.network_s),
         response=chat_completion(result.text, usage, report, result.model),
         done=True,

@@ -51,6 +51,7 @@ class AppConfig:
     auth: tuple[str, str] | None = None  # (user, password) for the optional login
     transformers_endpoint: str | None = None  # a remote MLflow scoring server for pane (a)
     onnx_endpoint: str | None = None  # ... and for pane (b); None: in-process
+    fidelity: bool = True  # score each comparison's answers through both models (compare/fidelity.py)
 
     @property
     def sources(self) -> tuple[Source, Source]:
@@ -113,6 +114,12 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     parser.add_argument("--port", type=int, default=int(env.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--transformers-endpoint", default=env.get("TRANSFORMERS_ENDPOINT"))
     parser.add_argument("--onnx-endpoint", default=env.get("ONNX_ENDPOINT"))
+    parser.add_argument(
+        "--no-fidelity",
+        action="store_true",
+        default=env.get("PHI3_FIDELITY", "1").strip().lower() in ("0", "false", "no", "off"),
+        help="do not score the answers' next-token distributions after each comparison",
+    )
     args = parser.parse_args(argv)
     user, password = env.get("PHI3_AUTH_USER"), env.get("PHI3_AUTH_PASSWORD")
     transformers_source = _source(args.transformers_source, args.transformers_revision)
@@ -134,6 +141,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         auth=(user, password) if user and password else None,
         transformers_endpoint=_endpoint(args.transformers_endpoint),
         onnx_endpoint=_endpoint(args.onnx_endpoint),
+        fidelity=not args.no_fidelity,
     )
 
 

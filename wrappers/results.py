@@ -46,6 +46,7 @@ class Result:
     error: str | None = None
     pieces: tuple[str, ...] = ()  # released text per generated token
     prompt_ids: tuple[int, ...] = ()  # the token ids the model was fed
+    completion_ids: tuple[int, ...] = ()  # the ids it generated (end token included), where known
     done: bool = False
 
     def to_dict(self) -> dict[str, Any]:

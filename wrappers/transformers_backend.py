@@ -93,6 +93,7 @@ def stream_predict(
         for key in attached:
             pipeline._forward_params.pop(key, None)
     report.prompt_ids = lockstep.prompt_ids  # as generate() received them
+    report.completion_ids = tuple(lockstep.generated)
     report.raw = lockstep.result  # a list with one chat-completion dict per input
     completion = report.raw[0]
     report.response_id = completion["id"]
@@ -119,6 +120,7 @@ class _Lockstep:
         self.max_tokens = options.max_tokens
         self.result: Any = None
         self._tokens: list[int] = []
+        self.generated: list[int] = []  # every id generate() produced, special ones included
         self._decoded = ""
         self.prompt_ids: tuple[int, ...] | None = None
         self._cancelled = False
@@ -145,7 +147,9 @@ class _Lockstep:
         if self.prompt_ids is None:  # the first call carries the prompt
             self.prompt_ids = tuple(int(i) for i in value.reshape(-1))
             return
-        self._outbox.put(("token", int(value.reshape(-1)[0])))
+        token = int(value.reshape(-1)[0])
+        self.generated.append(token)
+        self._outbox.put(("token", token))
         self._resume.acquire()
         if self._cancelled:
             raise _Cancelled()
