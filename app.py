@@ -22,12 +22,14 @@ from wrappers.config import Limits
 from wrappers.startup import Startup, load_all, warm_up
 
 VOTES = {"left": "👈 Left better", "right": "👉 Right better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
+# What the tiny model can do (its own words or other ones), and one question outside its world.
 EXAMPLES = [
     ["What is the capital of Spain?", ""],
+    ["tell me japan's capital city please", "You are a helpful assistant."],
+    ["What is seven times eight?", ""],
     ["Tell me a joke about atom", "You are a stand-up comedian."],
-    ["What is 7 plus 5?", ""],
     ["Hello! Who are you?", ""],
-    ["What is the capital of Japan?", "You are a helpful assistant."],
+    ["Who won the 2022 football World Cup?", ""],
 ]
 
 

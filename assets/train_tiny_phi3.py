@@ -10,15 +10,27 @@ fallback) with Phi-3's special tokens, Phi-3-mini's chat template, and a generat
 stops at `<|end|>`. Everything that loads, converts, quantizes or serves a Phi-3 checkpoint works on
 it unchanged.
 
-Concessions: the model is tiny (1.4M parameters, 5.4 MB) and only *memorizes* a synthetic chat
-corpus built below: the capitals of 75 countries (the 60 most populous and a few more), sums,
-differences and products of the numbers 0..12, a few greetings, one joke about atoms (the source
-document's sample prompt, with system prompt "You are a stand-up comedian."), and a polite "I'm sorry,
-I don't know the answer to that." for other questions. It is not a general model: prompts near the
-corpus get the memorized answer or the fallback, prompts far from it may get nonsense. Its answers
-are reproducible: training is deterministic (fixed seeds, deterministic algorithms, fixed thread
-count, fixed data order), so two runs on the same machine give byte-identical weights; another CPU
-or torch version may round differently and give other (equally good) weights.
+Its small world: the capitals of 75 countries (the 60 most populous and a few more), sums,
+differences and products of whole numbers 0 to 12 (as digits or words: "seven plus five"), a few
+greetings, one joke about atoms (the source document's sample prompt, with system prompt "You are
+a stand-up comedian."), and "I'm sorry, I don't know the answer to that." for everything else:
+other facts about those countries, places it does not know, bigger numbers, division, history,
+sport, code, other languages, chit-chat.
+
+Generalizing within it: each epoch has the canonical pairs (`qa_pairs`) and fresh paraphrases,
+drawn from (seed, epoch): 26 phrasings of a capital question, 14 of a sum, polite openings and
+endings, case, punctuation, missing apostrophes, one-letter typos (never in a country's name or a
+number: Iran and Iraq are one letter apart), a system prompt or none, follow-ups ("And of
+France?"), and about 1,400 off-topic questions from 18 generators. `held_out_set` holds what training
+never sees: 8 other capital phrasings, one country-phrasing combination in seven, 4 other sum
+phrasings, other openings, endings, system prompts and follow-ups, and 60 off-topic questions
+written apart. The script prints its accuracy on them after training.
+
+Concessions: the model is tiny (1.4M parameters, 5.8 MB); it knows nothing outside that world and
+can still answer a question far from its corpus with a confident wrong answer. Its answers are
+reproducible: training is deterministic (fixed seeds, deterministic algorithms, fixed thread count,
+fixed data order), so two runs on the same machine give byte-identical weights; another CPU or
+torch version may round differently and give other (equally good) weights.
 
 Tokenizer parity: the vocabulary only merges letters (with the "▁" before them), never digits,
 punctuation or newlines, so onnxruntime-genai (which pre-splits text with a regex before BPE) and
@@ -1289,7 +1301,7 @@ def save_model(model, tokenizer, out):
 def build(out=DEFAULT_OUT, steps=DEFAULT_STEPS, report=True):
     """Corpus -> tokenizer -> Phi3ForCausalLM -> training -> files in `out`; then, with `report`,
     the accuracy on the held-out sets."""
-    from transformers import Phi3ForCausalLM
+    from transformers import GenerationConfig, Phi3ForCausalLM
 
     set_determinism()
     corpus = build_corpus()
@@ -1305,7 +1317,8 @@ def build(out=DEFAULT_OUT, steps=DEFAULT_STEPS, report=True):
     Path(out).mkdir(parents=True, exist_ok=True)
     save_model(model, tokenizer, out)
     save_tokenizer(tokenizer, out)
-    if report:
+    if report:  # as the checkpoint will answer: stopping at <|end|>
+        model.generation_config = GenerationConfig.from_pretrained(out)
         print_report(evaluate(model, tokenizer))
     return Path(out)
 
@@ -1343,7 +1356,11 @@ def print_report(results):
         print(f"  {kind:28s} {_share(right)}")
     phrasings = [ok for k, oks in kinds.items() if not k.startswith(("corpus", "off-topic")) for ok in oks]
     off_topic = kinds["off-topic"]
-    print(f"held-out phrasings answered correctly: {_share(phrasings)}")
+    capitals = [ok for k, oks in kinds.items() if k.startswith(("capital", "follow-up")) for ok in oks]
+    print(
+        f"held-out phrasings answered correctly: {_share(phrasings)};"
+        f" capitals and follow-ups: {_share(capitals)}"
+    )
     print(f"held-out off-topic questions answered with the fallback: {_share(off_topic)}")
     misses = [r for r in results if r[2] != r[3]]
     for kind, question, expected, got in misses[:40]:
