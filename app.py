@@ -11,10 +11,14 @@ from collections.abc import Iterator, Mapping
 
 import gradio as gr
 
+from compare.arena import Arena
 from compare.comparison import judge
-from compare.records import Recorder, leaderboard
+from compare.records import Recorder
 from ui import formatting as fmt
 from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, register_api
+from ui.arena import arena_panel, blind_switch, register_arena_api, wire_arena_panel
+from ui.conversation_io import conversation_panel, register_replay_api
+from ui.leaderboard import leaderboard_api, leaderboard_panel
 from ui.panels import batch_tab, history_tab
 from wrappers import Result, load_config
 from wrappers.backend import MlflowBackend
@@ -42,32 +46,42 @@ def build_app(
 ) -> gr.Blocks:
     """The Blocks UI plus the named API endpoints. Loads no model."""
     comparer = Comparer(backends, limits or Limits(), recorder, fidelity)
+    arena = Arena(SIDES)
     with gr.Blocks(title="Phi-3 in MLflow: transformers flavor vs ONNX pyfunc") as demo:
         gr.Markdown("# Phi-3 in MLflow, side by side\nOne prompt goes to both packagings of the same model.")
         status = gr.Markdown(elem_id="startup-status")
         with gr.Tabs():
             with gr.Tab("Chat"):
-                _chat_tab(demo, comparer, startup, status)
+                _chat_tab(demo, comparer, arena, startup, status)
             batch_tab(comparer)
             history_tab()
         register_api(comparer)
+        register_arena_api(comparer, arena)
+        register_replay_api(comparer)
+        gr.api(leaderboard_api, api_name="leaderboard")
     return demo
 
 
-def _chat_tab(demo, comparer: Comparer, startup: Startup | None, status) -> None:
+def _chat_tab(demo, comparer: Comparer, arena: Arena, startup: Startup | None, status) -> None:
     backends = comparer.backends
-    with gr.Row(equal_height=False):
-        panes = {side: _pane(side, backends[side]) for side in SIDES}
-    with gr.Row():
-        prompt = gr.Textbox(label="Prompt", placeholder="Ask both models…", scale=6, elem_id="prompt")
-        send = gr.Button("Send", variant="primary", elem_id="send")
-        stop = gr.Button("Stop", variant="stop", elem_id="stop")
-        retry = gr.Button("Retry", elem_id="retry")
-        clear = gr.Button("Clear", elem_id="clear")
-    verdict = gr.Markdown(elem_id="verdict")
-    fidelity = {"line": gr.Markdown(elem_id="fidelity"), "strip": gr.HTML(elem_id="fidelity-strip")}
-    last_id = gr.State("")
-    _vote_row(demo, comparer, last_id)
+    switch = blind_switch()
+    with gr.Column() as named:
+        with gr.Row(equal_height=False):
+            panes = {side: _pane(side, backends[side]) for side in SIDES}
+        with gr.Row():
+            prompt = gr.Textbox(label="Prompt", placeholder="Ask both models…", scale=6, elem_id="prompt")
+            send = gr.Button("Send", variant="primary", elem_id="send")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+            retry = gr.Button("Retry", elem_id="retry")
+            clear = gr.Button("Clear", elem_id="clear")
+        verdict = gr.Markdown(elem_id="verdict")
+        fidelity = {"line": gr.Markdown(elem_id="fidelity"), "strip": gr.HTML(elem_id="fidelity-strip")}
+        last_id = gr.State("")
+        vote_events = _vote_row(comparer, last_id)
+    blind = arena_panel(switch, named)
+    refresh_board = leaderboard_panel(demo)
+    for event in vote_events:
+        refresh_board(event)
     with gr.Accordion("Generation settings (applied to both models)", open=False):
         system = gr.Textbox("", label="System prompt", lines=2)
         top = comparer.limits.max_new_tokens
@@ -81,6 +95,9 @@ def _chat_tab(demo, comparer: Comparer, startup: Startup | None, status) -> None
             interactive=comparer.fidelity,  # off in the configuration: off for everyone
             elem_id="fidelity-switch",
         )
+    settings = [system, max_tokens, temperature, top_p, stops]
+    wire_arena_panel(blind, comparer, arena, settings, refresh_board)
+    conversation_panel(comparer, {side: panes[side]["chat"] for side in SIDES}, settings)
     gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
 
     chats = [panes[side]["chat"] for side in SIDES]
@@ -103,14 +120,12 @@ def _chat_tab(demo, comparer: Comparer, startup: Startup | None, status) -> None
     _status_poll(demo, backends, startup, status, panes)
 
 
-def _vote_row(demo, comparer: Comparer, last_id) -> None:
+def _vote_row(comparer: Comparer, last_id) -> list:
     with gr.Row(elem_id="vote-row"):
         buttons = {
             choice: gr.Button(label, size="sm", elem_id=f"vote-{choice}") for choice, label in VOTES.items()
         }
         comment = gr.Textbox(placeholder="Optional comment on your vote", show_label=False, scale=3)
-    with gr.Accordion("Leaderboard: votes per model version", open=False):
-        board = gr.Dataframe(interactive=False, elem_id="leaderboard")
 
     def handler(choice: str):
         def vote_from_ui(comparison_id: str, text: str):
@@ -118,20 +133,14 @@ def _vote_row(demo, comparer: Comparer, last_id) -> None:
                 raise gr.Error("Compare the two models first, then vote.")
             comparer.vote(comparison_id, choice, text)
             gr.Info(f"Vote stored in MLflow: {VOTES[choice]}")
-            return leaderboard(), ""
+            return ""
 
         return vote_from_ui
 
-    for choice, button in buttons.items():
-        button.click(handler(choice), [last_id, comment], [board, comment], api_visibility="private")
-    demo.load(_safe_leaderboard, None, board, api_visibility="private")
-
-
-def _safe_leaderboard():
-    try:
-        return leaderboard()
-    except Exception:  # the store may be down; the chat still works
-        return None
+    return [
+        button.click(handler(choice), [last_id, comment], [comment], api_visibility="private")
+        for choice, button in buttons.items()
+    ]
 
 
 def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Component]:

@@ -84,12 +84,14 @@ def score(
     other = next((side for side in results if side != REFERENCE), None)
     if other is None or REFERENCE not in results:
         return Scored(reason="Fidelity needs both panes.")
+    if results[REFERENCE].error or results[other].error:
+        return Scored(reason="Not scored: a model reported an error.")
     try:
+        started = time.perf_counter()
+        reference, candidate = scorer_for(backends[REFERENCE], REFERENCE), scorer_for(backends[other], other)
         problem = _unscorable(results[REFERENCE], results[other])
         if problem:
             return Scored(reason=problem)
-        started = time.perf_counter()
-        reference, candidate = scorer_for(backends[REFERENCE], REFERENCE), scorer_for(backends[other], other)
         fidelity = compare_answers(reference, candidate, results[REFERENCE], (REFERENCE, other))
     except FidelityError as exc:
         return Scored(reason=str(exc))
@@ -220,8 +222,6 @@ def scorer_for(backend, side: str):
 
 
 def _unscorable(reference: Result, other: Result) -> str | None:
-    if reference.error or other.error:
-        return "Not scored: a model reported an error."
     if not reference.completion_ids or not reference.prompt_ids:
         return f"Not scored: the {REFERENCE} pane did not report its token ids."
     if other.prompt_ids and other.prompt_ids != reference.prompt_ids:

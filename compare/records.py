@@ -1,4 +1,4 @@
-"""Every comparison on the record: MLflow traces, votes as feedback, and the tally.
+"""Every comparison on the record: MLflow traces, votes as feedback, and the table of votes.
 
 Each model's answer becomes one trace in the app's experiment, tagged with
 the comparison it belongs to, so the pair is found together. Traces are
@@ -11,23 +11,27 @@ a notice (`Recorder.notice`), never a failed chat.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import sys
 import threading
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.entities import AssessmentSource
+from mlflow.tracing.constant import SpanAttributeKey, TokenUsageKey, TraceMetadataKey
 
 from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
-from wrappers.results import Result
+from wrappers.results import ModelRef, Result
 
 CHOICES = ("left", "right", "tie", "both_bad")
+SIDES = ("transformers", "onnx")
+WINNERS = {"left": "transformers", "right": "onnx", "transformers": "transformers", "onnx": "onnx"}
 VOTE = "preference"  # the feedback's name on both traces of a comparison
 
 
@@ -42,6 +46,7 @@ class Request:
     result: Result
     started_ns: int
     pair: dict[str, str]  # side -> "name/version" of both models compared
+    tags: dict[str, str] = field(default_factory=dict)  # e.g. {"arena": "true"} for a blind comparison
 
 
 class Recorder:
@@ -109,20 +114,28 @@ class Recorder:
                 self._queue.task_done()
 
 
-def write_trace(request: Request) -> str:
-    """Log one request as an MLflow trace; return its id."""
+def write_trace(request: Request, attributes: dict | None = None) -> str:
+    """Log one request as an MLflow trace; return its id.
+
+    A CHAT_MODEL span with its token usage where MLflow reads it (`trace.info.token_usage`, the
+    UI's Token Usage chart), linked to the registered version's logged model, whose page in
+    MLflow then lists the trace.
+    """
     result, model = request.result, request.result.model
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    model_id = logged_model_id(model)
     span = mlflow.start_span_no_context(
         name=f"{request.side} {model.name}",
         span_type="CHAT_MODEL",
         inputs={"messages": request.messages, "settings": asdict(request.options)},
-        attributes={"model_uri": model.uri, **asdict(result.latency)},
+        attributes={"model_uri": model.uri, **asdict(result.latency), **_usage(result), **(attributes or {})},
+        metadata={TraceMetadataKey.MODEL_ID: model_id} if model_id else None,
         tags={
             "comparison_id": request.comparison_id,
             "side": request.side,
             "model": f"{model.name}/{model.version}",
             **{f"model.{side}": ref for side, ref in request.pair.items()},
+            **request.tags,
         },
         experiment_id=experiment.experiment_id if experiment else None,
         start_time_ns=request.started_ns,
@@ -136,35 +149,102 @@ def write_trace(request: Request) -> str:
     return span.trace_id  # MLflow exports it from a queue of its own (see Recorder.flush)
 
 
-def log_vote(trace_ids: list[str], choice: str, comment: str = "") -> None:
-    """Store a human vote as feedback on both traces of a comparison."""
+def _usage(result: Result) -> dict:
+    """MLflow's token-usage attribute; omitted while a count is unknown (never a guess)."""
+    usage = result.usage
+    counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+    if None in counts:
+        return {}
+    keys = (TokenUsageKey.INPUT_TOKENS, TokenUsageKey.OUTPUT_TOKENS, TokenUsageKey.TOTAL_TOKENS)
+    return {SpanAttributeKey.CHAT_USAGE: dict(zip(keys, counts, strict=True))}
+
+
+@functools.lru_cache(maxsize=64)
+def _model_id(name: str, version: str) -> str | None:
+    """A local store leaves `model_id` empty; the source is then the logged model, `models:/m-...`."""
+    found = MlflowClient().get_model_version(name, version)
+    source = found.source or ""
+    from_source = source.removeprefix("models:/") if source.startswith("models:/m-") else None
+    return found.model_id or from_source
+
+
+def logged_model_id(model: ModelRef) -> str | None:
+    """The logged model (`m-...`) behind a registered version; None for a remote pane or an old store."""
+    if not (model.name and model.version):
+        return None
+    try:
+        return _model_id(model.name, model.version)
+    except Exception:  # not registered in this store: the trace is still written, unlinked
+        return None
+
+
+def log_vote(
+    trace_ids: list[str], choice: str, comment: str = "", metadata: dict[str, str] | None = None
+) -> None:
+    """Store a human vote as feedback on both traces of a comparison.
+
+    `metadata` says how the vote was cast: a blind vote carries `blind: "true"` and the
+    sides shown as Model A and Model B (`model_a`, `model_b`).
+    """
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
     if not trace_ids:
         raise ValueError("No recorded comparison has that id.")
+    blind = (metadata or {}).get("blind") == "true"
+    if not blind and mlflow.get_trace(trace_ids[0]).info.tags.get("arena") == "true":
+        raise ValueError("That comparison was blind: its vote goes through /arena_vote, once.")
     source = AssessmentSource(source_type="HUMAN", source_id="phi3-compare-app")
     for trace_id in trace_ids:
         mlflow.log_feedback(
-            trace_id=trace_id, name=VOTE, value=choice, rationale=comment or None, source=source
+            trace_id=trace_id,
+            name=VOTE,
+            value=choice,
+            rationale=comment or None,
+            source=source,
+            metadata=metadata,
         )
 
 
-def leaderboard() -> pd.DataFrame:
-    """Votes per model version: wins, losses, ties and both-bad, across all comparisons."""
-    tally: Counter[tuple[str, str]] = Counter()
-    for trace in _left_traces():
-        votes = [a for a in trace.info.assessments if a.name == VOTE]
-        if not votes:
-            continue
-        choice = votes[-1].value  # the latest vote counts
-        left, right = trace.info.tags.get("model.transformers"), trace.info.tags.get("model.onnx")
-        outcome = {"left": ("wins", "losses"), "right": ("losses", "wins")}.get(choice, (choice, choice))
-        tally[(left, outcome[0])] += 1
-        tally[(right, outcome[1])] += 1
-    columns = ["wins", "losses", "tie", "both_bad"]
-    models = sorted({model for model, _ in tally})
-    rows = [[model, *(tally[(model, c)] for c in columns)] for model in models]
-    return pd.DataFrame(rows, columns=["model", *columns])
+def vote_table() -> pd.DataFrame:
+    """Every comparison's latest vote, as the table `compare.leaderboard` rates.
+
+    Columns: `comparison_id`, `model_a`, `model_b` ("name/version"), `outcome` (`a`, `b`,
+    `tie`, `both_bad`), `blind`. A named vote has the transformers side as Model A; a
+    blind one, the side that was shown as Model A.
+    """
+    rows = [_vote_row(trace) for trace in _voted_traces()]
+    columns = ["comparison_id", "model_a", "model_b", "outcome", "blind"]
+    return pd.DataFrame([row for row in rows if row], columns=columns)
+
+
+def _voted_traces():
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    return mlflow.search_traces(
+        experiment_ids=[experiment.experiment_id],
+        filter_string=f"tags.side = 'transformers' AND feedback.{VOTE} IS NOT NULL",
+        return_type="list",
+        include_spans=False,
+    )
+
+
+def _vote_row(trace) -> list | None:
+    votes = [a for a in trace.info.assessments if a.name == VOTE]
+    if not votes:
+        return None
+    vote, tags = votes[-1], trace.info.tags  # the latest vote counts
+    models = {side: tags.get(f"model.{side}") for side in SIDES}
+    if not all(models.values()) or any(m.startswith("None/") for m in models.values()):
+        return None  # a side that never loaded has no version to rate
+    metadata = vote.metadata or {}
+    blind = metadata.get("blind") == "true"
+    order = (metadata.get("model_a"), metadata.get("model_b")) if blind else SIDES
+    if set(order) != set(SIDES):
+        return None
+    winner = WINNERS.get(vote.value)
+    outcome = vote.value if winner is None else ("a" if winner == order[0] else "b")
+    return [tags.get("comparison_id"), models[order[0]], models[order[1]], outcome, blind]
 
 
 def recent_comparisons(limit: int = 50) -> pd.DataFrame:
@@ -173,6 +253,8 @@ def recent_comparisons(limit: int = 50) -> pd.DataFrame:
     for trace in _left_traces(limit):
         messages = (trace.data.request or {}) if hasattr(trace, "data") else {}
         votes = [a.value for a in trace.info.assessments if a.name == VOTE]
+        if trace.info.tags.get("arena") == "true" and not votes:
+            continue  # a blind comparison shows its answers beside the names only after its vote
         rows.append(
             {
                 "time": pd.Timestamp(trace.info.request_time, unit="ms"),

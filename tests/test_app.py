@@ -20,7 +20,18 @@ def client(server):
 
 def test_api_lists_exactly_the_public_endpoints(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert names == {"/compare", "/compare_messages", "/chat_transformers", "/chat_onnx", "/vote", "/batch"}
+    assert names == {
+        "/compare",
+        "/compare_messages",
+        "/chat_transformers",
+        "/chat_onnx",
+        "/vote",
+        "/batch",
+        "/arena",
+        "/arena_vote",
+        "/leaderboard",
+        "/replay",
+    }
 
 
 def test_compare_answers_the_seed_question_in_both_packagings(client):

@@ -128,11 +128,12 @@ def test_sampled_answers_are_scored_and_say_so(backends):
     assert score(backends, compared(backends, CONVERSATIONS[0]), GREEDY).fidelity.note is None
 
 
-def test_a_remote_pane_is_not_scored_and_says_why(backends):
+@pytest.mark.parametrize("side", ["transformers", "onnx"])
+def test_a_remote_pane_is_not_scored_and_says_why(backends, side):
     results = compared(backends, CONVERSATIONS[0], GenerationOptions(max_tokens=4))
-    remote = RemoteBackend("ONNX (remote)", "http://127.0.0.1:9", "onnx")
-    scored = score({"transformers": backends["transformers"], "onnx": remote}, results, GREEDY)
-    assert scored.fidelity is None and "remote" in scored.reason
+    remote = RemoteBackend(f"{side} (remote)", "http://127.0.0.1:9", side)
+    scored = score(dict(backends) | {side: remote}, results, GREEDY)
+    assert scored.fidelity is None and "remote" in scored.reason and f"the {side} pane" in scored.reason
     assert scored.to_api() == {"fidelity": None, "fidelity_reason": scored.reason}
 
 

@@ -108,3 +108,17 @@ def test_unticking_the_switch_skips_scoring(page):
     send(page, "What is 7 plus 5?")
     expect(page.locator("#fidelity")).to_contain_text("switched off", timeout=30_000)
     expect(page.locator("#fidelity-strip .fidelity-token")).to_have_count(0)
+
+
+def test_the_batch_tab_ends_with_the_verdict_against_its_thresholds(page, tmp_path):
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("prompt,expected\nWhat is the capital of Spain?,Madrid\nWhat is 7 plus 5?,12\n")
+    page.get_by_role("tab", name="Batch comparison").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(prompts))
+    page.locator("#accept-kl input").fill("1e-12")
+    page.locator("#batch-run").click()
+    summary = page.locator("#batch-summary")
+    expect(summary).to_contain_text("REJECT the ONNX packaging", timeout=180_000)
+    expect(summary).to_contain_text("mean KL")
+    expect(page.locator("#batch-table")).to_contain_text("top1_agreement")
+    page.screenshot(path=str(ARTIFACTS / "app-batch-verdict.png"), full_page=True)

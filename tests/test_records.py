@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from gradio_client import Client, handle_file
 
-from compare.records import Recorder, leaderboard
+from compare.records import Recorder, vote_table
 from ui.api import Comparer
 from wrappers import GenerationOptions
 from wrappers.config import ROOT, Limits
@@ -71,7 +71,6 @@ def test_each_comparison_is_a_linked_pair_of_traces_with_the_request_and_the_ans
 
 def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client):
     out = client.predict(prompt="What is 7 plus 5?", max_tokens=16, api_name="/compare")
-    before = leaderboard()
     reply = client.predict(
         comparison_id=out["comparison_id"], choice="right", comment="faster", api_name="/vote"
     )
@@ -79,9 +78,10 @@ def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client):
     for trace in wait_for_traces(out["comparison_id"]):
         (vote,) = [a for a in trace.info.assessments if a.name == "preference"]
         assert (vote.value, vote.rationale, vote.source.source_type) == ("right", "faster", "HUMAN")
-    after = leaderboard().set_index("model")
-    wins_before = before.set_index("model")["wins"].get("tiny-phi3-onnx-int4/1", 0) if len(before) else 0
-    assert after.loc["tiny-phi3-onnx-int4/1", "wins"] == wins_before + 1
+    row = vote_table().set_index("comparison_id").loc[out["comparison_id"]]
+    # A named vote: the transformers side is Model A, and "right" (onnx) won.
+    assert (row["model_a"], row["model_b"]) == ("tiny-phi3-transformers/1", "tiny-phi3-onnx-int4/1")
+    assert (row["outcome"], row["blind"]) == ("b", False)
 
 
 @pytest.mark.parametrize(

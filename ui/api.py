@@ -14,12 +14,13 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import gradio as gr
 
 from compare.comparison import compare_stream, judge
+from compare.conversation import AnswerMemory
 from compare.fidelity import Scored, score
 from compare.records import CHOICES, Recorder, Request, log_vote
 from ui import formatting as fmt
@@ -43,6 +44,7 @@ class Comparer:
     limits: Limits
     recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
     fidelity: bool = True  # score each comparison's answers through both models (the switch)
+    answers: AnswerMemory = field(default_factory=AnswerMemory)  # recent answers' figures, for exports
 
     def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
         if not isinstance(stop, str):
@@ -55,7 +57,11 @@ class Comparer:
             raise gr.Error(str(exc)) from exc
 
     def compare(
-        self, conversations: Mapping[str, Messages], options: GenerationOptions, comparison_id: str
+        self,
+        conversations: Mapping[str, Messages],
+        options: GenerationOptions,
+        comparison_id: str,
+        tags: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Result]]:
         """Stream both sides; once both are done, record them as a linked pair of traces."""
         started, latest = time.time_ns(), {}
@@ -64,7 +70,7 @@ class Comparer:
                 self.backends, conversations, options, self.limits.request_timeout_s
             ):
                 yield latest
-        self._record(comparison_id, conversations, options, latest, started)
+        self._record(comparison_id, conversations, options, latest, started, tags)
 
     def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
         """Fidelity of a finished comparison; the panes are final, so neither side waits for it.
@@ -87,12 +93,16 @@ class Comparer:
     def _generating(self):
         return self.recorder.generating() if self.recorder else contextlib.nullcontext()
 
-    def _record(self, comparison_id, conversations, options, results, started_ns) -> None:
+    def _record(self, comparison_id, conversations, options, results, started_ns, tags=None) -> None:
+        for side, result in results.items():
+            self.answers.remember(side, conversations[side], result)
         if self.recorder is None:
             return
         pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}
         for side, result in results.items():
-            request = Request(comparison_id, side, conversations[side], options, result, started_ns, pair)
+            request = Request(
+                comparison_id, side, conversations[side], options, result, started_ns, pair, dict(tags or {})
+            )
             self.recorder.record(request)
 
     @property
@@ -105,13 +115,17 @@ class Comparer:
             raise gr.Error("comparison_id must be an id returned by /compare.")
         if choice not in CHOICES:
             raise gr.Error(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+        return self.store_vote(comparison_id, choice, comment)
+
+    def store_vote(self, comparison_id: str, choice: str, comment: Any, metadata=None) -> list[str]:
+        """Store a checked vote (blind votes carry `metadata`); return the trace ids."""
         if not isinstance(comment, str) or len(comment) > 2000:
             raise gr.Error("comment must be a string of at most 2000 characters.")
         if self.recorder is None:
             raise gr.Error("Votes need tracing, which is off in this app.")
         trace_ids = self.recorder.trace_ids(comparison_id)
         try:
-            log_vote(trace_ids, choice, comment)
+            log_vote(trace_ids, choice, comment, metadata)
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
         except Exception as exc:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
 import mlflow
 import pandas as pd
 
-from compare.batch import answer_all, latency_figure, log_batch_run, read_prompts, recent_batches, summarize
+from compare.acceptance import Thresholds
+from compare.batch import latency_figure, read_prompts, recent_batches
+from compare.evaluation import Batch, dataset_label
+from compare.evaluation import run_batch as evaluate_batch
 from compare.records import recent_comparisons
-from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id
+from ui.api import MODEL_EVENTS, SIDES, Comparer
 from wrappers import GenerationOptions
 from wrappers.config import ROOT
 from wrappers.registry import EXPERIMENT
@@ -24,88 +28,116 @@ def batch_tab(comparer: Comparer) -> None:
     with gr.Tab("Batch comparison") as tab:
         gr.Markdown(
             "Upload a CSV or JSONL file with a `prompt` column (and optionally `expected`), or pick a "
-            "built-in set. Both models answer every prompt (greedy, 64 new tokens); the batch is logged "
-            "as one MLflow run."
+            "built-in set. Both models answer every prompt (greedy, 64 new tokens), and the ONNX answers "
+            "are scored against the transformers ones (teacher-forced KL). The batch is one MLflow run, with "
+            "an MLflow GenAI evaluation per packaging under it, and ends with *accept* or *reject* for the "
+            "ONNX packaging, tagged on its model version."
         )
         with gr.Row():
             upload = gr.File(
                 label="Prompts (CSV or JSONL)", file_types=[".csv", ".jsonl"], elem_id="batch-file"
             )
             built_in = gr.Dropdown(["", *BUILT_IN], value="", label="…or a built-in set")
+        defaults = Thresholds()
+        with gr.Row():
+            max_kl = gr.Number(defaults.max_kl, label="Accept if mean KL ≤ (nats/token)", elem_id="accept-kl")
+            agreement = gr.Number(
+                defaults.min_agreement, label="…and top-1 agreement ≥", elem_id="accept-agreement"
+            )
+            accuracy = gr.Number(0, label="…and accuracy ≥ (0: not checked)", elem_id="accept-accuracy")
         run = gr.Button("Run batch", variant="primary", elem_id="batch-run")
         summary = gr.Markdown(elem_id="batch-summary")
         plot = gr.Plot(label="Latency", elem_id="batch-plot")
         table = gr.Dataframe(label="Results", wrap=True, elem_id="batch-table")
         download = gr.File(label="Results as CSV", elem_id="batch-download")
 
-    def run_from_ui(file, chosen, progress=gr.Progress()):  # noqa: B008 - Gradio's idiom
+    def run_from_ui(file, chosen, max_kl, agreement, accuracy, progress=gr.Progress()):  # noqa: B008
         path, source = (file, Path(file).name) if file else (BUILT_IN.get(chosen), chosen)
         if path is None:
             raise gr.Error("Upload a file of prompts or pick a built-in set.")
-        result = run_batch(comparer, path, source, progress)
+        result = run_batch(comparer, path, source, thresholds(max_kl, agreement, accuracy), progress)
         return _summary_markdown(result), latency_figure(result["table"]), result["table"], result["csv"]
 
     run.click(
         run_from_ui,
-        [upload, built_in],
+        [upload, built_in, max_kl, agreement, accuracy],
         [summary, plot, table, download],
         concurrency_id=MODEL_EVENTS,
         api_visibility="private",
     )
 
-    def batch(file: str) -> dict:
-        """Run both models on every prompt of a CSV/JSONL file; log one MLflow run."""
+    def batch(
+        file: str, accept_kl=defaults.max_kl, accept_agreement=defaults.min_agreement, accept_accuracy=None
+    ):
+        """Run both models on every prompt of a CSV/JSONL file; evaluate and accept or reject the export."""
         if not file:
             raise gr.Error("Send a CSV or JSONL file of prompts.")
-        result = run_batch(comparer, file, Path(file).name)
+        chosen = thresholds(accept_kl, accept_agreement, accept_accuracy)
+        result = run_batch(comparer, file, Path(file).name, chosen)
         records = result["table"].astype(object).where(result["table"].notna(), None).to_dict("records")
-        return {"run_id": result["run_id"], "summary": result["summary"], "records": records}
+        keys = ("run_id", "summary", "evaluation_runs", "acceptance")
+        return {key: result[key] for key in keys} | {"records": records}
 
     with tab:  # hidden components carry /batch, which takes a file
         api_file, api_result = gr.File(visible=False), gr.JSON(visible=False)
+        api_thresholds = [
+            gr.Number(value, visible=False) for value in (defaults.max_kl, defaults.min_agreement, None)
+        ]
         trigger = gr.Button(visible=False)
-    trigger.click(batch, [api_file], [api_result], api_name="batch", concurrency_id=MODEL_EVENTS)
+    trigger.click(
+        batch, [api_file, *api_thresholds], [api_result], api_name="batch", concurrency_id=MODEL_EVENTS
+    )
 
 
-def run_batch(comparer: Comparer, path, source: str, progress=None) -> dict:
-    """Answer every prompt with both models, summarize, and log the batch as one run."""
+def thresholds(max_kl, agreement, accuracy) -> Thresholds:
+    """Acceptance thresholds from the tab or the API; blank (or a 0 accuracy) means not checked."""
+    checks = {"mean KL": (max_kl, None), "top-1 agreement": (agreement, 1.0), "accuracy": (accuracy, 1.0)}
+    for name, (value, top) in checks.items():
+        if value is not None and not (isinstance(value, int | float) and 0 <= value <= (top or float("inf"))):
+            bound = f"between 0 and {top:g}" if top else "a number ≥ 0"
+            raise gr.Error(f"The {name} threshold must be {bound} or blank, got {value!r}.")
+    return Thresholds(max_kl, agreement, accuracy or None)  # 0: no accuracy asked, expected or not
+
+
+def run_batch(comparer: Comparer, path, source: str, chosen: Thresholds | None = None, progress=None) -> dict:
+    """Compare every prompt, evaluate both packagings in MLflow, accept or reject the export."""
     try:
         prompts = read_prompts(path)
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
+    batch = Batch(
+        prompts,
+        source,
+        dataset_label(path, source),
+        BATCH_OPTIONS,
+        chosen or Thresholds(),
+        comparer.limits.request_timeout_s,
+    )
 
-    def compare(messages):
-        *_, last = comparer.compare({side: messages for side in SIDES}, BATCH_OPTIONS, new_comparison_id())
-        return last
-
-    rows = []
-    for i, row in answer_all(prompts, compare):
-        rows.append(row)
+    def report(done: int, total: int) -> None:
         if progress is not None:
-            progress((i + 1) / len(prompts), desc=f"{i + 1} of {len(prompts)} prompts")
-    table = pd.DataFrame(rows)
-    stats = summarize(table)
-    models = _model_refs(comparer)
+            progress(done / total, desc=f"{done} of {total} prompts")
+
     out_dir = Path(tempfile.mkdtemp(prefix="batch-"))
-    run_id = log_batch_run(table, stats, BATCH_OPTIONS, models, source, out_dir)
-    return {"table": table, "summary": stats, "run_id": run_id, "csv": str(out_dir / "batch_results.csv")}
-
-
-def _model_refs(comparer: Comparer) -> dict[str, str]:
-    refs = {}
-    for side, backend in comparer.backends.items():
-        try:
-            ref = backend.model_ref()
-            refs[side] = f"{ref.name}/{ref.version}"
-        except Exception as exc:  # a failed side is still part of the record
-            refs[side] = f"unavailable: {exc}"[:250]
-    return refs
+    outcome = evaluate_batch(dict(comparer.backends), batch, out_dir, report)
+    acceptance = asdict(outcome.acceptance) | {"verdict": outcome.acceptance.verdict}
+    return {
+        "table": outcome.table,
+        "summary": outcome.summary,
+        "run_id": outcome.run_id,
+        "evaluation_runs": outcome.evaluation_runs,
+        "acceptance": acceptance | {"summary": outcome.acceptance.summary()},
+        "csv": outcome.csv,
+    }
 
 
 def _summary_markdown(result: dict) -> str:
-    s = result["summary"]
+    s, acceptance = result["summary"], result["acceptance"]
+    mark = "✅" if acceptance["accepted"] else "❌"
     lines = [
-        f"**Run** `{result['run_id']}` · {int(s['prompts'])} prompts · agreement {s['agreement_rate']:.0%}"
+        f"### {mark} {acceptance['summary']}",
+        f"**Run** `{result['run_id']}` · {int(s['prompts'])} prompts · agreement {s['agreement_rate']:.0%} · "
+        f"evaluations: {', '.join(f'{side} `{run}`' for side, run in result['evaluation_runs'].items())}",
     ]
     for side in SIDES:
         accuracy = f" · accuracy {s[f'{side}_accuracy']:.0%}" if f"{side}_accuracy" in s else ""

@@ -1,0 +1,259 @@
+"""A batch as an MLflow GenAI evaluation, and an acceptance verdict for the ONNX packaging.
+
+Every prompt is compared first: both models interleaved token by token (so each clock counts
+only its own work), then the fidelity of the ONNX answer against the reference. The batch is
+one MLflow run (table, plot, CSV, summary, verdict). Under it, each packaging gets a nested
+run through `mlflow.genai.evaluate`, with code scorers and linked to its logged model: MLflow's
+evaluation view shows every row's trace with its assessments, and the two runs compare there.
+
+Concession: `predict_fn` serves each row's answer from the comparison that just ran rather
+than generating again, which would double the cost and lose the fair clocks. Its trace is
+that answer's: its messages, output, token usage and real start and end times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Feedback
+from mlflow.genai.scorers import scorer
+
+from compare.acceptance import Acceptance, Thresholds, accept, tag_export
+from compare.batch import answer_all, log_batch_run, summarize
+from compare.comparison import compare_stream
+from compare.fidelity import Scored, score
+from compare.records import Request, logged_model_id, write_trace
+from wrappers.backend import Backend
+from wrappers.options import GenerationOptions
+from wrappers.results import Result
+
+Compared = tuple[dict[str, Result], Scored, int]  # both results, the fidelity, the start (ns)
+Progress = Callable[[int, int], None]  # (prompts done, prompts in all)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What to evaluate, and how."""
+
+    prompts: pd.DataFrame  # as `compare.batch.read_prompts` returns it
+    source: str  # the dataset's name, as shown and logged
+    dataset: str  # the name and a content digest, as tagged on the model version
+    options: GenerationOptions
+    thresholds: Thresholds = Thresholds()
+    time_limit_s: float | None = None  # per prompt
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    table: pd.DataFrame
+    summary: dict[str, float]
+    run_id: str  # the batch run; the evaluation runs are nested under it
+    evaluation_runs: dict[str, str]  # side -> run id
+    acceptance: Acceptance
+    csv: str
+
+
+def run_batch(backends: dict[str, Backend], batch: Batch, out_dir: Path, progress: Progress | None = None):
+    """Compare every prompt, evaluate both packagings in MLflow, and accept or reject the export."""
+    compared: list[Compared] = []
+
+    def compare(messages):
+        started = time.time_ns()
+        *_, results = compare_stream(
+            backends, {side: messages for side in backends}, batch.options, batch.time_limit_s
+        )
+        compared.append((results, score(backends, results, batch.options), started))
+        return results
+
+    rows = []
+    for i, row in answer_all(batch.prompts, compare):
+        rows.append(row | fidelity_columns(compared[i][1]))
+        if progress is not None:
+            progress(i + 1, len(batch.prompts))
+    table = pd.DataFrame(rows)
+    acceptance = accept(table, batch.thresholds)
+    stats = summarize(table) | _acceptance_metrics(acceptance)
+    first = compared[0][0]
+    models = {side: f"{r.model.name}/{r.model.version}" for side, r in first.items()}
+    run_id = log_batch_run(table, stats, batch.options, models, batch.source, out_dir)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({"fidelity.verdict": acceptance.verdict, "fidelity.dataset": batch.dataset})
+        mlflow.log_params(_threshold_params(batch.thresholds))
+    runs = evaluate_sides(batch.prompts, compared, batch.options, run_id)
+    tag_export(first["onnx"], first["transformers"], acceptance, batch.dataset, run_id)
+    return BatchOutcome(table, stats, run_id, runs, acceptance, str(out_dir / "batch_results.csv"))
+
+
+def _acceptance_metrics(acceptance: Acceptance) -> dict[str, float]:
+    figures = {"onnx_mean_kl": acceptance.mean_kl, "onnx_top1_agreement": acceptance.top1_agreement}
+    return {k: v for k, v in figures.items() if v is not None} | {"accepted": float(acceptance.accepted)}
+
+
+def _threshold_params(thresholds: Thresholds) -> dict[str, str]:
+    return {f"accept.{k}": str(v) for k, v in asdict(thresholds).items()}
+
+
+def fidelity_columns(scored: Scored) -> dict:
+    """A table row's fidelity cells."""
+    f = scored.fidelity
+    return {
+        "fidelity_tokens": f.tokens if f else None,
+        "mean_kl": f.mean_kl if f else None,
+        "max_kl": f.max_kl if f else None,
+        "top1_agreement": f.top1_agreement if f else None,
+        "fidelity_note": (f.note if f else scored.reason) or "",
+    }
+
+
+def evaluate_sides(
+    prompts: pd.DataFrame, compared: list[Compared], options: GenerationOptions, parent_run_id: str
+) -> dict[str, str]:
+    """One `mlflow.genai.evaluate` run per side, nested under the batch run; return their ids."""
+    data = [_eval_row(i, record) for i, record in enumerate(prompts.to_dict("records"))]
+    has_expected = prompts["expected"].notna().any()
+    runs = {}
+    with _one_row_at_a_time(), mlflow.start_run(run_id=parent_run_id):
+        for side in compared[0][0]:
+            results = [c[0][side] for c in compared]
+            model_id = logged_model_id(results[0].model)
+            chosen = _scorers(side, has_expected)
+            with mlflow.start_run(
+                run_name=f"evaluate {side}", nested=True, tags={"kind": "evaluation"}
+            ) as run:
+                mlflow.set_tag("side", side)
+                mlflow.genai.evaluate(
+                    data=data, predict_fn=_replay(side, compared, options), scorers=chosen, model_id=model_id
+                )
+            runs[side] = run.info.run_id
+    return runs
+
+
+def _eval_row(i: int, record: dict) -> dict:
+    row = {"inputs": {"row": i, "prompt": record["prompt"]}}
+    if record.get("expected"):
+        row["expectations"] = {"expected": record["expected"]}
+    return row
+
+
+def _replay(side: str, compared: list[Compared], options: GenerationOptions) -> Callable[..., str]:
+    """predict_fn: this side's answer to row `row`, traced with its real timings and usage."""
+
+    def predict(row: int, prompt: str) -> str:
+        results, scored, started_ns = compared[row]
+        result = results[side]
+        other = next(r for s, r in results.items() if s != side)
+        request = Request(
+            comparison_id=f"batch-row-{row}",
+            side=side,
+            messages=[{"role": "user", "content": prompt}],
+            options=options,
+            result=result,
+            started_ns=started_ns,
+            pair={s: f"{r.model.name}/{r.model.version}" for s, r in results.items()},
+        )
+        write_trace(request, _row_attributes(result, other, scored))
+        return result.text if not result.error else f"ERROR: {result.error}"
+
+    return predict
+
+
+def _row_attributes(result: Result, other: Result, scored: Scored) -> dict:
+    f = scored.fidelity
+    attributes = {
+        "phi3.answers_agree": result.text == other.text and not (result.error or other.error),
+        "phi3.fidelity.reason": scored.reason,
+    }
+    if f is not None:
+        attributes |= {
+            "phi3.fidelity.mean_kl": f.mean_kl,
+            "phi3.fidelity.top1_agreement": f.top1_agreement,
+            "phi3.fidelity.tokens": f.tokens,
+            "phi3.fidelity.worst_token": f.worst.token if f.worst else None,
+        }
+    return attributes
+
+
+def _attribute(trace, key: str):
+    return trace.data.spans[0].attributes.get(key)
+
+
+@scorer
+def correct(outputs: str, expectations: dict | None) -> Feedback:
+    """The expected answer appears in the output (case-insensitive), as in the batch table."""
+    expected = (expectations or {}).get("expected")
+    if not expected:
+        return Feedback(value=None, rationale="No expected answer for this prompt.")
+    return Feedback(value=expected.lower() in outputs.lower(), rationale=f"expected {expected!r}")
+
+
+@scorer
+def answers_agree(trace) -> bool:
+    """Both packagings gave the same text."""
+    return bool(_attribute(trace, "phi3.answers_agree"))
+
+
+@scorer
+def mean_kl(trace) -> Feedback:
+    """Mean KL(reference || ONNX) per answer token, in nats."""
+    value = _attribute(trace, "phi3.fidelity.mean_kl")
+    if value is None:
+        return Feedback(value=None, rationale=_attribute(trace, "phi3.fidelity.reason"))
+    tokens, worst = _attribute(trace, "phi3.fidelity.tokens"), _attribute(trace, "phi3.fidelity.worst_token")
+    return Feedback(value=value, rationale=f"{tokens} tokens; worst {worst!r}")
+
+
+@scorer
+def top1_agreement(trace) -> Feedback:
+    """Share of answer tokens where both models' most likely next token is the same."""
+    value = _attribute(trace, "phi3.fidelity.top1_agreement")
+    return Feedback(
+        value=value, rationale=None if value is not None else _attribute(trace, "phi3.fidelity.reason")
+    )
+
+
+@scorer
+def ttft_s(trace) -> float | None:
+    """Time to the first token, seconds (this model's own work only)."""
+    return _attribute(trace, "ttft_s")
+
+
+@scorer
+def decode_tokens_per_s(trace) -> float | None:
+    """Decode speed after the first token."""
+    return _attribute(trace, "tokens_per_s")
+
+
+def _scorers(side: str, has_expected: bool) -> list:
+    chosen = [answers_agree, ttft_s, decode_tokens_per_s]
+    chosen += [mean_kl, top1_agreement] if side == "onnx" else []  # the reference is 0 and 100% by definition
+    return chosen + ([correct] if has_expected else [])
+
+
+@contextlib.contextmanager
+def _one_row_at_a_time() -> Iterator[None]:
+    """Serial evaluation without MLflow's extra validation call: the rows replay one comparison each."""
+    settings = {"MLFLOW_GENAI_EVAL_MAX_WORKERS": "1", "MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION": "true"}
+    before = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def dataset_label(path: Path | str, source: str) -> str:
+    """The dataset as tagged: its name and a content digest, so a pipeline knows what was run."""
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return f"{source} (sha256 {digest})"
