@@ -10,19 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from compare.arena import Arena
 from compare.comparison import judge
 from compare.records import Recorder
 from ui import formatting as fmt
-from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, register_api
+from ui.api import MODEL_EVENTS, SIDES, Comparer, asker_of, new_comparison_id, paced, register_api
 from ui.arena import arena_panel, blind_switch, register_arena_api, wire_arena_panel
 from ui.conversation_io import conversation_panel, register_replay_api
 from ui.leaderboard import leaderboard_api, leaderboard_panel
+from ui.login import LoginThrottle
 from ui.panels import batch_tab, history_tab
 from wrappers import Result, load_config
 from wrappers.backend import MlflowBackend
 from wrappers.config import Limits
+from wrappers.errors import public_text
 from wrappers.startup import Startup, load_all, warm_up
 
 VOTES = {"left": "👈 Left better", "right": "👉 Right better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
@@ -43,18 +46,23 @@ def build_app(
     limits: Limits | None = None,
     recorder: Recorder | None = None,
     fidelity: bool = True,
+    admins: frozenset[str] = frozenset(),
 ) -> gr.Blocks:
-    """The Blocks UI plus the named API endpoints. Loads no model."""
+    """The Blocks UI plus the named API endpoints. Loads no model.
+
+    `admins` (user names) see everyone's history; everyone else sees their own.
+    """
     comparer = Comparer(backends, limits or Limits(), recorder, fidelity)
     arena = Arena(SIDES)
-    with gr.Blocks(title="Phi-3 in MLflow: transformers flavor vs ONNX pyfunc") as demo:
+    title = "Phi-3 in MLflow: transformers flavor vs ONNX pyfunc"
+    with gr.Blocks(title=title, delete_cache=(3600, 3600)) as demo:  # uploads and downloads: an hour
         gr.Markdown("# Phi-3 in MLflow, side by side\nOne prompt goes to both packagings of the same model.")
         status = gr.Markdown(elem_id="startup-status")
         with gr.Tabs():
             with gr.Tab("Chat"):
                 _chat_tab(demo, comparer, arena, startup, status)
             batch_tab(comparer)
-            history_tab()
+            history_tab(admins)
         register_api(comparer)
         register_arena_api(comparer, arena)
         register_replay_api(comparer)
@@ -128,10 +136,10 @@ def _vote_row(comparer: Comparer, last_id) -> list:
         comment = gr.Textbox(placeholder="Optional comment on your vote", show_label=False, scale=3)
 
     def handler(choice: str):
-        def vote_from_ui(comparison_id: str, text: str):
+        def vote_from_ui(comparison_id: str, text: str, request: gr.Request):
             if not comparison_id:
                 raise gr.Error("Compare the two models first, then vote.")
-            comparer.vote(comparison_id, choice, text)
+            comparer.vote(comparison_id, choice, text, asker_of(request))
             gr.Info(f"Vote stored in MLflow: {VOTES[choice]}")
             return ""
 
@@ -162,8 +170,9 @@ def _pane(side: str, backend: MlflowBackend) -> dict[str, gr.components.Componen
 
 def _chat_handler(comparer: Comparer, panes, verdict, fidelity, prompt_box, last_id):
     def chat(
-        prompt, system, max_tokens, temperature, top_p, stop_text, scoring, *histories
+        prompt, system, max_tokens, temperature, top_p, stop_text, scoring, left, right, request: gr.Request
     ) -> Iterator[dict]:
+        histories = (left, right)
         options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop_text or "")
         if not (prompt or "").strip():
             raise gr.Error("Type a prompt first.")
@@ -173,7 +182,7 @@ def _chat_handler(comparer: Comparer, panes, verdict, fidelity, prompt_box, last
         comparison_id = new_comparison_id()
         label = f"Comparison `{comparison_id[:8]}`:"
         yield {prompt_box: "", verdict: f"{label} comparing…", last_id: "", **_fidelity_shown(fidelity)}
-        updates = comparer.compare(conversations, options, comparison_id)
+        updates = comparer.compare(conversations, options, comparison_id, asker_of(request))
         for latest in paced(updates, comparer.limits.stream_interval_s):
             yield _pane_updates(panes, histories, prompt, latest)
         summary = judge(latest["transformers"], latest["onnx"], SIDES).summary
@@ -247,7 +256,8 @@ def _status_poll(demo, backends, startup: Startup | None, status, panes) -> None
             return {timer: gr.Timer(active=False)}
         states, lines = startup.snapshot()
         text = "\n".join(f"- **{side}**: {state}" for side, state in states.items())
-        updates = {status: f"**Start-up**\n{text}\n\n```\n" + "\n".join(lines[-6:]) + "\n```"}
+        text = public_text(text)
+        updates = {status: f"**Start-up**\n{text}\n\n```\n" + public_text("\n".join(lines[-6:])) + "\n```"}
         if startup.finished:
             updates[status] = "**Models**\n" + text
             updates |= {panes[side]["card"]: _card(backends[side], states[side]) for side in SIDES}
@@ -261,10 +271,16 @@ def _status_poll(demo, backends, startup: Startup | None, status, panes) -> None
 
 def _card(backend: MlflowBackend, state: str) -> str:
     if not state.startswith("ready"):
-        return f"⚠️ This model is not available: {state}"
+        return public_text(f"⚠️ This model is not available: {state}")
     ref = backend.model_ref()
     return fmt.model_card_markdown(
         ref.uri, ref.name, ref.version, backend.signature(), backend.streaming_note, backend.weights()
+    )
+
+
+def login_throttle(limits: Limits) -> Middleware:
+    return Middleware(
+        LoginThrottle, free_failures=limits.login_free_failures, base_delay_s=limits.login_delay_s
     )
 
 
@@ -277,9 +293,18 @@ def main(argv: list[str] | None = None) -> None:
     if config.log_only:  # e.g. a Space's build step or a server image: register, then exit
         raise SystemExit(0 if load_all(backends, startup) else 1)
     warm_up(backends, startup)
-    demo = build_app(backends, startup, config.limits, Recorder(), config.fidelity)
+    recorder = Recorder(config.spool_dir)
+    demo = build_app(backends, startup, config.limits, recorder, config.fidelity, config.admin_users)
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
-    demo.launch(server_name=config.host, server_port=config.port, auth=config.auth, theme=gr.themes.Soft())
+    demo.launch(
+        show_error=True,  # a wrong-shaped call gets Gradio's reason, not {"error": null}
+        server_name=config.host,
+        server_port=config.port,
+        auth=config.auth,
+        theme=gr.themes.Soft(),
+        max_file_size=int(config.limits.max_upload_mb * 2**20),
+        app_kwargs={"middleware": [login_throttle(config.limits)]},
+    )
 
 
 if __name__ == "__main__":

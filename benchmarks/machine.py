@@ -48,14 +48,14 @@ def probe_bandwidth(array_mb: int = 2048, tries: int = 5) -> float:
     return read_bandwidth(array_mb, tries) / 1e9
 
 
-def quick_probe() -> float:
+def quick_probe(array_mb: int = 512) -> float:
     """GB/s now, in about 0.3 s: taken before every timed run, so each decode has its own bound.
 
     Here the bandwidth switched between about 45 and 75 GB/s for minutes at a time while a
     decode's speed moved far less, so a share against a probe taken at another moment said
     more about the neighbours than about the engine. 512 MB is still 16 times the L3 cache.
     """
-    return probe_bandwidth(array_mb=512, tries=3)
+    return probe_bandwidth(array_mb, tries=3)
 
 
 def with_probes(machine: Machine, probes) -> Machine:

@@ -15,6 +15,7 @@ Writes results.json, results.md and results.png to --out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from benchmarks.report import summarize, write_outputs
 from benchmarks.shaped_model import CACHE, build_shaped_model
 from benchmarks.tuning import measure_startup, measure_tuning, onnx_export
 from wrappers import AppConfig, build_backends
+from wrappers.models import onnx_spec, transformers_spec
+from wrappers.registry import find_version, use_store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RUN_ORDER = [  # each engine next to its pyfunc, so their ratio compares neighbouring moments
@@ -54,6 +57,9 @@ class Settings:
     startup: bool = True
     cache: Path = CACHE
     out: Path = RESULTS
+    store: Path | None = None  # an MLflow store (data folder) to reuse; None: a fresh one for this run
+    gemm_size: int = 4096  # the matrix-multiply peak's square matrices
+    probe_mb: int = 512  # each timed run's bandwidth probe (the tests' tiny runs use a small one)
 
     @property
     def cases(self) -> list[tuple[int, int]]:
@@ -84,13 +90,14 @@ class Measured:
 
 def run_suite(settings: Settings, progress: Callable[[str], None] = print) -> dict:
     """Measure everything; return the summary that `write_outputs` saves."""
-    machine = measure_machine()
+    machine = measure_machine(settings.gemm_size)
     progress(f"machine: {machine}")
     checkpoint = settings.checkpoint or build_shaped_model(
         settings.layers, settings.cache / f"shaped-{settings.layers}"
     )
     prompts = prompts_for(checkpoint, settings)
-    with tempfile.TemporaryDirectory(prefix="bench-store-") as folder:  # a fresh MLflow store per run
+    reused = contextlib.nullcontext(str(settings.store)) if settings.store else None
+    with reused or tempfile.TemporaryDirectory(prefix="bench-store-") as folder:  # fresh by default
         store = Path(folder)
         measured = measure_in_process(checkpoint, store, prompts, settings, progress)
         if "gradio" in settings.depths:
@@ -120,7 +127,8 @@ def load_paths(checkpoint: Path, store: Path, settings: Settings, memory: PeakRs
     exports = {
         precision: onnx_export(checkpoint, precision, settings.cache) for precision in ("int4", "fp32")
     }
-    served.log_only(checkpoint, store, settings.cache / "logs" / "log-only.log")
+    if not registered(checkpoint, store):
+        served.log_only(checkpoint, store, settings.cache / "logs" / "log-only.log")
     loaders = {}
     if "engine" in settings.depths:
         loaders[("transformers fp32", "engine")] = lambda: TransformersEngine(checkpoint)
@@ -144,6 +152,13 @@ def load_paths(checkpoint: Path, store: Path, settings: Settings, memory: PeakRs
     return paths
 
 
+def registered(checkpoint: Path, store: Path) -> bool:
+    """Both models of `checkpoint` are registered in `store` already (a reused store)."""
+    config = AppConfig(checkpoint=checkpoint, model_prefix=checkpoint.name, data_dir=store)
+    use_store(config.store_uri, config.artifact_root)
+    return all(find_version(spec(config, lambda message: None)) for spec in (transformers_spec, onnx_spec))
+
+
 def measure_in_process(checkpoint, store, prompts, settings: Settings, progress) -> list[Measured]:
     """Peak memory of a path: the most it held while loading, or its model plus its largest run."""
     memory = PeakRss()
@@ -152,7 +167,7 @@ def measure_in_process(checkpoint, store, prompts, settings: Settings, progress)
     for repeat, case in tqdm(_rounds(settings), desc="engine and pyfunc", unit="case"):
         # Each engine beside its pyfunc, in reverse every other repeat: neither always goes first.
         for engine, result, resident in list(paths.values())[:: 1 if repeat % 2 else -1]:
-            bandwidth = quick_probe()  # before the memory mark: its array is freed by then
+            bandwidth = quick_probe(settings.probe_mb)  # before the memory mark: its array is freed by then
             mark, at_start = time.perf_counter(), memory.rss()
             run = replace(engine.generate(prompts[case[0]], case[1]), bandwidth_gbs=bandwidth)
             transient = (memory.peak_since(mark) - at_start) / 1e6
@@ -184,7 +199,7 @@ def measure_served(checkpoint, store, prompts, settings: Settings, progress) -> 
         noop = Measured("no-op endpoint", "gradio")
         for repeat, case in tqdm(_rounds(settings), desc="gradio API", unit="case"):
             for path, side in sides.items():
-                bandwidth = quick_probe()
+                bandwidth = quick_probe(settings.probe_mb)
                 run = served.chat(app_client, side, prompts[case[0]], case[1])
                 run = replace(run, bandwidth_gbs=bandwidth)
                 spacing = run.server_s / max(1, run.updates - 1)  # as many updates, at the app's pace
@@ -233,10 +248,11 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--no-startup", action="store_true")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--store", type=Path, help="reuse this MLflow data folder (default: a fresh one)")
     a = parser.parse_args(argv)
     return Settings(
         a.layers, a.fit_layers or None, a.checkpoint, tuple(a.prompt_tokens), tuple(a.new_tokens), a.repeats,
-        tuple(a.depths), not a.no_tuning, not a.no_startup, a.cache, a.out,
+        tuple(a.depths), not a.no_tuning, not a.no_startup, a.cache, a.out, a.store,
     )  # fmt: skip
 
 

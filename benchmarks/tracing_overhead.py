@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.mkdtemp(prefix="bench-store-")))
     args = parser.parse_args()
     backends = build_backends(AppConfig(data_dir=args.data_dir), progress=lambda m: None)
-    recorder = Recorder()
+    recorder = Recorder(args.data_dir / "spool")
     plain, traced = Comparer(backends, Limits()), Comparer(backends, Limits(), recorder)
     for prompt in PROMPTS:  # warm-up, including MLflow's tracing set-up
         timed_compare(plain, prompt), timed_compare(traced, prompt)

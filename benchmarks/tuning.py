@@ -9,6 +9,7 @@ prompt with its shortest answer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
@@ -26,6 +27,7 @@ from compare.comparison import compare_stream
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.config import TINY_CHECKPOINT
 from wrappers.onnx_backend import EXPORT_OPTIONS, build_onnx_export, builder_options
+from wrappers.sources import parameter_count
 
 PRUNED = "LM head on the last prompt token"
 INT4_VARIANTS = {  # setting -> the builder's options; accuracy level 4 computes in int8, 1 in fp32
@@ -36,6 +38,8 @@ INT4_VARIANTS = {  # setting -> the builder's options; accuracy level 4 computes
     "block 32, accuracy level 4, LM head on every prompt token": ["block_size=32", "accuracy_level=4"],
 }
 BLOCK_SIZES = (32, 64, 128)  # compared for what they give up, on the tiny model too
+# Up to this size a build takes a second or two: a child process would spend longer on its imports.
+IN_PROCESS_PARAMETERS = 50_000_000
 
 
 def onnx_export(checkpoint: Path, precision: str, cache: Path, options: list[str] | None = None) -> Path:
@@ -44,8 +48,24 @@ def onnx_export(checkpoint: Path, precision: str, cache: Path, options: list[str
     slug = "-".join(option.replace("=", "") for option in options)
     folder = cache / f"{checkpoint.name}-onnx-{precision}-{slug}"
     if not (folder / "genai_config.json").exists():
-        build_onnx_export(str(checkpoint), precision, folder, options)
+        if parameter_count(checkpoint) <= IN_PROCESS_PARAMETERS:
+            build_in_this_process(checkpoint, precision, folder, options)
+        else:  # as the app builds: an out-of-memory kill takes only the build
+            build_onnx_export(str(checkpoint), precision, folder, options)
     return folder
+
+
+def build_in_this_process(checkpoint: Path, precision: str, folder: Path, options: list[str]) -> None:
+    """The app's own build step, run here; the builder's chatter goes to a log beside the export."""
+    from wrappers.onnx_build import build_export
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        folder.with_name(folder.name + ".log").open("w") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        build_export(str(checkpoint), precision, str(folder), options)
 
 
 def session_overlay(**options) -> dict:
@@ -93,7 +113,7 @@ def _int4_rows(checkpoint: Path, prompt, new: int, settings) -> list[dict]:
         folder = onnx_export(checkpoint, "int4", settings.cache, options)
         engine, weight_bytes, runs = OnnxEngine(folder), onnx_bytes_per_token(folder / "model.onnx"), []
         for _ in range(1 + settings.repeats):
-            bandwidth = quick_probe()
+            bandwidth = quick_probe(settings.probe_mb)
             runs.append(replace(engine.generate(prompt, new), bandwidth_gbs=bandwidth))
         del engine
         row = _row("int4 export", setting, runs[1:])
@@ -183,6 +203,9 @@ def _interleaving_rows(checkpoint, store, prompt, new, repeats) -> list[dict]:
         started = time.perf_counter()
         alone = {side: run(backend, prompt.messages, options) for side, backend in backends.items()}
         sequential = time.perf_counter() - started
+        for result in (*last.values(), *alone.values()):
+            if result.latency.tokens_per_s is None:
+                raise RuntimeError(f"no decode speed: {result.error or result.latency} ({result.usage})")
         if repeat > 0:
             walls["interleaved"].append((interleaved, last))
             walls["one after the other"].append((sequential, alone))

@@ -6,7 +6,10 @@ via `mlflow.log_table`, the plot and a CSV), so it can be browsed later.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,44 +22,99 @@ from wrappers.results import Result
 
 SIDES = ("transformers", "onnx")
 MAX_PROMPTS = 500
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula
 Compare = Callable[[list[dict[str, str]]], dict[str, Result]]  # one prompt's messages -> final results
 
 
-def read_prompts(path: str | Path) -> pd.DataFrame:
-    """Prompts (and optional expected answers) from a CSV or JSONL file, checked."""
+def read_prompts(path: str | Path, max_rows: int = MAX_PROMPTS, max_chars: int | None = None) -> pd.DataFrame:
+    """Prompts (and optional expected answers, kept as written) from a CSV or JSONL file, checked.
+
+    A CSV row whose field count differs from the header's is refused, not shifted; a JSONL
+    `expected` of 5 stays "5". Prompts longer than `max_chars` are refused by row.
+    """
     path = Path(path)
     try:
-        if path.suffix.lower() in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=True)
-        else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise ValueError(f"Could not read {path.name} as CSV or JSONL: {exc}") from exc
-    if "prompt" not in frame.columns:
-        found = ", ".join(map(str, frame.columns))
+        text = path.read_text(encoding="utf-8-sig")
+        records = _jsonl_records(text) if path.suffix.lower() in (".jsonl", ".json") else _csv_records(text)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name} is not UTF-8 text: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"Could not read {path.name}: {exc}") from exc
+    if records and not any("prompt" in r for r in records.values()):
+        found = ", ".join(dict.fromkeys(k for r in records.values() for k in r))
         raise ValueError(f"{path.name} needs a 'prompt' column (found: {found}).")
-    prompts = frame["prompt"].map(_text)
-    expected = frame["expected"].map(_text) if "expected" in frame.columns else None
-    table = pd.DataFrame({"prompt": prompts, "expected": expected})[prompts.notna()]
-    table = table.astype(object).where(table.notna(), None)  # missing answers are None, not NaN
-    if table.empty or len(table) > MAX_PROMPTS:
-        raise ValueError(f"{path.name} must hold between 1 and {MAX_PROMPTS} prompts, found {len(table)}.")
-    return table.reset_index(drop=True)
+    rows = [
+        {"prompt": _text(r.get("prompt")), "expected": _text(r.get("expected")), "line": line}
+        for line, r in records.items()
+    ]
+    rows = [r for r in rows if r["prompt"] is not None]
+    if not rows or len(rows) > max_rows:
+        raise ValueError(f"{path.name} must hold between 1 and {max_rows} prompts, found {len(rows)}.")
+    for row in rows:
+        if max_chars is not None and len(row["prompt"]) > max_chars:
+            raise ValueError(
+                f"{path.name}, line {row['line']}: the prompt has {len(row['prompt'])} characters; "
+                f"the limit is {max_chars}."
+            )
+    table = pd.DataFrame(rows, columns=["prompt", "expected"]).astype(object)
+    return table.where(table.notna(), None)  # a missing answer is None, not NaN
+
+
+def _csv_records(text: str) -> dict[int, dict]:
+    """Line number -> {column: cell}; a row with more or fewer fields than the header is an error."""
+    lines = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(lines, [])
+        records = {}
+        for row in lines:
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line
+            if len(row) != len(header):
+                raise ValueError(
+                    f"line {lines.line_num} has {len(row)} fields, the header has {len(header)} "
+                    f"({', '.join(header)}); quote a cell that contains a comma."
+                )
+            records[lines.line_num] = dict(zip(header, row, strict=True))
+    except csv.Error as exc:
+        raise ValueError(f"line {lines.line_num}: {exc}") from exc
+    return records
+
+
+def _jsonl_records(text: str) -> dict[int, dict]:
+    """Line number -> the object on that line; values keep their JSON text (5 -> "5")."""
+    records = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {number} is not JSON: {exc}") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number} must be a JSON object with a 'prompt', got {line[:60]!r}.")
+        records[number] = {
+            k: v if isinstance(v, str) or v is None else json.dumps(v) for k, v in record.items()
+        }
+    return records
 
 
 def _text(value) -> str | None:
     """A cell as text; empty and missing cells are None."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if value is None:
         return None
     text = str(value).strip()
     return text or None
 
 
-def answer_all(prompts: pd.DataFrame, compare: Compare) -> Iterator[tuple[int, dict]]:
-    """Yield (index, row) as each prompt gets both answers."""
+def answer_all(
+    prompts: pd.DataFrame, compare: Compare, deadline: float | None = None
+) -> Iterator[tuple[int, dict]]:
+    """Yield (index, row) as each prompt gets both answers; after `deadline` (monotonic), stop."""
     for i, record in enumerate(prompts.to_dict("records")):
         results = compare([{"role": "user", "content": record["prompt"]}])
         yield i, _row(record, results)
+        if deadline is not None and time.monotonic() > deadline:
+            return
 
 
 def _row(record: dict, results: dict[str, Result]) -> dict:
@@ -74,20 +132,26 @@ def _row(record: dict, results: dict[str, Result]) -> dict:
             f"{side}_ttft_s": result.latency.ttft_s,
             f"{side}_tokens_per_s": result.latency.tokens_per_s,
         }
-    row["agree"] = row["transformers_output"] == row["onnx_output"]
+    failed = any(results[side].error for side in SIDES)  # nothing to compare: not an agreement
+    row["agree"] = None if failed else row["transformers_output"] == row["onnx_output"]
     return row
 
 
 def summarize(table: pd.DataFrame) -> dict[str, float]:
     """Median and p95 latency, median decode speed, agreement rate and accuracy.
 
-    >>> t = pd.DataFrame({"transformers_latency_s": [1.0, 3.0], "onnx_latency_s": [0.5, 0.5],
-    ...     "transformers_tokens_per_s": [10.0, 20.0], "onnx_tokens_per_s": [40.0, 40.0],
-    ...     "agree": [True, False], "expected": [None, None]})
-    >>> summarize(t)["agreement_rate"], summarize(t)["transformers_median_latency_s"]
-    (0.5, 2.0)
+    The agreement rate counts only rows where both sides answered (`agree` is None otherwise).
+
+    >>> t = pd.DataFrame({"transformers_latency_s": [1.0, 3.0, 2.0], "onnx_latency_s": [0.5, 0.5, 0.5],
+    ...     "transformers_tokens_per_s": [10.0, 20.0, 15.0], "onnx_tokens_per_s": [40.0, 40.0, 40.0],
+    ...     "agree": [True, False, None], "expected": [None, None, None]})
+    >>> s = summarize(t); s["agreement_rate"], s["failed_rows"], s["transformers_median_latency_s"]
+    (0.5, 1.0, 2.0)
     """
-    stats = {"prompts": float(len(table)), "agreement_rate": float(table["agree"].mean())}
+    compared = table["agree"].dropna()
+    stats = {"prompts": float(len(table)), "failed_rows": float(len(table) - len(compared))}
+    if len(compared):
+        stats["agreement_rate"] = float(compared.astype(float).mean())
     for side in SIDES:
         latency = table[f"{side}_latency_s"].astype(float)
         stats[f"{side}_median_latency_s"] = float(latency.median())
@@ -121,19 +185,40 @@ def log_batch_run(
     models: dict[str, str],
     source: str,
     out_dir: Path,
+    owner: str = "",
 ) -> str:
-    """Log the batch as one MLflow run; return its id."""
+    """Log the batch as one MLflow run, tagged with its owner (see records.owner_id); return its id.
+
+    The CSV (formula-safe, see `results_csv`) is also left in `out_dir` for download.
+    """
     mlflow.set_experiment(EXPERIMENT)
     figure = latency_figure(table)
-    csv = out_dir / "batch_results.csv"
-    table.to_csv(csv, index=False)
-    with mlflow.start_run(run_name=f"batch: {source}", tags={"kind": "batch", "source": source}) as run:
+    csv_file = out_dir / "batch_results.csv"
+    csv_file.write_text(results_csv(table), encoding="utf-8")
+    tags = {"kind": "batch", "source": source, "owner": owner}
+    with mlflow.start_run(run_name=f"batch: {source}", tags=tags) as run:
         mlflow.log_params({**{f"model.{s}": m for s, m in models.items()}, **_settings(options)})
         mlflow.log_metrics(stats)
         mlflow.log_table(table, "batch_results.json")
         mlflow.log_figure(figure, "latency.png")
-        mlflow.log_artifact(str(csv))
+        mlflow.log_artifact(str(csv_file))
     return run.info.run_id
+
+
+def results_csv(table: pd.DataFrame) -> str:
+    """The table as CSV, safe to open in a spreadsheet: no cell is read as a formula.
+
+    As OWASP recommends for CSV injection, a text cell starting with =, +, -, @, a tab or a
+    carriage return gets a leading apostrophe, and every text cell is quoted. (defusedcsv
+    leaves tab and carriage return alone, hence this.)
+
+    >>> print(results_csv(pd.DataFrame({"prompt": ["=1+1", "ok"], "n": [-1, 2]})), end="")
+    "prompt","n"
+    "'=1+1",-1
+    "ok",2
+    """
+    safe = table.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in FORMULA_STARTS else v)
+    return safe.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
 
 
 def _settings(options: GenerationOptions) -> dict[str, str]:
@@ -145,14 +230,14 @@ def _settings(options: GenerationOptions) -> dict[str, str]:
     }
 
 
-def recent_batches(limit: int = 50) -> pd.DataFrame:
-    """Past batch runs read back from MLflow."""
+def recent_batches(owner: str | None, limit: int = 50) -> pd.DataFrame:
+    """Past batch runs of `owner` (None: everyone's) read back from MLflow."""
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return pd.DataFrame()
     runs = mlflow.search_runs(
         [experiment.experiment_id],
-        filter_string="tags.kind = 'batch'",
+        filter_string="tags.kind = 'batch'" + ("" if owner is None else f" and tags.owner = '{owner}'"),
         max_results=limit,
         order_by=["start_time DESC"],
     )

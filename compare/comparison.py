@@ -15,18 +15,27 @@ from wrappers.backend import Backend, Messages, stream_result
 from wrappers.options import GenerationOptions
 from wrappers.results import Result
 
+MIN_TIMED_TOKENS = 8  # decode steps below which a tokens/s figure is mostly noise
+
 
 @dataclass(frozen=True)
 class Verdict:
     identical: bool
     diverged_at_token: int | None  # index of the first differing token
-    left_token: str | None
+    left_token: str | None  # the first side's token there (None: its answer had ended)
     right_token: str | None
     speed_ratio: float | None  # right decode tokens/s over left decode tokens/s
     summary: str
+    same_conversation: bool = True  # False: the two models were sent different histories
+    names: tuple[str, str] = ("left", "right")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The API's verdict: side-named token fields, with left_/right_ kept as aliases."""
+        named = {
+            f"{name}_token": token
+            for name, token in zip(self.names, (self.left_token, self.right_token), strict=True)
+        }
+        return {k: v for k, v in asdict(self).items() if k != "names"} | named
 
 
 def compare_stream(
@@ -56,18 +65,84 @@ def compare_stream(
             stream.close()
 
 
-def judge(left: Result, right: Result, names: tuple[str, str] = ("left", "right")) -> Verdict:
+def judge(
+    left: Result, right: Result, names: tuple[str, str] = ("left", "right"), same_conversation: bool = True
+) -> Verdict:
     """Compare two finished results token by token, and their decode speeds."""
     index = first_difference(left.pieces, right.pieces)
     ratio = _ratio(right.latency.tokens_per_s, left.latency.tokens_per_s)
+    context = "" if same_conversation else DIFFERENT_HISTORIES
     if left.error or right.error:
-        return Verdict(False, None, None, None, ratio, "Not compared: a model reported an error.")
+        summary = "Not compared: a model reported an error."
+        return Verdict(False, None, None, None, ratio, summary + context, same_conversation, names)
     if index is None:
-        summary = f"Identical completions ({len(left.pieces)} tokens)."
-        return Verdict(True, None, None, None, ratio, summary + _speed(ratio, names))
-    lt, rt = _at(left.pieces, index), _at(right.pieces, index)
-    summary = f"Completions diverge at token {index}: {lt!r} vs {rt!r}."
-    return Verdict(False, index, lt, rt, ratio, summary + _speed(ratio, names))
+        summary = f"Identical completions ({_tokens(len(left.pieces))})."
+        verdict = (True, None, None, None)
+    else:
+        lt, rt = _at(left.pieces, index), _at(right.pieces, index)
+        summary = f"Completions diverge at token {index + 1}: {_shown(lt)} vs {_shown(rt)}."
+        verdict = (False, index, lt, rt)
+    speed = speed_sentence(left, right, names)
+    return Verdict(*verdict, ratio, f"{summary} {speed}{context}", same_conversation, names)
+
+
+DIFFERENT_HISTORIES = (
+    " ⚠️ The two models were sent different conversations (their earlier answers differ), "
+    "so this turn is not a like-for-like comparison."
+)
+
+
+def speed_sentence(left: Result, right: Result, names: tuple[str, str]) -> str:
+    """Which side decodes faster, rounded to what the sample supports.
+
+    >>> from wrappers.results import Latency, Usage
+    >>> a = Result(usage=Usage(5, 40, 45), latency=Latency(1.0, 0.1, 43.3))
+    >>> b = Result(usage=Usage(5, 40, 45), latency=Latency(0.1, 0.01, 433.0))
+    >>> speed_sentence(a, b, ("transformers", "onnx"))
+    'onnx decodes about 10× faster (39 timed tokens each side).'
+    >>> speed_sentence(a, Result(usage=Usage(5, 3, 8)), ("transformers", "onnx"))
+    'Too short to time decoding: 2 tokens after the first, 8 needed for a decode speed.'
+    """
+    steps = {
+        n: max((r.usage.completion_tokens or 0) - 1, 0) for n, r in zip(names, (left, right), strict=True)
+    }
+    short = {n: k for n, k in steps.items() if k < MIN_TIMED_TOKENS}
+    if short:
+        fewest = min(short.values())
+        return (
+            f"Too short to time decoding: {_tokens(fewest)} after the first, "
+            f"{MIN_TIMED_TOKENS} needed for a decode speed."
+        )
+    ratio = _ratio(right.latency.tokens_per_s, left.latency.tokens_per_s)
+    if ratio is None:
+        return ""
+    sample = (
+        f"({min(steps.values())} timed tokens each side)"
+        if len(set(steps.values())) == 1
+        else (f"({' and '.join(str(k) for k in steps.values())} timed tokens)")
+    )
+    if 1 / 1.1 <= ratio <= 1.1:
+        return f"Both decode at about the same speed {sample}."
+    faster, factor = (names[1], ratio) if ratio >= 1 else (names[0], 1 / ratio)
+    return f"{faster} decodes about {_two_figures(factor)}× faster {sample}."
+
+
+def _two_figures(x: float) -> str:
+    """Two significant figures: a ratio of two timings is rarely known better.
+
+    >>> _two_figures(155.12), _two_figures(1.234), _two_figures(12.6)
+    ('160', '1.2', '13')
+    """
+    return f"{float(f'{x:.2g}'):g}"
+
+
+def _tokens(n: int) -> str:
+    return f"{n} token" if n == 1 else f"{n} tokens"
+
+
+def _shown(token: str | None) -> str:
+    """A token as the verdict prints it; None means that answer had already ended."""
+    return "(end of answer)" if token is None else repr(token)
 
 
 def first_difference(a: tuple[str, ...], b: tuple[str, ...]) -> int | None:
@@ -88,10 +163,3 @@ def _at(pieces: tuple[str, ...], index: int) -> str | None:
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
-
-
-def _speed(ratio: float | None, names: tuple[str, str]) -> str:
-    if ratio is None:
-        return ""
-    faster, factor = (names[1], ratio) if ratio >= 1 else (names[0], 1 / ratio)
-    return f" {faster} decodes {factor:.2f}x faster."

@@ -49,6 +49,8 @@ class Batch:
     options: GenerationOptions
     thresholds: Thresholds = Thresholds()
     time_limit_s: float | None = None  # per prompt
+    deadline: float | None = None  # time.monotonic() after which no new prompt is started
+    owner: str = ""  # who ran it (see records.owner_id), tagged on the run
 
 
 @dataclass(frozen=True)
@@ -61,33 +63,44 @@ class BatchOutcome:
     csv: str
 
 
-def run_batch(backends: dict[str, Backend], batch: Batch, out_dir: Path, progress: Progress | None = None):
-    """Compare every prompt, evaluate both packagings in MLflow, and accept or reject the export."""
+def run_batch(
+    backends: dict[str, Backend],
+    batch: Batch,
+    out_dir: Path,
+    progress: Progress | None = None,
+    lane: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+):
+    """Compare every prompt, evaluate both packagings in MLflow, and accept or reject the export.
+
+    Each prompt (answers and fidelity) runs inside `lane()`, which lets chat requests go first.
+    """
     compared: list[Compared] = []
 
     def compare(messages):
-        started = time.time_ns()
-        *_, results = compare_stream(
-            backends, {side: messages for side in backends}, batch.options, batch.time_limit_s
-        )
-        compared.append((results, score(backends, results, batch.options), started))
+        with lane():
+            started = time.time_ns()
+            *_, results = compare_stream(
+                backends, {side: messages for side in backends}, batch.options, batch.time_limit_s
+            )
+            compared.append((results, score(backends, results, batch.options), started))
         return results
 
     rows = []
-    for i, row in answer_all(batch.prompts, compare):
+    for i, row in answer_all(batch.prompts, compare, batch.deadline):
         rows.append(row | fidelity_columns(compared[i][1]))
         if progress is not None:
             progress(i + 1, len(batch.prompts))
     table = pd.DataFrame(rows)
     acceptance = accept(table, batch.thresholds)
     stats = summarize(table) | _acceptance_metrics(acceptance)
+    stats["unanswered_prompts"] = float(len(batch.prompts) - len(rows))
     first = compared[0][0]
     models = {side: f"{r.model.name}/{r.model.version}" for side, r in first.items()}
-    run_id = log_batch_run(table, stats, batch.options, models, batch.source, out_dir)
+    run_id = log_batch_run(table, stats, batch.options, models, batch.source, out_dir, batch.owner)
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tags({"fidelity.verdict": acceptance.verdict, "fidelity.dataset": batch.dataset})
         mlflow.log_params(_threshold_params(batch.thresholds))
-    runs = evaluate_sides(batch.prompts, compared, batch.options, run_id)
+    runs = evaluate_sides(batch.prompts.iloc[: len(rows)], compared, batch.options, run_id)
     tag_export(first["onnx"], first["transformers"], acceptance, batch.dataset, run_id)
     return BatchOutcome(table, stats, run_id, runs, acceptance, str(out_dir / "batch_results.csv"))
 

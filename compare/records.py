@@ -1,23 +1,33 @@
 """Every comparison on the record: MLflow traces, votes as feedback, and the table of votes.
 
 Each model's answer becomes one trace in the app's experiment, tagged with
-the comparison it belongs to, so the pair is found together. Traces are
-written by a background thread after the answer is complete, and only while
-no model is generating (or after a short wait): on two cores, writing during
-a generation would slow it down. A tracking store that is down only produces
-a notice (`Recorder.notice`), never a failed chat.
+the comparison it belongs to and its owner (a hash of the logged-in user, or
+of the browser or client session), so the pair is found together and only
+its owner sees it in History or votes on it. Every answer is first written
+to a durable local spool (`spool.py`) before it is returned; a background
+thread turns spooled records into traces while no model is generating (or
+after a short wait), since on two cores writing during a generation slows it
+down. A failure to record only produces a notice (`Recorder.notice`), never
+a failed chat, and the record stays in the spool until it is written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
+import logging
 import os
-import queue
+import re
 import sys
 import threading
 import time
+import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -25,6 +35,8 @@ from mlflow import MlflowClient
 from mlflow.entities import AssessmentSource
 from mlflow.tracing.constant import SpanAttributeKey, TokenUsageKey, TraceMetadataKey
 
+from compare.spool import Entry, Spool
+from wrappers.errors import public_text
 from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
 from wrappers.results import ModelRef, Result
@@ -33,6 +45,8 @@ CHOICES = ("left", "right", "tie", "both_bad")
 SIDES = ("transformers", "onnx")
 WINNERS = {"left": "transformers", "right": "onnx", "transformers": "transformers", "onnx": "onnx"}
 VOTE = "preference"  # the feedback's name on both traces of a comparison
+MAX_ATTEMPTS = 3  # per process; a record that keeps failing waits in the spool for the next start
+UNENCODABLE = re.compile("[\ud800-\udfff]")  # lone surrogates: UTF-8 cannot store them
 
 
 @dataclass(frozen=True)
@@ -46,23 +60,107 @@ class Request:
     result: Result
     started_ns: int
     pair: dict[str, str]  # side -> "name/version" of both models compared
+    owner: str = ""  # owner_id() of who asked; "" only for requests nobody may vote on
+    user: str = ""  # the logged-in user's name, for the operator's view in MLflow
     tags: dict[str, str] = field(default_factory=dict)  # e.g. {"arena": "true"} for a blind comparison
 
 
-class Recorder:
-    """Writes traces off the request path; reports trouble instead of raising it."""
+@dataclass(frozen=True)
+class Asker:
+    """Who made a request: `owner` (see `owner_id`) and, with login on, the user's name."""
 
-    def __init__(self, max_wait_s: float = 10.0) -> None:
-        # Export in this recorder's own thread, at the moment it chooses, not on MLflow's queue.
-        os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
-        mlflow.tracing.reset()
-        self._queue: queue.Queue[Request | None] = queue.Queue(maxsize=1000)
-        self._traces: dict[str, list[str]] = {}  # comparison id -> trace ids
-        self._lock = threading.Lock()
+    owner: str
+    user: str = ""
+
+    @classmethod
+    def of(cls, username: str | None, session_hash: str | None) -> Asker:
+        return cls(owner_id(username, session_hash), username or "")
+
+
+class RecordError(Exception):
+    """A record could not be written to MLflow."""
+
+
+def owner_id(username: str | None, session_hash: str | None) -> str:
+    """Who a request belongs to: the logged-in user, else the session; hashed, safe in a filter.
+
+    Without either, a fresh id: nobody else can ever claim the request.
+
+    >>> owner_id("ml", "abc") == owner_id("ml", "xyz") != owner_id(None, "abc")
+    True
+    """
+    key = f"user:{username}" if username else f"session:{session_hash or uuid.uuid4().hex}"
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def sanitized(value: Any) -> Any:
+    """A JSON-safe copy where text UTF-8 cannot store (lone surrogates) becomes U+FFFD.
+
+    >>> sanitized({"a": ["x\\ud800"], "b": 1})
+    {'a': ['x\\ufffd'], 'b': 1}
+    """
+    if isinstance(value, str):
+        return UNENCODABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {sanitized(str(k)): sanitized(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [sanitized(v) for v in value]
+    return value
+
+
+def trace_payload(request: Request, attributes: dict | None = None) -> dict[str, Any]:
+    """Everything one trace holds, as sanitized JSON: what the spool keeps and the writer logs.
+
+    A CHAT_MODEL span with its token usage where MLflow reads it (`trace.info.token_usage`, the
+    UI's Token Usage chart), linked to the registered version's logged model, whose page in
+    MLflow then lists the trace.
+    """
+    result, model = request.result, request.result.model
+    model_id = logged_model_id(model)
+    tags = {
+        "comparison_id": request.comparison_id,
+        "side": request.side,
+        "model": f"{model.name}/{model.version}",
+        "owner": request.owner,
+        **({"user": request.user} if request.user else {}),
+        **request.tags,
+        **{f"model.{side}": ref for side, ref in request.pair.items()},
+    }
+    return sanitized(
+        {
+            "name": f"{request.side} {model.name}",
+            "inputs": {"messages": request.messages, "settings": asdict(request.options)},
+            "attributes": {
+                "model_uri": model.uri,
+                **asdict(result.latency),
+                **_usage(result),
+                **(attributes or {}),
+            },
+            "metadata": {TraceMetadataKey.MODEL_ID: model_id} if model_id else None,
+            "tags": tags,
+            "outputs": {"text": result.text, "usage": asdict(result.usage), "response": result.response},
+            "error": result.error,
+            "start_ns": request.started_ns,
+            "end_ns": request.started_ns + int((result.latency.total_s or 0) * 1e9),
+        }
+    )
+
+
+class Recorder:
+    """Spools every record at once, writes traces off the request path, reports trouble."""
+
+    def __init__(self, spool_dir: Path, max_wait_s: float = 10.0) -> None:
+        _export_synchronously()
+        self.spool = Spool(spool_dir)
+        self._failures: Counter[int] = Counter()  # spool entry id -> failed attempts here
+        self._write_lock = threading.Lock()
         self._idle = threading.Condition()
+        self._wake = threading.Event()
         self._generating = 0
         self._max_wait_s = max_wait_s
         self.notice: str | None = None
+        if self.spool.replayed_up_to:
+            self._wake.set()  # a crash left records: replay them
         threading.Thread(target=self._work, name="trace-recorder", daemon=True).start()
 
     @contextlib.contextmanager
@@ -78,75 +176,117 @@ class Recorder:
                 self._idle.notify_all()
 
     def record(self, request: Request) -> None:
+        """Put the record on disk now; the trace follows when the models are idle."""
         try:
-            self._queue.put_nowait(request)
-        except queue.Full:
-            self.notice = "Tracing is falling behind; some requests were not recorded."
+            self.spool.put(request.comparison_id, trace_payload(request))
+        except Exception as exc:  # a full or read-only disk: say so, keep chatting
+            self._report(f"Recording failed, this answer is not kept ({type(exc).__name__}: {exc}).")
+            return
+        self._wake.set()
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Wait until everything queued so far is written (or has failed)."""
+        """Wait until every spooled record has been written, or tried at least once."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        self._wake.set()
+        while time.monotonic() < deadline and any(not self._failures[e.id] for e in self.spool.entries()):
             time.sleep(0.02)
 
-    def trace_ids(self, comparison_id: str) -> list[str]:
-        self.flush()
-        with self._lock:
-            known = list(self._traces.get(comparison_id, []))
-        return known or _search_trace_ids(comparison_id)
+    def comparison(self, comparison_id: str) -> tuple[str | None, list[str]]:
+        """(owner, trace ids) of a comparison, writing its spooled records first."""
+        for entry in self.spool.entries(comparison_id):
+            self._write(entry)
+        traces = _search(f"tags.comparison_id = '{comparison_id}'", include_spans=False)
+        owners = {t.info.tags.get("owner") for t in traces}
+        return (owners.pop() if len(owners) == 1 else None), [t.info.trace_id for t in traces]
 
     def _work(self) -> None:
         while True:
-            request = self._queue.get()
+            self._wake.wait(timeout=5.0)  # retries failed records every few seconds
+            self._wake.clear()
             with self._idle:
-                self._idle.wait_for(lambda: self._generating == 0, timeout=self._max_wait_s)
+                waited = self._idle.wait_for(lambda: self._generating == 0, timeout=self._max_wait_s)
+            for entry in self.spool.entries():
+                if self._failures[entry.id] >= MAX_ATTEMPTS:
+                    continue
+                if waited and self._generating:  # a generation started: let it run alone
+                    self._wake.set()
+                    break
+                self._write(entry)
+
+    def _write(self, entry: Entry) -> None:
+        with self._write_lock:
+            if not self.spool.contains(entry.id):
+                return  # written meanwhile (a vote writes its comparison at once)
             try:
-                trace_id = write_trace(request)
-                with self._lock:
-                    self._traces.setdefault(request.comparison_id, []).append(trace_id)
-                self.notice = None
-            except Exception as exc:  # the store is down or refuses: keep chatting
-                notice = f"Tracing is unavailable ({type(exc).__name__}: {exc}); chatting continues."
-                if notice != self.notice:
-                    print(notice, file=sys.stderr, flush=True)
-                self.notice = notice
-            finally:
-                self._queue.task_done()
+                if entry.id > self.spool.replayed_up_to or not _already_written(entry.payload):
+                    write_payload(entry.payload)
+                self.spool.remove(entry.id)
+                self._failures.pop(entry.id, None)
+                if not self._failures:
+                    self.notice = None
+            except Exception as exc:  # the store is down or refuses: keep the record, keep chatting
+                self._failures[entry.id] += 1
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                self.spool.failed(entry.id, reason)
+                waiting = self.spool.count()
+                self._report(
+                    f"Tracing is unavailable ({reason}); {waiting} answers wait in the local spool "
+                    "and will be written when the store accepts them. Chatting continues."
+                )
+
+    def _report(self, notice: str) -> None:
+        if notice != self.notice:
+            print(notice, file=sys.stderr, flush=True)
+        self.notice = public_text(notice)  # visitors read it: no server folders
+
+
+class _ExportWarnings(logging.Handler):
+    """MLflow's exporter logs a failed write and carries on; this catches the reason."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def write_trace(request: Request, attributes: dict | None = None) -> str:
-    """Log one request as an MLflow trace; return its id.
+    """Log one request as an MLflow trace now; return its id, or raise `RecordError`."""
+    return write_payload(trace_payload(request, attributes))
 
-    A CHAT_MODEL span with its token usage where MLflow reads it (`trace.info.token_usage`, the
-    UI's Token Usage chart), linked to the registered version's logged model, whose page in
-    MLflow then lists the trace.
-    """
-    result, model = request.result, request.result.model
+
+def write_payload(payload: dict[str, Any]) -> str:
+    """Log one spooled record as an MLflow trace; return its id, or raise `RecordError`."""
+    _export_synchronously()
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    model_id = logged_model_id(model)
-    span = mlflow.start_span_no_context(
-        name=f"{request.side} {model.name}",
-        span_type="CHAT_MODEL",
-        inputs={"messages": request.messages, "settings": asdict(request.options)},
-        attributes={"model_uri": model.uri, **asdict(result.latency), **_usage(result), **(attributes or {})},
-        metadata={TraceMetadataKey.MODEL_ID: model_id} if model_id else None,
-        tags={
-            "comparison_id": request.comparison_id,
-            "side": request.side,
-            "model": f"{model.name}/{model.version}",
-            **{f"model.{side}": ref for side, ref in request.pair.items()},
-            **request.tags,
-        },
-        experiment_id=experiment.experiment_id if experiment else None,
-        start_time_ns=request.started_ns,
-    )
-    span.end(
-        outputs={"text": result.text, "usage": asdict(result.usage), "response": result.response},
-        status="ERROR" if result.error else "OK",
-        attributes={"error": result.error} if result.error else None,
-        end_time_ns=request.started_ns + int((result.latency.total_s or 0) * 1e9),
-    )
-    return span.trace_id  # MLflow exports it from a queue of its own (see Recorder.flush)
+    exporter_log = logging.getLogger("mlflow.tracing.export")
+    caught = _ExportWarnings()
+    exporter_log.addHandler(caught)
+    try:
+        span = mlflow.start_span_no_context(
+            name=payload["name"],
+            span_type="CHAT_MODEL",
+            inputs=payload["inputs"],
+            attributes=payload["attributes"],
+            metadata=payload.get("metadata"),
+            tags=payload["tags"],
+            experiment_id=experiment.experiment_id if experiment else None,
+            start_time_ns=payload["start_ns"],
+        )
+        error = payload["error"]
+        span.end(
+            outputs=payload["outputs"],
+            status="ERROR" if error else "OK",
+            attributes={"error": error} if error else None,
+            end_time_ns=payload["end_ns"],
+        )
+    finally:
+        exporter_log.removeHandler(caught)
+    trace = mlflow.get_trace(span.trace_id, silent=True)
+    if trace is None or not trace.data.spans:
+        raise RecordError("; ".join(caught.messages) or "MLflow did not store the trace.")
+    return span.trace_id
 
 
 def _usage(result: Result) -> dict:
@@ -178,6 +318,20 @@ def logged_model_id(model: ModelRef) -> str | None:
         return None
 
 
+def _export_synchronously() -> None:
+    """Export in the caller's thread, at the moment it chooses, not on MLflow's own queue."""
+    if os.environ.get("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING") != "false":
+        os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+        mlflow.tracing.reset()
+
+
+def _already_written(payload: dict[str, Any]) -> bool:
+    """Whether a replayed record reached MLflow before the crash (then it is not written twice)."""
+    tags = payload["tags"]
+    query = f"tags.comparison_id = '{tags['comparison_id']}' and tags.side = '{tags['side']}'"
+    return bool(_search(query, include_spans=False))
+
+
 def log_vote(
     trace_ids: list[str], choice: str, comment: str = "", metadata: dict[str, str] | None = None
 ) -> None:
@@ -189,7 +343,7 @@ def log_vote(
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
     if not trace_ids:
-        raise ValueError("No recorded comparison has that id.")
+        raise ValueError("No comparison of yours has that id.")
     blind = (metadata or {}).get("blind") == "true"
     if not blind and mlflow.get_trace(trace_ids[0]).info.tags.get("arena") == "true":
         raise ValueError("That comparison was blind: its vote goes through /arena_vote, once.")
@@ -199,7 +353,7 @@ def log_vote(
             trace_id=trace_id,
             name=VOTE,
             value=choice,
-            rationale=comment or None,
+            rationale=sanitized(comment) or None,
             source=source,
             metadata=metadata,
         )
@@ -218,15 +372,8 @@ def vote_table() -> pd.DataFrame:
 
 
 def _voted_traces():
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return []
-    return mlflow.search_traces(
-        experiment_ids=[experiment.experiment_id],
-        filter_string=f"tags.side = 'transformers' AND feedback.{VOTE} IS NOT NULL",
-        return_type="list",
-        include_spans=False,
-    )
+    """Every voted comparison's transformers trace, however old (no window of recent traces)."""
+    return _search(f"tags.side = 'transformers' AND feedback.{VOTE} IS NOT NULL", include_spans=False)
 
 
 def _vote_row(trace) -> list | None:
@@ -247,10 +394,11 @@ def _vote_row(trace) -> list | None:
     return [tags.get("comparison_id"), models[order[0]], models[order[1]], outcome, blind]
 
 
-def recent_comparisons(limit: int = 50) -> pd.DataFrame:
-    """The latest comparisons read back from MLflow, one row per comparison."""
+def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
+    """The latest comparisons of `owner` (None: everyone's), one row per comparison."""
+    query = "tags.side = 'transformers'" + ("" if owner is None else f" and tags.owner = '{owner}'")
     rows = []
-    for trace in _left_traces(limit):
+    for trace in _search(query, max_results=limit, order_by=["timestamp_ms DESC"]):
         messages = (trace.data.request or {}) if hasattr(trace, "data") else {}
         votes = [a.value for a in trace.info.assessments if a.name == VOTE]
         if trace.info.tags.get("arena") == "true" and not votes:
@@ -268,36 +416,17 @@ def recent_comparisons(limit: int = 50) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _left_traces(limit: int = 1000):
+def _search(filter_string: str, **kwargs) -> list:
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return []
     return mlflow.search_traces(
-        experiment_ids=[experiment.experiment_id],
-        filter_string="tags.side = 'transformers'",
-        max_results=limit,
-        order_by=["timestamp_ms DESC"],
-        return_type="list",
+        locations=[experiment.experiment_id], filter_string=filter_string, return_type="list", **kwargs
     )
-
-
-def _search_trace_ids(comparison_id: str) -> list[str]:
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
-        return []
-    traces = mlflow.search_traces(
-        experiment_ids=[experiment.experiment_id],
-        filter_string=f"tags.comparison_id = '{comparison_id}'",
-        return_type="list",
-        include_spans=False,
-    )
-    return [t.info.trace_id for t in traces]
 
 
 def _last_user_message(request) -> str:
     if isinstance(request, str):
-        import json
-
         try:
             request = json.loads(request)
         except ValueError:

@@ -37,6 +37,13 @@ def backends(config):
 
 
 @pytest.fixture(scope="session")
+def export_cache(tmp_path_factory) -> Path:
+    """ONNX exports of the tiny model built once for the session, by the benchmarks' `onnx_export`
+    (in this process: a child would spend longer on its imports than on the build)."""
+    return tmp_path_factory.mktemp("exports")
+
+
+@pytest.fixture(scope="session")
 def fp32_backends(config, backends):
     """The same store, with the ONNX side exported in fp32 for token parity."""
     fp32 = AppConfig(checkpoint=config.checkpoint, data_dir=config.data_dir, onnx_precision="fp32")
@@ -97,3 +104,29 @@ def wait_until_ready(url: str, process: subprocess.Popen, name: str, auth=None, 
         except Exception:
             time.sleep(1)
     raise TimeoutError(f"app.py did not answer at {url} within {timeout} s")
+
+
+def raw_call(url: str, api_name: str, body: str, timeout: float = 120) -> tuple[str, object]:
+    """POST a JSON body exactly as given (gradio_client cannot send everything JSON can) to
+    /gradio_api/call/<api_name>; return the stream's last event and its data ("complete" or "error")."""
+    import json
+
+    import httpx
+
+    posted = httpx.post(
+        f"{url}gradio_api/call/{api_name}",
+        content=body.encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=timeout,
+    )
+    posted.raise_for_status()
+    event, data = None, None
+    with httpx.stream(
+        "GET", f"{url}gradio_api/call/{api_name}/{posted.json()['event_id']}", timeout=timeout
+    ) as r:
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                data = json.loads(line.split(":", 1)[1])
+    return event, data

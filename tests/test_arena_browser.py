@@ -6,23 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import ARTIFACTS
-from tests.test_browser import CHROMIUM, FLAGS
+from tests.test_browser import browser_page
 
 NAMES = ("transformers", "onnx", "tiny-phi3")
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(server)
+    with browser_page(server, 900) as page:
         expect(page.locator("#startup-status")).to_contain_text("ready", timeout=60_000)
         yield page
-        browser.close()
 
 
 def test_blind_mode_hides_the_names_until_the_vote_then_reveals_them(page):

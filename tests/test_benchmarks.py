@@ -23,12 +23,15 @@ PROMPTS, NEW = (16, 40), (8, 12)
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    """One tiny run of the whole suite, outputs written; returns (summary as saved, out folder)."""
-    root = tmp_path_factory.mktemp("bench")
+def suite(tmp_path_factory, export_cache, store_dir, backends):
+    """One tiny run of the whole suite, outputs written; returns (summary as saved, out folder).
+
+    On the session's store, where both models are registered already, and with its exports.
+    """
     settings = Settings(
         checkpoint=TINY_CHECKPOINT, fit_layers=None, prompt_tokens=PROMPTS, new_tokens=NEW, repeats=2,
-        startup=False, cache=root / "cache", out=root / "out",
+        startup=False, cache=export_cache, out=tmp_path_factory.mktemp("bench") / "out", store=store_dir,
+        gemm_size=1024, probe_mb=64,
     )  # fmt: skip
     summary = run_suite(settings, progress=lambda message: None)
     write_outputs(summary, settings.out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 
@@ -14,14 +15,21 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextlib.contextmanager
+def browser_page(url: str, height: int):
+    """Debian's Chromium on `url`, 1400 wide: Playwright's own browser download cannot work offline."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(server)
+        page = browser.new_page(viewport={"width": 1400, "height": height})
+        page.goto(url)
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with browser_page(server, 1100) as page:
+        yield page
 
 
 FINISHED = re.compile(r"[Cc]ompletions|error")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import pytest
+
 from compare.comparison import compare_stream, judge
 from wrappers import GenerationOptions, Result, run
 from wrappers.backend import Report
@@ -68,20 +70,78 @@ def test_a_failing_side_reports_its_error_and_the_other_finishes():
 
 
 def result(pieces, tps):
-    return Result(text="".join(pieces), pieces=tuple(pieces), latency=Latency(1.0, 0.1, tps), done=True)
+    usage = Usage(3, len(pieces), 3 + len(pieces))
+    return Result(
+        text="".join(pieces), pieces=tuple(pieces), usage=usage, latency=Latency(1.0, 0.1, tps), done=True
+    )
+
+
+TWELVE = ["The", " capital", " is", " Madrid", ",", " the", " largest", " city", " of", " Spain", ".", ""]
 
 
 def test_verdict_names_the_first_diverging_token_and_the_speed_ratio():
-    verdict = judge(
-        result(["The", " capital", " is"], 10.0), result(["The", " city", " is"], 25.0), ("t", "o")
-    )
+    other = [*TWELVE[:1], " city", *TWELVE[2:]]
+    verdict = judge(result(TWELVE, 10.0), result(other, 25.0), ("t", "o"))
     assert (verdict.identical, verdict.diverged_at_token) == (False, 1)
     assert (verdict.left_token, verdict.right_token) == (" capital", " city")
+    assert verdict.to_dict()["t_token"] == " capital" and verdict.to_dict()["o_token"] == " city"
     assert verdict.speed_ratio == 2.5
-    assert verdict.summary == "Completions diverge at token 1: ' capital' vs ' city'. o decodes 2.50x faster."
+    assert verdict.summary == (
+        "Completions diverge at token 2: ' capital' vs ' city'. "
+        "o decodes about 2.5× faster (11 timed tokens each side)."
+    )
 
 
 def test_verdict_for_identical_completions():
-    verdict = judge(result(["a", "b"], 20.0), result(["a", "b"], 10.0), ("t", "o"))
+    verdict = judge(result(TWELVE, 20.0), result(TWELVE, 10.0), ("t", "o"))
     assert verdict.identical and verdict.diverged_at_token is None
-    assert verdict.summary == "Identical completions (2 tokens). t decodes 2.00x faster."
+    assert (
+        verdict.summary
+        == "Identical completions (12 tokens). t decodes about 2× faster (11 timed tokens each side)."
+    )
+
+
+def test_verdict_rounds_the_speed_ratio_to_two_figures_and_says_when_too_short_to_time():
+    assert "about 160× faster" in judge(result(TWELVE, 10.0), result(TWELVE, 1551.2), ("t", "o")).summary
+    assert "about the same speed" in judge(result(TWELVE, 10.0), result(TWELVE, 10.5), ("t", "o")).summary
+    short = judge(result(["Hi", ""], 10.0), result(["Hi", ""], 2000.0), ("t", "o")).summary
+    assert (
+        short == "Identical completions (2 tokens). "
+        "Too short to time decoding: 1 token after the first, 8 needed for a decode speed."
+    )
+    assert "x faster" not in short and "(1 tokens)" not in short
+
+
+def test_verdict_says_when_the_models_were_sent_different_conversations():
+    verdict = judge(result(TWELVE, 10.0), result(TWELVE, 10.0), ("t", "o"), same_conversation=False)
+    assert not verdict.same_conversation and "sent different conversations" in verdict.summary
+
+
+@pytest.mark.parametrize("stop", ["Madrid", "The", "Spain", "capital of"])
+def test_a_stop_sequence_gives_both_sides_the_same_text_tokens_and_verdict(backends, stop):
+    """Bug: transformers counted the token generate() makes after the stop, so the verdict said
+    the identical texts diverged (at '' vs None) and the usage differed."""
+    options = GenerationOptions.from_text(64, 0.0, 1.0, stop, max_tokens_limit=512)
+    question = [{"role": "user", "content": "What is the capital of Spain?"}]
+    *_, last = compare_stream(backends, {side: question for side in backends}, options)
+    transformers, onnx = last["transformers"], last["onnx"]
+    assert stop not in transformers.text and transformers.text == onnx.text
+    assert transformers.pieces == onnx.pieces
+    assert transformers.usage == onnx.usage
+    assert transformers.usage.completion_tokens == len(onnx.pieces)
+    for r in (transformers, onnx):
+        assert r.response["usage"]["completion_tokens"] == r.usage.completion_tokens
+        assert r.response["choices"][0]["finish_reason"] == "stop"
+    verdict = judge(transformers, onnx, ("transformers", "onnx"))
+    assert verdict.identical and verdict.summary.startswith("Identical completions")
+
+
+def test_partial_results_carry_the_figures_so_far(backends):
+    options = GenerationOptions(max_tokens=16)
+    question = [{"role": "user", "content": "Tell me about Spain."}]
+    updates = list(compare_stream(backends, {side: question for side in backends}, options))
+    partial = [u["onnx"] for u in updates if u["onnx"].pieces and not u["onnx"].done]
+    assert partial, "the ONNX side streamed"
+    for r in partial:
+        assert r.usage.completion_tokens == len(r.pieces) and r.usage.prompt_tokens
+        assert r.latency.total_s > 0 and r.latency.ttft_s is not None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from gradio_client import Client
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import ARTIFACTS
-from tests.test_browser import CHROMIUM, FLAGS, send
+from tests.test_browser import browser_page, send
 from ui import formatting as fmt
 from wrappers import load_config
 
@@ -81,12 +81,8 @@ def test_the_line_and_the_strip_format_a_fidelity():
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(server)
+    with browser_page(server, 1100) as page:
         yield page
-        browser.close()
 
 
 def test_the_chat_shows_the_fidelity_line_and_a_token_strip(page):

@@ -1,7 +1,8 @@
 """Many users at once: every reply reaches its asker, nothing fails, memory stays flat.
 
-Also the guards for a public server: optional login, and a bounded queue that
-refuses a flood with a message instead of growing without limit.
+Also the guards for a public server: optional login with a back-off, a bounded queue
+that refuses a flood with a message, chat beside a running batch, and a SIGKILL under
+load that loses no answered comparison. Longer versions: `benchmarks/public_space.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import psutil
 import pytest
 from gradio_client import Client
 
+from benchmarks.public_space import chat_beside_batch, kill_under_load
 from tests.conftest import app_server
 
 USERS = 20
@@ -80,9 +82,27 @@ def test_twenty_concurrent_users_each_get_their_own_answers(server_process):
     assert growth_mb < 150
 
 
+def test_thirty_users_are_answered_while_a_hundred_row_batch_runs(server, tmp_path):
+    load = chat_beside_batch(server, users=30, rows=100, folder=tmp_path)
+    print(f"\n30 users beside a 100-row batch: p95 {load.p95():.2f} s; batch {load.batch_seconds:.0f} s")
+    assert len(load.chat_seconds) == 30 and load.batch_answered == 100
+    assert load.chats_before_batch_ended == 30  # chat goes first: nobody waits for the whole batch
+
+
+def test_a_sigkill_under_load_loses_no_answered_comparison(store_dir, backends):
+    answered, present, replay_s = kill_under_load(store_dir, users=6, after_s=15)
+    print(f"\nSIGKILL under load: {present} of {answered} answered comparisons recorded ({replay_s:.0f} s)")
+    assert answered > 0 and present == answered
+
+
 @pytest.fixture(scope="module")
 def guarded_server(store_dir, backends):
-    env = {"PHI3_AUTH_USER": "ml", "PHI3_AUTH_PASSWORD": "s3cret", "PHI3_QUEUE_SIZE": "2"}
+    env = {
+        "PHI3_AUTH_USER": "ml",
+        "PHI3_AUTH_PASSWORD": "s3cret",
+        "PHI3_QUEUE_SIZE": "2",
+        "PHI3_LOGIN_DELAY_S": "2",
+    }
     with app_server(store_dir, "guarded-server", env, auth=("ml", "s3cret")) as (url, _):
         yield url
 
@@ -109,3 +129,19 @@ def test_a_flood_beyond_the_queue_is_refused_with_a_message(guarded_server):
     refused = [o for o in outcomes if o != "answered"]
     assert refused and "answered" in outcomes
     assert all("queue" in o.lower() for o in refused), refused
+
+
+def test_failed_logins_back_off_per_client_and_a_correct_login_still_works(guarded_server):
+    import httpx
+
+    def login(user: str, password: str) -> httpx.Response:
+        return httpx.post(f"{guarded_server}login", data={"username": user, "password": password}, timeout=30)
+
+    assert login("ml ", "s3cret").status_code == 400  # names are compared exactly
+    assert [login("ml", f"guess{i}").status_code for i in range(5)] == [400] * 5  # the sixth failure
+    locked = login("ml", "s3cret")  # even the right password waits now
+    assert locked.status_code == 429 and "Too many failed logins" in locked.json()["detail"]
+    assert 1 <= int(locked.headers["retry-after"]) <= 2
+    time.sleep(int(locked.headers["retry-after"]) + 0.2)
+    assert login("ml", "s3cret").status_code == 200
+    assert login("ml", "s3cret").status_code == 200  # a success cleared the record

@@ -22,7 +22,7 @@ from wrappers.child import run_step
 from wrappers.config import ROOT, TINY_CHECKPOINT, child_env
 from wrappers.errors import ModelLoadError
 from wrappers.host import available_memory, cgroup_headroom
-from wrappers.onnx_backend import builder_options
+from wrappers.onnx_backend import build_onnx_export, builder_options
 from wrappers.sources import kv_bytes_per_token, parameter_count
 
 GiB = 2**30
@@ -135,11 +135,10 @@ def test_a_build_killed_by_a_signal_is_reported_and_the_app_lives_on(tmp_path):
             time.sleep(0.05)
 
     threading.Thread(target=kill_the_child, daemon=True).start()
-    kwargs = {"checkpoint": str(TINY_CHECKPOINT), "precision": "int4", "out_dir": str(tmp_path / "out"),
-              "options": builder_options("int4")}  # fmt: skip
-    message = r"was killed \(SIGKILL\).*out-of-memory killer.*after \d+ s\. The app is unharmed"
+    message = r"The int4 ONNX build was killed \(SIGKILL\).*out-of-memory killer.*after \d+ s\. "
+    message += "The app is unharmed"
     with pytest.raises(ModelLoadError, match=message):
-        run_step("build_onnx", kwargs, "The int4 ONNX build", progress=lambda m: None)
+        build_onnx_export(str(TINY_CHECKPOINT), "int4", tmp_path / "out", progress=lambda m: None)
 
 
 def test_the_lean_build_is_the_builders_own_export_byte_for_byte(tmp_path_factory):

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import mlflow
 import pytest
 from gradio_client import Client, handle_file
 
-from compare.records import Recorder, vote_table
+from compare.records import (
+    Asker,
+    Recorder,
+    RecordError,
+    recent_comparisons,
+    vote_table,
+    write_payload,
+)
+from tests.conftest import raw_call
 from ui.api import Comparer
+from ui.panels import history_of
 from wrappers import GenerationOptions
 from wrappers.config import ROOT, Limits
 from wrappers.registry import EXPERIMENT, use_store
@@ -89,7 +103,7 @@ def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client):
     [
         ({"comparison_id": "nope", "choice": "left"}, "comparison_id must be an id"),
         ({"comparison_id": "0" * 32, "choice": "best"}, "choice must be one of"),
-        ({"comparison_id": "0" * 32, "choice": "tie"}, "No recorded comparison has that id"),
+        ({"comparison_id": "0" * 32, "choice": "tie"}, "No comparison of yours has that id"),
     ],
 )
 def test_bad_votes_are_refused_with_the_reason(client, kwargs, message):
@@ -128,8 +142,10 @@ def test_a_file_without_a_prompt_column_is_refused(client, tmp_path):
         client.predict(file=handle_file(str(bad)), api_name="/batch")
 
 
-def test_a_tracking_store_that_is_down_leaves_chatting_working_with_a_notice(backends, config, monkeypatch):
-    recorder = Recorder()
+def test_a_tracking_store_that_is_down_leaves_chatting_working_with_a_notice(
+    backends, config, monkeypatch, tmp_path
+):
+    recorder = Recorder(tmp_path / "spool")
     comparer = Comparer(backends, Limits(), recorder)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
@@ -151,3 +167,145 @@ def test_the_built_in_batch_set_exists_and_reads():
 
     prompts = read_prompts(ROOT / "examples" / "batch_prompts.csv")
     assert len(prompts) >= 10 and prompts["expected"].notna().sum() >= 10
+
+
+def test_only_the_session_that_made_a_comparison_may_vote_on_it(client, server):
+    out = client.predict(prompt="What is the capital of Peru?", max_tokens=16, api_name="/compare")
+    stranger = Client(server, verbose=False)  # another visitor: a session of its own
+    with pytest.raises(Exception, match="No comparison of yours has that id"):
+        stranger.predict(comparison_id=out["comparison_id"], choice="left", api_name="/vote")
+    reply = client.predict(comparison_id=out["comparison_id"], choice="tie", api_name="/vote")
+    assert len(reply["trace_ids"]) == 2
+    for trace in wait_for_traces(out["comparison_id"]):
+        assert [a.value for a in trace.info.assessments if a.name == "preference"] == ["tie"]
+
+
+def test_the_vote_table_holds_every_vote_with_both_models_and_the_latest_choice(client):
+    first = client.predict(prompt="Hello", max_tokens=4, api_name="/compare")
+    later = [client.predict(prompt="Hi", max_tokens=1, api_name="/compare") for _ in range(3)]
+    client.predict(comparison_id=first["comparison_id"], choice="left", api_name="/vote")
+    client.predict(comparison_id=first["comparison_id"], choice="right", api_name="/vote")  # changed mind
+    client.predict(comparison_id=later[1]["comparison_id"], choice="both_bad", api_name="/vote")
+    votes = vote_table().set_index("comparison_id")
+    assert votes.loc[first["comparison_id"], "outcome"] == "b"
+    assert votes.loc[later[1]["comparison_id"], "outcome"] == "both_bad"
+    assert later[0]["comparison_id"] not in votes.index
+    row = votes.loc[first["comparison_id"]]
+    assert (row["model_a"], row["model_b"], row["blind"]) == (
+        "tiny-phi3-transformers/1",
+        "tiny-phi3-onnx-int4/1",
+        False,
+    )
+
+
+SESSION = "f" * 12  # raw calls name their session, so the vote below comes from the same one
+
+
+@pytest.mark.parametrize(
+    ("api_name", "data"),
+    [
+        ("compare", r'["lone \ud800 surrogate", "", 8, 0.0, 1.0, "", false]'),
+        ("compare", r'["Hello", "be \udfff brief", 8, 0.0, 1.0, "", false]'),
+        ("compare", r'["Hello", "", 8, 0.0, 1.0, "x\ud83d", false]'),
+        (
+            "compare_messages",
+            r'[[{"role": "user", "content": "Hi \ud800"}, {"role": "assistant", '
+            r'"content": "\udc00"}, {"role": "user", "content": "Hello"}], 8, 0.0, 1.0, "", false]',
+        ),
+    ],
+)
+def test_lone_surrogates_are_recorded_as_a_sanitised_copy_and_can_be_voted_on(server, api_name, data):
+    event, out = raw_call(server, api_name, f'{{"data": {data}, "session_hash": "{SESSION}"}}')
+    assert event == "complete", out
+    (out,) = out
+    assert out["tracing_notice"] is None
+    for trace in wait_for_traces(out["comparison_id"]):
+        stored = json.dumps([trace.data.spans[0].inputs, trace.info.tags], ensure_ascii=False)
+        assert "\ufffd" in stored
+    vote = f'{{"data": ["{out["comparison_id"]}", "tie", "\\ud800"], "session_hash": "{SESSION}"}}'
+    event, reply = raw_call(server, "vote", vote)
+    assert event == "complete" and len(reply[0]["trace_ids"]) == 2, reply
+
+
+def test_a_trace_mlflow_refuses_is_an_error_not_silence(tmp_path):
+    payload = {
+        "name": "t",
+        "inputs": {"messages": [{"role": "user", "content": "unsanitised \ud800"}]},
+        "attributes": {},
+        "tags": {"comparison_id": "2" * 32, "side": "onnx", "owner": ""},
+        "outputs": {"text": ""},
+        "error": None,
+        "start_ns": 1,
+        "end_ns": 2,
+    }
+    with pytest.raises(RecordError, match="surrogates not allowed"):
+        write_payload(payload)
+
+
+CRASH = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from compare.records import Recorder
+    from ui.api import Comparer
+    from wrappers import AppConfig, GenerationOptions, build_backends
+    from wrappers.config import Limits
+
+    config = AppConfig(data_dir=Path(sys.argv[1]))
+    recorder = Recorder(config.spool_dir, max_wait_s=3600)
+    comparer = Comparer(build_backends(config, progress=lambda m: None), Limits(), recorder)
+    conversation = [{"role": "user", "content": "What is the capital of Spain?"}]
+    with recorder.generating():  # as if other users kept the models busy: no trace is written yet
+        for comparison_id in sys.argv[2:]:
+            *_, last = comparer.compare(dict.fromkeys(("transformers", "onnx"), conversation),
+                                        GenerationOptions(max_tokens=8), comparison_id)
+            print("answered", comparison_id, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_answers_killed_before_their_traces_are_written_are_replayed_at_the_next_start(config, backends):
+    ids = [os.urandom(16).hex() for _ in range(3)]
+    child = subprocess.run(
+        [sys.executable, "-c", CRASH, str(config.data_dir), *ids], cwd=ROOT, capture_output=True, text=True
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    assert child.stdout.count("answered") == 3
+    assert all(not traces_of(cid) for cid in ids)  # nothing reached MLflow before the kill
+    restarted = Recorder(config.spool_dir)  # what the next start builds
+    restarted.flush(timeout=120)
+    for cid in ids:
+        traces = wait_for_traces(cid)
+        assert sorted(t.info.tags["side"] for t in traces) == ["onnx", "transformers"]
+        assert all("Madrid" in t.data.spans[0].outputs["text"] for t in traces)
+    assert restarted.spool.count() == 0
+
+
+def test_history_shows_each_visitor_their_own_comparisons_and_admins_everything(backends, tmp_path):
+    recorder = Recorder(tmp_path / "spool")
+    comparer = Comparer(backends, Limits(), recorder)
+    askers = {
+        "alice in one tab": Asker.of("alice", "s1"),
+        "alice in another browser": Asker.of("alice", "s2"),
+        "bob": Asker.of("bob", "s3"),
+        "anonymous visitor": Asker.of(None, "s4"),
+    }
+    ids = {}
+    for name, asker in askers.items():
+        ids[name] = os.urandom(16).hex()
+        conversation = [{"role": "user", "content": f"Hello from {name}"}]
+        for _ in comparer.compare(
+            dict.fromkeys(SIDES, conversation), GenerationOptions(max_tokens=2), ids[name], asker
+        ):
+            pass
+    recorder.flush()
+    seen = {name: set(history_of(asker.owner)[0]["comparison_id"]) for name, asker in askers.items()}
+    alice = {ids["alice in one tab"], ids["alice in another browser"]}
+    assert (
+        seen["alice in one tab"] & set(ids.values())
+        == alice
+        == seen["alice in another browser"] & set(ids.values())
+    )
+    assert seen["bob"] & set(ids.values()) == {ids["bob"]}
+    assert seen["anonymous visitor"] & set(ids.values()) == {ids["anonymous visitor"]}
+    everyone = set(recent_comparisons(None, limit=500)["comparison_id"])
+    assert set(ids.values()) <= everyone

@@ -163,22 +163,33 @@ def test_model_paths_cannot_be_chosen_through_the_api(client):
     names = {p["parameter_name"] for e in endpoints.values() for p in e["parameters"]}
     # `file` is /batch's file of prompts, uploaded into Gradio's own cache: not a path on the server.
     settings = {"prompt", "system_prompt", "messages", "max_tokens", "temperature", "top_p", "stop"}
-    assert names == settings | {"comparison_id", "choice", "comment", "file"}
+    others = {"comparison_id", "choice", "comment", "file", "conversation", "battle_id", "fidelity"}
+    thresholds = {"accept_kl", "accept_agreement", "accept_accuracy"}
+    assert names == settings | others | thresholds
     with pytest.raises(Exception):  # noqa: B017 - any refusal will do
         client.predict(prompt=SPAIN, checkpoint="/etc", api_name="/compare")
 
 
-def test_two_processes_starting_together_register_one_version_each(tmp_path):
+@pytest.fixture(scope="module")
+def raced_store(tmp_path_factory) -> tuple[Path, list[int]]:
+    """A fresh store that two processes started on together; (its folder, their exit codes)."""
+    data_dir = tmp_path_factory.mktemp("raced")
     script = textwrap.dedent(f"""
         from pathlib import Path
         from wrappers import AppConfig, build_backends
-        config = AppConfig(data_dir=Path({str(tmp_path)!r}))
+        config = AppConfig(data_dir=Path({str(data_dir)!r}))
         for backend in build_backends(config, progress=lambda m: None).values():
             backend.model_ref()
     """)
     starts = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT) for _ in range(2)]
-    assert [p.wait(timeout=300) for p in starts] == [0, 0]
-    client = MlflowClient(AppConfig(data_dir=tmp_path).store_uri)
+    return data_dir, [p.wait(timeout=300) for p in starts]
+
+
+def test_two_processes_starting_together_register_one_version_each(raced_store):
+    data_dir, exit_codes = raced_store
+    assert exit_codes == [0, 0]
+    store = AppConfig(data_dir=data_dir).store_uri
+    client = MlflowClient(store, registry_uri=store)  # not the registry this process points at
     for name in ("tiny-phi3-transformers", "tiny-phi3-onnx-int4"):
         assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
@@ -190,22 +201,26 @@ def test_two_processes_starting_together_register_one_version_each(tmp_path):
         ("transformers", "model.safetensors", "tiny-phi3-transformers"),
     ],
 )
-def test_corrupt_weights_break_only_their_pane_and_fixed_ones_recover(tmp_path, broken, weights, name):
-    config = AppConfig(data_dir=tmp_path)
+def test_corrupt_weights_break_only_their_pane_and_fixed_ones_recover(
+    raced_store, tmp_path, broken, weights, name
+):
+    data_dir, _ = raced_store  # a store of its own: the weights are broken on disk for a while
+    config = AppConfig(data_dir=data_dir)
     for backend in build_backends(config, progress=lambda m: None).values():
         backend.model_ref()
-    (logged,) = Path(tmp_path, "artifacts").rglob(weights)
+    (logged,) = Path(data_dir, "artifacts").rglob(weights)
     saved = tmp_path / "saved"
     shutil.copy(logged, saved)
     logged.write_bytes(b"these are not model weights")
-
-    restarted = build_backends(config, progress=lambda m: None)  # what a restart builds
-    conversations = {side: [{"role": "user", "content": SPAIN}] for side in SIDES}
-    *_, last = Comparer(restarted, Limits()).compare(conversations, GenerationOptions(), "0" * 32)
+    try:
+        restarted = build_backends(config, progress=lambda m: None)  # what a restart builds
+        conversations = {side: [{"role": "user", "content": SPAIN}] for side in SIDES}
+        *_, last = Comparer(restarted, Limits()).compare(conversations, GenerationOptions(), "0" * 32)
+    finally:
+        shutil.copy(saved, logged)
     (working,) = set(SIDES) - {broken}
     assert f"Could not load models:/{name}/1" in last[broken].error
     assert "Madrid" in last[working].text and last[working].error is None
 
-    shutil.copy(saved, logged)
     fixed = build_backends(config, progress=lambda m: None)
     assert "Madrid" in run(fixed[broken], [{"role": "user", "content": SPAIN}], GenerationOptions()).text

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from benchmarks.tuning import onnx_export
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.config import ROOT, TINY_CHECKPOINT, child_env, load_config
 from wrappers.errors import ModelLoadError
 from wrappers.models import onnx_spec, transformers_spec
-from wrappers.onnx_backend import build_onnx_export
 from wrappers.registry import log_or_load, use_store
 from wrappers.sources import INT4_CPU, PRESETS, Source, parse_source, resolve
 
@@ -30,9 +30,10 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture(scope="module")
-def int4_export(tmp_path_factory) -> Path:
+def int4_export(tmp_path_factory, export_cache) -> Path:
     """A ready-made onnxruntime-genai folder, as a published ONNX repo holds one."""
-    return build_onnx_export(str(TINY_CHECKPOINT), "int4", tmp_path_factory.mktemp("onnx") / "cpu-int4-tiny")
+    built = onnx_export(TINY_CHECKPOINT, "int4", export_cache)
+    return shutil.copytree(built, tmp_path_factory.mktemp("onnx") / "cpu-int4-tiny")
 
 
 def add_to_hub_cache(cache: Path, repo: str, files: Path, subfolder: str = "") -> Path:

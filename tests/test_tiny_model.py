@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from benchmarks.tuning import onnx_export
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "assets" / "train_tiny_phi3.py"
@@ -283,16 +282,9 @@ ODD_TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def onnx_fp32(tmp_path_factory) -> Path:
-    """The checkpoint exported by onnxruntime-genai's model builder (fp32, CPU)."""
-    out = tmp_path_factory.mktemp("onnx") / "fp32"
-    cache = tmp_path_factory.mktemp("builder-cache")
-    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(CHECKPOINT)]
-    command += ["-o", str(out), "-p", "fp32", "-e", "cpu", "-c", str(cache)]
-    env = os.environ | {"HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cache)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return out
+def onnx_fp32(export_cache) -> Path:
+    """The checkpoint exported by onnxruntime-genai's model builder (fp32, CPU), as the app builds it."""
+    return onnx_export(CHECKPOINT, "fp32", export_cache)
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,16 @@ SIDES = ("transformers", "onnx")
 
 
 @pytest.fixture(scope="module")
-def traced(backends, config):
+def traced(backends, config, tmp_path_factory):
     """One comparison, traced by the app's recorder; its traces by side."""
     use_store(config.store_uri, config.artifact_root)
-    recorder = Recorder()
+    recorder = Recorder(tmp_path_factory.mktemp("spool"))
     comparer = Comparer(backends, Limits(), recorder)
     messages = [{"role": "user", "content": "What is the capital of Japan?"}]
     *_, results = comparer.compare({side: messages for side in SIDES}, GenerationOptions(), "7" * 32)
     recorder.flush()
     traces = {
-        mlflow.get_trace(t).info.tags["side"]: mlflow.get_trace(t) for t in recorder.trace_ids("7" * 32)
+        mlflow.get_trace(t).info.tags["side"]: mlflow.get_trace(t) for t in recorder.comparison("7" * 32)[1]
     }
     return results, traces
 

@@ -22,11 +22,14 @@ import gradio as gr
 from compare.comparison import compare_stream, judge
 from compare.conversation import AnswerMemory
 from compare.fidelity import Scored, score
-from compare.records import CHOICES, Recorder, Request, log_vote
+from compare.lanes import ModelSlot
+from compare.records import CHOICES, Asker, Recorder, Request, log_vote
 from ui import formatting as fmt
 from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
+from wrappers.chat import check_length
 from wrappers.config import Limits
+from wrappers.errors import public_text
 
 SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
@@ -45,6 +48,10 @@ class Comparer:
     recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
     fidelity: bool = True  # score each comparison's answers through both models (the switch)
     answers: AnswerMemory = field(default_factory=AnswerMemory)  # recent answers' figures, for exports
+    slot: ModelSlot = field(init=False)  # chat requests generate before batch rows
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slot", ModelSlot(self.limits.concurrency))
 
     def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
         if not isinstance(stop, str):
@@ -61,47 +68,74 @@ class Comparer:
         conversations: Mapping[str, Messages],
         options: GenerationOptions,
         comparison_id: str,
+        asker: Asker | None = None,
+        lane: str = "chat",
         tags: Mapping[str, str] | None = None,
     ) -> Iterator[dict[str, Result]]:
-        """Stream both sides; once both are done, record them as a linked pair of traces."""
+        """Stream both sides; once both are done, record them as a linked pair of traces.
+
+        Refused at once if the conversation cannot fit the token limit; `lane` "batch" waits
+        for every chat request that is waiting.
+        """
+        for messages in conversations.values():
+            self.check_length(messages)
         started, latest = time.time_ns(), {}
-        with self._generating():
+        with self.slot.take(lane), self._generating():
             for latest in compare_stream(
                 self.backends, conversations, options, self.limits.request_timeout_s
             ):
                 yield latest
-        self._record(comparison_id, conversations, options, latest, started, tags)
+        self._record(comparison_id, conversations, options, latest, started, asker, tags)
 
     def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
         """Fidelity of a finished comparison; the panes are final, so neither side waits for it.
 
-        Runs as a generation would (traces wait), so its time is its own.
+        Runs as a generation would (traces wait, batch rows too), so its time is its own.
         """
         if not (self.fidelity and wanted):
             return Scored(reason="Fidelity scoring is switched off.")
-        with self._generating():
+        with self.slot.take("chat"), self._generating():
             return score(self.backends, results, options)
 
-    def one(self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str):
+    def one(
+        self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str, asker: Asker
+    ):
         """Stream one side only; recorded like a comparison with one trace."""
-        started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
-        with self._generating():
+        self.check_length(messages)
+        with self.slot.take("chat"), self._generating():
+            started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
             for result in stream_result(self.backends[side], messages, options, deadline):
                 yield result
-        self._record(comparison_id, {side: messages}, options, {side: result}, started)
+        self._record(comparison_id, {side: messages}, options, {side: result}, started, asker)
+
+    def check_length(self, messages: Messages) -> None:
+        try:
+            check_length(messages, self.limits.max_prompt_tokens)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
 
     def _generating(self):
         return self.recorder.generating() if self.recorder else contextlib.nullcontext()
 
-    def _record(self, comparison_id, conversations, options, results, started_ns, tags=None) -> None:
+    def _record(self, comparison_id, conversations, options, results, started_ns, asker, tags=None) -> None:
         for side, result in results.items():
             self.answers.remember(side, conversations[side], result)
         if self.recorder is None:
             return
+        asker = asker or Asker.of(None, None)  # nobody's: e.g. a blind battle, whose vote goes by /arena_vote
         pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}
         for side, result in results.items():
             request = Request(
-                comparison_id, side, conversations[side], options, result, started_ns, pair, dict(tags or {})
+                comparison_id,
+                side,
+                conversations[side],
+                options,
+                result,
+                started_ns,
+                pair,
+                asker.owner,
+                asker.user,
+                dict(tags or {}),
             )
             self.recorder.record(request)
 
@@ -109,32 +143,50 @@ class Comparer:
     def notice(self) -> str | None:
         return self.recorder.notice if self.recorder else None
 
-    def vote(self, comparison_id: Any, choice: Any, comment: Any = "") -> list[str]:
-        """Store a vote as MLflow feedback on a comparison's traces; return their ids."""
+    def vote(self, comparison_id: Any, choice: Any, comment: Any, asker: Asker) -> list[str]:
+        """Store the asker's vote on their own comparison as MLflow feedback; return the trace ids."""
         if not isinstance(comparison_id, str) or not COMPARISON_ID.fullmatch(comparison_id):
             raise gr.Error("comparison_id must be an id returned by /compare.")
         if choice not in CHOICES:
             raise gr.Error(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
-        return self.store_vote(comparison_id, choice, comment)
+        return self.store_vote(comparison_id, choice, comment, owner=asker.owner)
 
-    def store_vote(self, comparison_id: str, choice: str, comment: Any, metadata=None) -> list[str]:
-        """Store a checked vote (blind votes carry `metadata`); return the trace ids."""
+    def store_vote(
+        self, comparison_id: str, choice: str, comment: Any, metadata=None, owner: str | None = None
+    ) -> list[str]:
+        """Store a checked vote (blind votes carry `metadata`); return the trace ids.
+
+        With `owner`, only a comparison of that owner; anyone else's, or an unknown id, gets
+        the same answer, so ids cannot be probed. (A blind battle's vote is checked by its battle.)
+        """
         if not isinstance(comment, str) or len(comment) > 2000:
             raise gr.Error("comment must be a string of at most 2000 characters.")
         if self.recorder is None:
             raise gr.Error("Votes need tracing, which is off in this app.")
-        trace_ids = self.recorder.trace_ids(comparison_id)
+        try:
+            found, trace_ids = self.recorder.comparison(comparison_id)
+        except Exception as exc:
+            raise gr.Error(public_text(f"The comparison could not be read from MLflow: {exc}")) from exc
+        if owner is not None and found != owner:
+            trace_ids = []
         try:
             log_vote(trace_ids, choice, comment, metadata)
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
         except Exception as exc:
-            raise gr.Error(f"The vote could not be stored in MLflow: {exc}") from exc
+            raise gr.Error(public_text(f"The vote could not be stored in MLflow: {exc}")) from exc
         return trace_ids
 
 
 def new_comparison_id() -> str:
     return uuid.uuid4().hex
+
+
+def asker_of(request: gr.Request | None) -> Asker:
+    """Who is asking: the logged-in user, else the browser or gradio_client session."""
+    if request is None:
+        return Asker.of(None, None)
+    return Asker.of(getattr(request, "username", None), getattr(request, "session_hash", None))
 
 
 def register_api(comparer: Comparer) -> None:
@@ -147,19 +199,20 @@ def register_api(comparer: Comparer) -> None:
         top_p: float = 1.0,
         stop: str = "",
         fidelity: bool = True,
+        request: gr.Request = None,
     ) -> Iterator[dict]:
         """Like /compare, for a whole conversation: a list of {"role", "content"}."""
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from _sides(comparer, checked_messages(messages), options, fidelity)
+        yield from _sides(comparer, checked_messages(messages), options, fidelity, asker_of(request))
 
-    def vote(comparison_id: str, choice: str, comment: str = "") -> dict:
-        """Vote on a comparison: choice is left, right, tie or both_bad; stored as MLflow feedback."""
-        traces = comparer.vote(comparison_id, choice, comment)
+    def vote(comparison_id: str, choice: str, comment: str = "", request: gr.Request = None) -> dict:
+        """Vote on your own comparison: choice is left, right, tie or both_bad; stored as MLflow feedback."""
+        traces = comparer.vote(comparison_id, choice, comment, asker_of(request))
         return {"comparison_id": comparison_id, "choice": choice, "trace_ids": traces}
 
     def one_side(side: str):
-        def respond(messages: Messages, options: GenerationOptions) -> Iterator[dict]:
-            results = comparer.one(side, messages, options, new_comparison_id())
+        def respond(messages: Messages, options: GenerationOptions, asker: Asker) -> Iterator[dict]:
+            results = comparer.one(side, messages, options, new_comparison_id(), asker)
             for result in paced(results, comparer.limits.stream_interval_s):
                 yield result.to_dict()
 
@@ -176,13 +229,15 @@ def register_api(comparer: Comparer) -> None:
         top_p: float = 1.0,
         stop: str = "",
         fidelity: bool = True,
+        request: gr.Request = None,
     ) -> Iterator[dict]:
         """Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.
 
         fidelity: after both answers, score them through both models (verdict.fidelity).
         """
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from _sides(comparer, prompt_messages(prompt, system_prompt), options, fidelity)
+        messages = prompt_messages(prompt, system_prompt)
+        yield from _sides(comparer, messages, options, fidelity, asker_of(request))
 
     gr.api(compare, api_name="compare", **models)
     gr.api(compare_messages, api_name="compare_messages", **models)
@@ -202,20 +257,21 @@ def _prompt_endpoint(comparer: Comparer, respond):
         temperature: float = 0.0,
         top_p: float = 1.0,
         stop: str = "",
+        request: gr.Request = None,
     ) -> Iterator[dict]:
         options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from respond(prompt_messages(prompt, system_prompt), options)
+        yield from respond(prompt_messages(prompt, system_prompt), options, asker_of(request))
 
     return endpoint
 
 
 def _sides(
-    comparer: Comparer, messages: Messages, options: GenerationOptions, fidelity: Any
+    comparer: Comparer, messages: Messages, options: GenerationOptions, fidelity: Any, asker: Asker
 ) -> Iterator[dict]:
     if not isinstance(fidelity, bool):
         raise gr.Error(f"fidelity must be true or false, got {fidelity!r}.")
     comparison_id, latest = new_comparison_id(), {}
-    results = comparer.compare({side: messages for side in SIDES}, options, comparison_id)
+    results = comparer.compare({side: messages for side in SIDES}, options, comparison_id, asker)
     for latest in paced(results, comparer.limits.stream_interval_s):
         yield _payload(comparison_id, latest, None, None)
     verdict = judge(latest["transformers"], latest["onnx"], SIDES).to_dict()

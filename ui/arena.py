@@ -16,8 +16,8 @@ import gradio as gr
 
 from compare.arena import ARENA_CHOICES, LABELS, Arena, ArenaError, Battle, anonymous, lockstep
 from compare.comparison import judge
-from compare.records import CHOICES
-from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id, paced, prompt_messages
+from compare.records import CHOICES, Asker
+from ui.api import MODEL_EVENTS, SIDES, Comparer, asker_of, new_comparison_id, paced, prompt_messages
 from wrappers import GenerationOptions, Result
 
 ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
@@ -34,7 +34,13 @@ def owner_of(request: gr.Request | None) -> str:
 
 
 def play_turn(
-    comparer: Comparer, arena: Arena, battle: Battle, prompt: str, system: str, options: GenerationOptions
+    comparer: Comparer,
+    arena: Arena,
+    battle: Battle,
+    prompt: str,
+    system: str,
+    options: GenerationOptions,
+    asker: Asker | None = None,
 ) -> Iterator[tuple[Battle, dict[str, Result]]]:
     """Stream one turn of a battle in lockstep; the last item carries the updated battle."""
     opening = prompt_messages(prompt, system)  # the system prompt (if any) and the prompt
@@ -43,7 +49,7 @@ def play_turn(
         for side in SIDES
     }
     comparison_id, latest = new_comparison_id(), {}
-    updates = comparer.compare(conversations, options, comparison_id, tags={"arena": "true"})
+    updates = comparer.compare(conversations, options, comparison_id, asker, tags={"arena": "true"})
     for latest in paced(lockstep(updates), comparer.limits.stream_interval_s):
         yield battle, latest
     yield arena.add_turn(battle, conversations, latest, comparison_id), latest
@@ -131,7 +137,9 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         options = comparer.options(max_tokens, temperature, top_p, stop)
         prompt_messages(prompt, system_prompt)  # refuse bad input before a battle starts
         started = arena.start(owner_of(request))
-        for battle, latest in play_turn(comparer, arena, started, prompt, system_prompt, options):
+        for battle, latest in play_turn(
+            comparer, arena, started, prompt, system_prompt, options, asker_of(request)
+        ):
             yield blind_payload(battle, latest)
 
     def arena_vote(battle_id: str, choice: str, comment: str = "", request: gr.Request = None) -> dict:
@@ -247,7 +255,9 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
             p.reveal: "",
             p.battle: opened.id,
         }
-        for battle, latest in play_turn(comparer, arena, opened, prompt, system or "", options):
+        for battle, latest in play_turn(
+            comparer, arena, opened, prompt, system or "", options, asker_of(request)
+        ):
             view = anonymous(battle, latest)
             yield {p.chats[label]: _with_turn(histories[label], prompt, view[label]) for label in LABELS}
         yield {p.status: WAITING, p.battle: battle.id}

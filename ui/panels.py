@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,14 +15,17 @@ from compare.acceptance import Thresholds
 from compare.batch import latency_figure, read_prompts, recent_batches
 from compare.evaluation import Batch, dataset_label
 from compare.evaluation import run_batch as evaluate_batch
-from compare.records import recent_comparisons
-from ui.api import MODEL_EVENTS, SIDES, Comparer
+from compare.records import Asker, recent_comparisons
+from ui.api import SIDES, Comparer, asker_of
 from wrappers import GenerationOptions
+from wrappers.chat import max_characters
 from wrappers.config import ROOT
+from wrappers.errors import public_text
 from wrappers.registry import EXPERIMENT
 
 BUILT_IN = {"Capitals, arithmetic and the seed prompts": ROOT / "examples" / "batch_prompts.csv"}
 BATCH_OPTIONS = GenerationOptions(max_tokens=64)  # greedy, so a batch repeats exactly
+BATCH_EVENTS = "batches"  # one batch at a time, in a group of its own; chat requests go first
 
 
 def batch_tab(comparer: Comparer) -> None:
@@ -51,29 +55,37 @@ def batch_tab(comparer: Comparer) -> None:
         table = gr.Dataframe(label="Results", wrap=True, elem_id="batch-table")
         download = gr.File(label="Results as CSV", elem_id="batch-download")
 
-    def run_from_ui(file, chosen, max_kl, agreement, accuracy, progress=gr.Progress()):  # noqa: B008
+    def run_from_ui(file, chosen, max_kl, agreement, accuracy, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         path, source = (file, Path(file).name) if file else (BUILT_IN.get(chosen), chosen)
         if path is None:
             raise gr.Error("Upload a file of prompts or pick a built-in set.")
-        result = run_batch(comparer, path, source, thresholds(max_kl, agreement, accuracy), progress)
-        return _summary_markdown(result), latency_figure(result["table"]), result["table"], result["csv"]
+        chosen = thresholds(max_kl, agreement, accuracy)
+        with tempfile.TemporaryDirectory(prefix="batch-") as folder:
+            result = run_batch(comparer, path, source, asker_of(request), Path(folder), chosen, progress)
+            # Gradio copies the CSV into its own cache before it resumes this generator.
+            yield _summary_markdown(result), latency_figure(result["table"]), result["table"], result["csv"]
 
     run.click(
         run_from_ui,
         [upload, built_in, max_kl, agreement, accuracy],
         [summary, plot, table, download],
-        concurrency_id=MODEL_EVENTS,
+        concurrency_id=BATCH_EVENTS,
         api_visibility="private",
     )
 
     def batch(
-        file: str, accept_kl=defaults.max_kl, accept_agreement=defaults.min_agreement, accept_accuracy=None
+        file: str,
+        accept_kl=defaults.max_kl,
+        accept_agreement=defaults.min_agreement,
+        accept_accuracy=None,
+        request: gr.Request = None,
     ):
         """Run both models on every prompt of a CSV/JSONL file; evaluate and accept or reject the export."""
         if not file:
             raise gr.Error("Send a CSV or JSONL file of prompts.")
         chosen = thresholds(accept_kl, accept_agreement, accept_accuracy)
-        result = run_batch(comparer, file, Path(file).name, chosen)
+        with tempfile.TemporaryDirectory(prefix="batch-") as folder:
+            result = run_batch(comparer, file, Path(file).name, asker_of(request), Path(folder), chosen)
         records = result["table"].astype(object).where(result["table"].notna(), None).to_dict("records")
         keys = ("run_id", "summary", "evaluation_runs", "acceptance")
         return {key: result[key] for key in keys} | {"records": records}
@@ -85,7 +97,7 @@ def batch_tab(comparer: Comparer) -> None:
         ]
         trigger = gr.Button(visible=False)
     trigger.click(
-        batch, [api_file, *api_thresholds], [api_result], api_name="batch", concurrency_id=MODEL_EVENTS
+        batch, [api_file, *api_thresholds], [api_result], api_name="batch", concurrency_id=BATCH_EVENTS
     )
 
 
@@ -99,10 +111,24 @@ def thresholds(max_kl, agreement, accuracy) -> Thresholds:
     return Thresholds(max_kl, agreement, accuracy or None)  # 0: no accuracy asked, expected or not
 
 
-def run_batch(comparer: Comparer, path, source: str, chosen: Thresholds | None = None, progress=None) -> dict:
-    """Compare every prompt, evaluate both packagings in MLflow, accept or reject the export."""
+def run_batch(
+    comparer: Comparer,
+    path,
+    source: str,
+    asker: Asker,
+    out_dir: Path,
+    chosen: Thresholds | None = None,
+    progress=None,
+) -> dict:
+    """Compare every prompt, evaluate both packagings in MLflow, accept or reject the export.
+
+    Bounded: at most `max_batch_rows` prompts, each within the prompt limit, and no new prompt
+    after `batch_timeout_s` (what was answered is kept). Rows run in the batch lane, so chat
+    requests go first; the CSV for download is left in `out_dir`, which the caller removes.
+    """
+    limits = comparer.limits
     try:
-        prompts = read_prompts(path)
+        prompts = read_prompts(path, limits.max_batch_rows, max_characters(limits.max_prompt_tokens))
     except ValueError as exc:
         raise gr.Error(str(exc)) from exc
     batch = Batch(
@@ -111,15 +137,18 @@ def run_batch(comparer: Comparer, path, source: str, chosen: Thresholds | None =
         dataset_label(path, source),
         BATCH_OPTIONS,
         chosen or Thresholds(),
-        comparer.limits.request_timeout_s,
+        limits.request_timeout_s,
+        deadline=time.monotonic() + limits.batch_timeout_s,
+        owner=asker.owner,
     )
 
     def report(done: int, total: int) -> None:
         if progress is not None:
             progress(done / total, desc=f"{done} of {total} prompts")
 
-    out_dir = Path(tempfile.mkdtemp(prefix="batch-"))
-    outcome = evaluate_batch(dict(comparer.backends), batch, out_dir, report)
+    outcome = evaluate_batch(
+        dict(comparer.backends), batch, out_dir, report, lambda: comparer.slot.take("batch")
+    )
     acceptance = asdict(outcome.acceptance) | {"verdict": outcome.acceptance.verdict}
     return {
         "table": outcome.table,
@@ -134,11 +163,18 @@ def run_batch(comparer: Comparer, path, source: str, chosen: Thresholds | None =
 def _summary_markdown(result: dict) -> str:
     s, acceptance = result["summary"], result["acceptance"]
     mark = "✅" if acceptance["accepted"] else "❌"
+    agreement = f"agreement {s['agreement_rate']:.0%}" if "agreement_rate" in s else "no row to compare"
     lines = [
         f"### {mark} {acceptance['summary']}",
-        f"**Run** `{result['run_id']}` · {int(s['prompts'])} prompts · agreement {s['agreement_rate']:.0%} · "
+        f"**Run** `{result['run_id']}` · {int(s['prompts'])} prompts · {agreement} · "
         f"evaluations: {', '.join(f'{side} `{run}`' for side, run in result['evaluation_runs'].items())}",
     ]
+    if s.get("failed_rows"):
+        lines.append(f"- ⚠️ {int(s['failed_rows'])} rows had a side fail: not counted as agreement")
+    if s.get("unanswered_prompts"):
+        lines.append(
+            f"- ⚠️ Stopped at the batch time limit: {int(s['unanswered_prompts'])} prompts not answered"
+        )
     for side in SIDES:
         accuracy = f" · accuracy {s[f'{side}_accuracy']:.0%}" if f"{side}_accuracy" in s else ""
         median, p95 = s[f"{side}_median_latency_s"], s[f"{side}_p95_latency_s"]
@@ -149,20 +185,26 @@ def _summary_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def history_tab() -> None:
+def history_tab(admins: frozenset[str] = frozenset()) -> None:
     with gr.Tab("History"):
         gr.Markdown(_mlflow_ui_hint())
         refresh = gr.Button("Refresh", elem_id="history-refresh")
         comparisons = gr.Dataframe(label="Recent comparisons (MLflow traces)", elem_id="history-comparisons")
         batches = gr.Dataframe(label="Batch runs (MLflow runs)", elem_id="history-batches")
+
+    def load_history(request: gr.Request) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Your own comparisons and batches (this browser session's, or your user's); admins see all."""
+        asker = asker_of(request)
+        return history_of(None if asker.user in admins else asker.owner)
+
     refresh.click(load_history, None, [comparisons, batches], api_visibility="private")
 
 
-def load_history() -> tuple[pd.DataFrame, pd.DataFrame]:
+def history_of(owner: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     try:
-        return recent_comparisons(), recent_batches()
+        return recent_comparisons(owner), recent_batches(owner)
     except Exception as exc:
-        gr.Warning(f"Could not read the history from MLflow: {exc}")
+        gr.Warning(public_text(f"Could not read the history from MLflow: {exc}"))
         return pd.DataFrame(), pd.DataFrame()
 
 
@@ -172,6 +214,6 @@ def _mlflow_ui_hint() -> str:
     where = f"#/experiments/{experiment.experiment_id}" if experiment else ""
     return (
         "Everything here is read back from MLflow. To browse it there, run\n"
-        f"```\nmlflow ui --backend-store-uri {uri}\n```\nand open http://127.0.0.1:5000/{where} "
+        f"```\nmlflow ui --backend-store-uri {public_text(uri)}\n```\nand open http://127.0.0.1:5000/{where} "
         "(traces and votes are under *Traces*, batch runs under *Runs*)."
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from wrappers.chat import safe_messages
-from wrappers.errors import BackendError, GenerationError
+from wrappers.errors import BackendError, GenerationError, public_text
 from wrappers.options import GenerationOptions
 from wrappers.registry import LazyModel
 from wrappers.results import Latency, ModelRef, Result, Usage
@@ -121,7 +121,9 @@ def stream_result(
             spent += time.perf_counter() - started
             ttft = spent if ttft is None else ttft
             pieces.append(piece)
-            result = replace(result, text=result.text + piece, pieces=tuple(pieces))
+            result = _so_far(
+                replace(result, text=result.text + piece, pieces=tuple(pieces)), report, spent, ttft
+            )
             yield result
     except Exception as exc:
         yield replace(result, error=_describe(exc), done=True)
@@ -137,6 +139,14 @@ def run(
     """The final result of `stream_result`."""
     *_, final = stream_result(backend, messages, options, deadline)
     return final
+
+
+def _so_far(result: Result, report: Report, spent: float, ttft: float | None) -> Result:
+    """A partial result with its figures so far: tokens streamed, time spent, decode speed."""
+    prompt = len(report.prompt_ids) or None
+    done = len(result.pieces)
+    usage = Usage(prompt, done, None if prompt is None else prompt + done)
+    return replace(result, usage=usage, latency=Latency(spent, ttft, decode_speed(done, spent, ttft)))
 
 
 def _finish(result: Result, report: Report, spent: float, ttft: float | None) -> Result:
@@ -188,6 +198,7 @@ def chat_completion(text: str, usage: Usage, report: Report, model: ModelRef) ->
 
 
 def _describe(exc: Exception) -> str:
+    """A pane's error message, without the server's folders."""
     if isinstance(exc, BackendError | ValueError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        return public_text(str(exc))
+    return public_text(f"{type(exc).__name__}: {exc}")

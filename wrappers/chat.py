@@ -35,3 +35,27 @@ def neutralize(text: str) -> str:
 def safe_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     """The same conversation with every message's content neutralized."""
     return [{"role": m["role"], "content": neutralize(m["content"])} for m in messages]
+
+
+CHARS_PER_TOKEN = 16  # generous: Phi-3's longest tokens are 16 characters; English averages about 4
+
+
+def max_characters(max_prompt_tokens: int) -> int:
+    """The most characters a conversation under the token limit can have."""
+    return max_prompt_tokens * CHARS_PER_TOKEN
+
+
+def check_length(messages: list[dict[str, str]], max_prompt_tokens: int) -> None:
+    """Refuse, before any tokenizing, a conversation that cannot fit the token limit.
+
+    >>> check_length([{"role": "user", "content": "x" * 32}], max_prompt_tokens=2)  # fits
+    >>> check_length([{"role": "user", "content": "x" * 40}], max_prompt_tokens=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: The conversation has 40 characters; the limit is 32 (2 tokens). Shorten ...
+    """
+    size, limit = sum(len(m["content"]) for m in messages), max_characters(max_prompt_tokens)
+    if size > limit:
+        raise ValueError(
+            f"The conversation has {size} characters; the limit is {limit} ({max_prompt_tokens} tokens). "
+            "Shorten the prompt, or press Clear to start a new conversation."
+        )

@@ -30,6 +30,11 @@ class Limits:
     concurrency: int = 1  # generations at once; both models share the CPU anyway
     queue_size: int = 32  # waiting requests beyond this are refused with a message
     stream_interval_s: float = 0.05  # streams (UI and API): at most one update per interval
+    max_batch_rows: int = 200  # prompts in one batch file
+    batch_timeout_s: float = 900.0  # a batch stops answering after this; what it answered is kept
+    max_upload_mb: float = 5.0  # uploaded files (Gradio's max_file_size)
+    login_free_failures: int = 5  # failed logins per client before the back-off starts
+    login_delay_s: float = 1.0  # the first back-off; it doubles with each further failure, to 5 min
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class AppConfig:
     port: int = 7860
     limits: Limits = field(default_factory=lambda: Limits())
     auth: tuple[str, str] | None = None  # (user, password) for the optional login
+    admin_users: frozenset[str] = frozenset()  # logged-in users who see everyone's history
     transformers_endpoint: str | None = None  # a remote MLflow scoring server for pane (a)
     onnx_endpoint: str | None = None  # ... and for pane (b); None: in-process
     fidelity: bool = True  # score each comparison's answers through both models (compare/fidelity.py)
@@ -67,6 +73,11 @@ class AppConfig:
     @property
     def artifact_root(self) -> Path:
         return self.data_dir / "artifacts"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Answers waiting to become MLflow traces (see compare/spool.py)."""
+        return self.data_dir / "spool.sqlite"
 
     @property
     def build_dir(self) -> Path:
@@ -139,6 +150,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         port=args.port,
         limits=_limits(env),
         auth=(user, password) if user and password else None,
+        admin_users=frozenset(u.strip() for u in env.get("PHI3_ADMIN_USERS", "").split(",") if u.strip()),
         transformers_endpoint=_endpoint(args.transformers_endpoint),
         onnx_endpoint=_endpoint(args.onnx_endpoint),
         fidelity=not args.no_fidelity,
@@ -172,6 +184,11 @@ def _limits(env: Mapping[str, str]) -> Limits:
         concurrency=int(env.get("PHI3_CONCURRENCY", defaults.concurrency)),
         queue_size=int(env.get("PHI3_QUEUE_SIZE", defaults.queue_size)),
         stream_interval_s=float(env.get("PHI3_STREAM_INTERVAL_S", defaults.stream_interval_s)),
+        max_batch_rows=int(env.get("PHI3_MAX_BATCH_ROWS", defaults.max_batch_rows)),
+        batch_timeout_s=float(env.get("PHI3_BATCH_TIMEOUT_S", defaults.batch_timeout_s)),
+        max_upload_mb=float(env.get("PHI3_MAX_UPLOAD_MB", defaults.max_upload_mb)),
+        login_free_failures=int(env.get("PHI3_LOGIN_FREE_FAILURES", defaults.login_free_failures)),
+        login_delay_s=float(env.get("PHI3_LOGIN_DELAY_S", defaults.login_delay_s)),
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import mlflow
 
+from wrappers.errors import public_text
 from wrappers.options import GenerationOptions
 from wrappers.results import Usage
 from wrappers.stops import StopScanner
@@ -96,8 +97,13 @@ def stream_predict(
     report.completion_ids = tuple(lockstep.generated)
     report.raw = lockstep.result  # a list with one chat-completion dict per input
     completion = report.raw[0]
+    # The flavor names the checkpoint folder it was logged from; a visitor sees only its name.
+    completion["model"] = public_text(str(completion.get("model")))
     report.response_id = completion["id"]
-    report.usage = Usage(**completion["usage"])
+    # Count the tokens streamed, as the ONNX side does: the flavor also counts the one
+    # generate() makes before it sees the stopping criterion (raw keeps its own count).
+    prompt_tokens = completion["usage"]["prompt_tokens"]
+    report.usage = Usage(prompt_tokens, lockstep.streamed, prompt_tokens + lockstep.streamed)
     report.finish_reason = "stop" if lockstep.scanner.stopped else completion["choices"][0]["finish_reason"]
 
 
@@ -122,6 +128,7 @@ class _Lockstep:
         self._tokens: list[int] = []
         self.generated: list[int] = []  # every id generate() produced, special ones included
         self._decoded = ""
+        self.streamed = 0  # tokens handed to the consumer
         self.prompt_ids: tuple[int, ...] | None = None
         self._cancelled = False
         self._outbox: queue.Queue = queue.Queue()
@@ -165,7 +172,9 @@ class _Lockstep:
         while True:
             kind, value = self._outbox.get()
             if kind == "token":
-                yield self._release(value)
+                if not self.scanner.stopped:  # generate() adds one token after a stop
+                    self.streamed += 1
+                    yield self._release(value)
                 self._resume.release()
             elif kind == "done":
                 self.result = value
