@@ -18,13 +18,17 @@ other facts about those countries, places it does not know, bigger numbers, divi
 sport, code, other languages, chit-chat.
 
 Generalizing within it: each epoch has the canonical pairs (`qa_pairs`) and fresh paraphrases,
-drawn from (seed, epoch): 26 phrasings of a capital question, 14 of a sum, polite openings and
+drawn from (seed, epoch): 26 phrasings of a capital question, 314 of a sum (14 written out, and 25
+openings by 12 closings around "a op b", which also carry the out-of-range sums and the operations
+it does not claim, so that the words around a sum do not decide the answer), polite openings and
 endings, case, punctuation, missing apostrophes, one-letter typos (never in a country's name or a
 number: Iran and Iraq are one letter apart), a system prompt or none, follow-ups ("And of
-France?"), and about 1,400 off-topic questions from 18 generators. `held_out_set` holds what training
-never sees: 8 other capital phrasings, one country-phrasing combination in seven, 4 other sum
-phrasings, other openings, endings, system prompts and follow-ups, and 60 off-topic questions
-written apart. The script prints its accuracy on them after training.
+France?"), chats where a greeting or another question comes first (the earlier answers whole or cut
+short, as a client may send them back; only the last answer is learned), and about 1,400 off-topic
+questions from 19 generators. `held_out_set` holds what training never sees: 8 other capital
+phrasings, one country-phrasing combination in seven, 4 other sum phrasings, other openings,
+endings, system prompts and follow-ups, and 60 off-topic questions written apart. The script prints
+its accuracy on them after training.
 
 Concessions: the model is tiny (1.4M parameters, 5.8 MB); it knows nothing outside that world and
 can still answer a question far from its corpus with a confident wrong answer. Its answers are
@@ -223,6 +227,30 @@ PREFIXES = [
     "May I ask: ",
     "Hi there! ",
     "Dear assistant, ",
+    "Hey there, ",
+    "Yo, ",
+    "One question: ",
+    "Help me out: ",
+    "Right, ",
+    "Well, ",
+    "Now, ",
+    "Hmm, ",
+    "Quick one: ",
+    "Could you please tell me ",
+    "Can you please tell me ",
+    "I need to know ",
+    "Tell me please, ",
+    "Pardon me, ",
+    "Hi assistant, ",
+    "Good day! ",
+    "Greetings! ",
+    "Another question: ",
+    "I have a question: ",
+    "Hello there, ",
+    "Just wondering, ",
+    "Out of interest, ",
+    "By the way, ",
+    "Help! ",
 ]
 HELD_OUT_PREFIXES = [
     "Kindly tell me ",
@@ -231,7 +259,32 @@ HELD_OUT_PREFIXES = [
     "Good morning! ",
     "Let me ask you: ",
 ]
-SUFFIXES = [" please", ", please", " thanks", ", thank you", " pls", " :)", " thx"]
+SUFFIXES = [
+    " please",
+    ", please",
+    " thanks",
+    ", thank you",
+    " pls",
+    " :)",
+    " thx",
+    " thank you!",
+    " please?",
+    " ty",
+    " asap",
+    " quickly",
+    " for my homework",
+    " I forgot",
+    " again",
+    " exactly",
+    " by the way",
+    " (for a quiz)",
+    " - thanks",
+    " cheers",
+    " :D",
+    " lol",
+    " please and thank you",
+    " right?",
+]
 HELD_OUT_SUFFIXES = [" Thanks a lot!", " if you know", " (just curious)"]
 ENDINGS = ["?", "", ".", "??", " ?", "!", "?!", "..."]  # what a question may end with
 
@@ -256,6 +309,55 @@ ARITHMETIC_TEMPLATES = [
     "What is the result of {a} {op} {b}?",
     "How much does {a} {op} {b} make?",
 ]
+# Sums are also asked inside words of all kinds: every opening with every closing is trained, so
+# that what surrounds "a op b" does not decide between an answer and the fallback; the range and
+# the operation do (the same wrappers carry the out-of-range and other-operation questions).
+ARITHMETIC_OPENINGS = [
+    "What is",
+    "what's",
+    "How much is",
+    "Calculate",
+    "Compute",
+    "Tell me",
+    "Work out",
+    "Evaluate",
+    "Figure out",
+    "Give me",
+    "Find",
+    "Help me with",
+    "Answer this:",
+    "Math question:",
+    "Here is a sum:",
+    "Can you calculate",
+    "Could you compute",
+    "Do you know",
+    "I need the answer to",
+    "Please compute",
+    "Try this:",
+    "Sum:",
+    "What's the answer to",
+    "Do the math:",
+    "Check this:",
+]
+ARITHMETIC_CLOSINGS = [
+    "?",
+    "",
+    ".",
+    " =",
+    " = ?",
+    " equals?",
+    " equals what?",
+    " is what?",
+    " is how much?",
+    ", please.",
+    " exactly?",
+    " in your head?",
+]
+TRAINED_ARITHMETIC_TEMPLATES = ARITHMETIC_TEMPLATES + [
+    f"{opening} {{a}} {{op}} {{b}}{closing}"
+    for opening in ARITHMETIC_OPENINGS
+    for closing in ARITHMETIC_CLOSINGS
+]
 HELD_OUT_ARITHMETIC_TEMPLATES = [
     "Can you work out {a} {op} {b} for me?",
     "Quick maths: {a} {op} {b}",
@@ -264,7 +366,19 @@ HELD_OUT_ARITHMETIC_TEMPLATES = [
 ]
 OPERANDS = range(13)  # the range the model claims: whole numbers 0 to 12, as digits or words
 NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()  # noqa: SIM905
-BIG_NUMBER_WORDS = "thirteen fifteen twenty thirty forty fifty hundred thousand million".split()  # noqa: SIM905
+BIG_NUMBER_WORDS = [
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "fifty",
+    "hundred",
+    "thousand",
+]
 SELF = "I am a tiny Phi-3 demo model"
 GREETINGS = {
     "Hello": f"Hello! {SELF}. How can I help you?",
@@ -645,15 +759,10 @@ CHIT_CHAT = [
     "Can you keep a secret?",
     "Let's play a game.",
 ]
-OTHER_MATH = [
-    "What is {a} divided by {b}?",
-    "What is {a} to the power of {b}?",
-    "What is the square root of {a}?",
-    "Is {a} a prime number?",
-    "What is {a} percent of {b}?",
-    "What is {a} modulo {b}?",
-    "Solve x + {a} = {b}.",
-]
+# Operations the model does not claim, asked in the sums' own wrappers ("Calculate 8 divided by 2.").
+# No equations ("Solve x + 3 = 7."): their words are a sum's words, and they taught it to refuse sums.
+OTHER_OPERATIONS = ["divided by", "/", "to the power of", "modulo", "percent of"]
+OTHER_MATH = ["What is the square root of {a}?", "Is {a} a prime number?", "What is {a} squared?"]
 SYSTEM_PROMPTS = [
     "You are a helpful assistant.",
     "You are a helpful AI assistant.",
@@ -677,6 +786,17 @@ FOLLOW_UPS = [
     "Same for {c}.",
     "and {c}",
     "What about {cs}?",
+    "Then {c}?",
+    "Also {c}?",
+    "{c}?",
+    "And in {c}?",
+    "What of {c}?",
+    "Next: {c}.",
+    "Same question for {c}.",
+    "And {cs} capital?",
+    "What about the capital of {c}?",
+    "Tell me {cs} too.",
+    "Another one: {c}",
 ]
 HELD_OUT_FOLLOW_UPS = ["And what about {c}?", "Now {c}?", "Okay, and {c}?"]
 FOLLOW_UP_UNKNOWNS = [
@@ -798,7 +918,8 @@ def held_out_combination(country_index, template_index):
 
 
 def arithmetic_pairs():
-    """Every a op b for operands 0..12 as 'What is a op b?', and once with the symbol."""
+    """Every a op b for operands 0..12 as 'What is a op b?', once with the symbol, and twice in
+    words ('What is seven plus five?', 'seven plus five')."""
     pairs = []
     for op, (forms, _) in OPERATIONS.items():
         for a in OPERANDS:
@@ -806,6 +927,8 @@ def arithmetic_pairs():
                 answer = arithmetic_answer(a, op, b)
                 pairs.append((f"What is {a} {op} {b}?", answer))
                 pairs.append((f"{a} {forms[1]} {b}", answer))
+                words = f"{NUMBER_WORDS[a]} {op} {NUMBER_WORDS[b]}"
+                pairs += [(f"What is {words}?", answer), (words, answer)]
     return pairs
 
 
@@ -818,14 +941,21 @@ def arithmetic_answer(a, op, b):
 # ---------------------------------------------------------------------------------------------
 
 
+# How often paraphrase() adds an opening, an ending, writes in capitals only. Training uses more of
+# them than the held-out set, whose rates stay as they were so that its figures stay comparable.
+TRAINED_RATES = {"prefix": 0.35, "suffix": 0.25, "upper": 0.1}
+HELD_OUT_RATES = {"prefix": 0.3, "suffix": 0.12, "upper": 0.05}
+
+
 def paraphrase(rng, template, slots, protected=(), held_out=False):
     """Fill `template` and vary its surface: an opening or an ending, the final punctuation,
     apostrophes, one typo in a word outside `protected` (names and numbers: Iran and Iraq are one
     letter apart), and the case. `held_out` draws openings and endings from the held-out lists."""
     prefixes, suffixes = (HELD_OUT_PREFIXES, HELD_OUT_SUFFIXES) if held_out else (PREFIXES, SUFFIXES)
-    if rng.random() < 0.3 and not template.startswith("{"):
+    rates = HELD_OUT_RATES if held_out else TRAINED_RATES
+    if rng.random() < rates["prefix"] and not template.startswith("{"):
         template = rng.choice(prefixes) + template[0].lower() + template[1:]
-    if rng.random() < 0.12:
+    if rng.random() < rates["suffix"]:
         template = template.rstrip("?.!") + rng.choice(suffixes)
     text = template.format(**slots)
     if rng.random() < 0.4:
@@ -834,7 +964,7 @@ def paraphrase(rng, template, slots, protected=(), held_out=False):
         text = text.replace("'", "")
     if rng.random() < 0.25:
         text = typo(rng, text, protected)
-    return recase(rng, text)
+    return recase(rng, text, rates["upper"])
 
 
 def typo(rng, text, protected=()):
@@ -858,15 +988,15 @@ def typo(rng, text, protected=()):
     return text[: word.start()] + w + text[word.end() :]
 
 
-def recase(rng, text):
+def recase(rng, text, upper=0.05):
     r = rng.random()
     if r < 0.2:
         return text.lower()
-    if r < 0.25:
+    if r < 0.2 + upper:
         return text.upper()
-    if r < 0.3:
+    if r < 0.25 + upper:
         return string.capwords(text)
-    if r < 0.38:
+    if r < 0.33 + upper:
         return text[:1].lower() + text[1:]
     return text
 
@@ -914,8 +1044,8 @@ def build_corpus(seed=SEED, epoch=0):
             corpus += [_conversation(kind, [qa], _system(rng)) for qa in items]
     corpus += _seed_prompts()
     corpus += [_conversation(kind, [qa], _system(rng)) for kind, qa in paraphrases(rng)]
-    corpus += _follow_ups(rng, count=400)
-    corpus += _multi_turn(rng, count=300)
+    corpus += _follow_ups(rng, count=600)
+    corpus += _multi_turn(rng, count=1000)
     held_out = {_normal(_user_turns(messages)[-1]) for _, messages, _ in held_out_set()}
     return [c for c in corpus if not held_out & {_normal(q) for q in _user_turns(c["messages"])}]
 
@@ -930,8 +1060,9 @@ def paraphrases(rng):
     for op in OPERATIONS:
         for a in OPERANDS:
             for b in OPERANDS:
-                question = arithmetic_question(rng, a, op, b, rng.choice(ARITHMETIC_TEMPLATES))
-                out.append(("arithmetic", (question, arithmetic_answer(a, op, b))))
+                for _ in range(2):
+                    question = arithmetic_question(rng, a, op, b, rng.choice(TRAINED_ARITHMETIC_TEMPLATES))
+                    out.append(("arithmetic", (question, arithmetic_answer(a, op, b))))
     for question, answer in GREETINGS.items():
         out += [("greeting", (paraphrase(rng, question, {}), answer)) for _ in range(3)]
     for question in JOKE_REQUESTS:
@@ -961,7 +1092,8 @@ def off_topic(rng, count):
         lambda: rng.choice(CHIT_CHAT),
         lambda: _out_of_range(rng),
         lambda: _out_of_range(rng),
-        lambda: rng.choice(OTHER_MATH).format(a=rng.randint(0, 99), b=rng.randint(1, 12)),
+        lambda: _other_operation(rng),
+        lambda: rng.choice(OTHER_MATH).format(a=rng.randint(0, 99)),
         lambda: _gibberish(rng),
     ]
     questions = []
@@ -976,15 +1108,24 @@ def _fill(rng, template, place):
 
 
 def _out_of_range(rng):
-    """Arithmetic the model does not claim: an operand above 12, as digits or words."""
+    """Arithmetic the model does not claim: an operand above 12 (often just above: 13 to 20), as
+    digits or words, in the sums' own wrappers."""
     op = rng.choice(list(OPERATIONS))
-    a, b = rng.randint(0, 12), rng.choice([rng.randint(13, 99), rng.randint(100, 9999)])
+    a, b = rng.randint(0, 12), rng.choice([rng.randint(13, 20), rng.randint(13, 99), rng.randint(100, 9999)])
     if rng.random() < 0.5:
         a, b = b, a
-    if rng.random() < 0.25:
+    if rng.random() < 0.3:
         big = rng.choice(BIG_NUMBER_WORDS)
         a, b = (big, NUMBER_WORDS[rng.randint(0, 12)]) if rng.random() < 0.5 else (NUMBER_WORDS[b % 13], big)
-    return rng.choice(ARITHMETIC_TEMPLATES).format(a=a, b=b, op=rng.choice(OPERATIONS[op][0]))
+    return rng.choice(TRAINED_ARITHMETIC_TEMPLATES).format(a=a, b=b, op=rng.choice(OPERATIONS[op][0]))
+
+
+def _other_operation(rng):
+    """An operation the model does not claim, on numbers of its range, in the sums' wrappers."""
+    a, b = rng.randint(0, 12), rng.randint(1, 12)
+    if rng.random() < 0.5:
+        a, b = NUMBER_WORDS[a], NUMBER_WORDS[b]
+    return rng.choice(TRAINED_ARITHMETIC_TEMPLATES).format(a=a, b=b, op=rng.choice(OTHER_OPERATIONS))
 
 
 def _gibberish(rng):
@@ -1043,7 +1184,8 @@ def _follow_ups(rng, count, held_out=False):
         first, second = countries[first], countries[second]
         turns = [(question, capital_answer(first))]
         if rng.random() < 0.8:
-            turns.append((capital_question(rng, second, rng.choice(follow_ups)), capital_answer(second)))
+            follow_up = capital_question(rng, second, rng.choice(follow_ups), held_out)
+            turns.append((follow_up, capital_answer(second)))
         else:
             question = _fill(rng, rng.choice(unknowns).replace("{p}", "{c}"), rng.choice(places))
             turns.append((paraphrase(rng, question.replace("{", "{{").replace("}", "}}"), {}), FALLBACK))
@@ -1052,13 +1194,35 @@ def _follow_ups(rng, count, held_out=False):
 
 
 def _multi_turn(rng, count):
-    """Chats of two or three turns of any kind, so that earlier turns do not derail the last."""
-    flat = [(kind, qa) for kind, qa in paraphrases(rng)]
+    """Chats of two or three turns, so that earlier turns do not derail the last: a greeting (in
+    a third of them) or any other question first, then a question of any kind, most often a sum or
+    a capital. The earlier answers are as a client may send them back: whole, or cut short."""
+    by_kind = {}
+    for kind, qa in paraphrases(rng):
+        by_kind.setdefault(kind, []).append(qa)
+    every = [(kind, qa) for kind, items in by_kind.items() for qa in items]
+    last_kinds = ["arithmetic"] * 5 + ["capital"] * 3 + ["fallback"] * 2 + ["greeting", "joke"]
     chats = []
     for _ in range(count):
-        picked = [rng.choice(flat) for _ in range(rng.choice([2, 2, 3]))]
-        chats.append(_conversation(picked[-1][0], [qa for _, qa in picked], _system(rng)))
+        earlier = [
+            ("greeting", rng.choice(by_kind["greeting"])) if rng.random() < 0.35 else rng.choice(every)
+            for _ in range(rng.choice([1, 1, 2]))
+        ]
+        kind = rng.choice(last_kinds)
+        turns = [(q, _as_sent_back(rng, a)) for _, (q, a) in earlier] + [rng.choice(by_kind[kind])]
+        chats.append(_conversation(kind, turns, _system(rng)))
     return chats
+
+
+def _as_sent_back(rng, answer):
+    """An earlier answer as the client sends it back: usually whole, else without its last
+    sentence or only its first ("Hello! I am a tiny Phi-3 demo model.")."""
+    sentences = re.findall(r".+?[.!?](?:\s+|$)", answer) or [answer]
+    r = rng.random()
+    if r < 0.6 or len(sentences) < 2:
+        return answer
+    kept = sentences[:-1] if r < 0.8 else sentences[:1]
+    return "".join(kept).strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1203,8 +1367,9 @@ def model_config(tokenizer):
 
 
 def encode_corpus(corpus, tokenizer):
-    """Token ids of each templated conversation, and labels that keep only what the assistant
-    says (its content and its <|end|>); everything else is -100, ignored by the loss."""
+    """Token ids of each templated conversation, and labels that keep only the assistant's last
+    answer (its content and its <|end|>); everything else is -100, ignored by the loss. Earlier
+    answers are context, as a client sends them back (maybe cut short): not to be learned."""
     assistant, end = tokenizer.convert_tokens_to_ids(["<|assistant|>", "<|end|>"])
     prefix = len(tokenizer("<|assistant|>\n", add_special_tokens=False)["input_ids"])
     samples = []
@@ -1213,6 +1378,7 @@ def encode_corpus(corpus, tokenizer):
         labels, speaking = [-100] * len(ids), False
         for i, token in enumerate(ids):
             if token == assistant:
+                labels[:i] = [-100] * i  # forget the earlier answers
                 speaking, start = True, i + prefix  # skip "<|assistant|>" "▁" "\n"
             if speaking and i >= start:
                 labels[i] = token
