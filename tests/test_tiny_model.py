@@ -66,12 +66,7 @@ def hf_answer(hf, messages) -> str:
 
 def test_corpus_covers_every_kind_of_prompt(script):
     corpus = script.build_corpus()
-    pairs = {
-        (m["content"], conv["messages"][i + 1]["content"])
-        for conv in corpus
-        for i, m in enumerate(conv["messages"])
-        if m["role"] == "user"
-    }
+    pairs = {(c["messages"][-2]["content"], c["messages"][-1]["content"]) for c in corpus}  # trained on
     answers = {a for _, a in pairs}
     questions = {q for q, _ in pairs}
 
@@ -107,6 +102,16 @@ def test_corpus_covers_every_kind_of_prompt(script):
         in seeds
     )
     assert any(len(c["messages"]) >= 4 for c in corpus)  # two-turn chats
+    greeted_sums = [
+        c
+        for c in corpus
+        if c["kind"] == "arithmetic"
+        and len(c["messages"]) >= 4
+        and "demo model" in c["messages"][-3]["content"]  # the answer to a greeting
+    ]
+    assert len(greeted_sums) >= 20  # a sum after a greeting, as in a chat that starts with "Hello"
+    sent_back = [m["content"] for c in corpus for m in c["messages"][:-1] if m["role"] == "assistant"]
+    assert "Hello! I am a tiny Phi-3 demo model." in sent_back  # an earlier answer cut short
     assert any(c["kind"] == "follow-up" and "And of" in c["messages"][-2]["content"] for c in corpus)
     assert sum(c["messages"][0]["role"] == "system" for c in corpus) > len(corpus) / 4
 
@@ -127,6 +132,12 @@ def test_held_out_questions_are_never_trained_on(script):
     assert not set(script.HELD_OUT_CAPITAL_TEMPLATES) & set(script.CAPITAL_TEMPLATES)
     assert not set(script.HELD_OUT_OFF_TOPIC) & set(script.UNKNOWN_QUESTIONS)
     assert not set(script.HELD_OUT_SYSTEM_PROMPTS) & set(script.SYSTEM_PROMPTS)
+    assert not set(script.HELD_OUT_ARITHMETIC_TEMPLATES) & set(script.TRAINED_ARITHMETIC_TEMPLATES)
+    assert not {p.lower() for p in script.HELD_OUT_PREFIXES} & {p.lower() for p in script.PREFIXES}
+    assert not {p.lower() for p in script.HELD_OUT_SUFFIXES} & {p.lower() for p in script.SUFFIXES}
+    assert not {
+        script._normal(t.format(a=1, op="plus", b=2)) for t in script.HELD_OUT_ARITHMETIC_TEMPLATES
+    } & {script._normal(t.format(a=1, op="plus", b=2)) for t in script.TRAINED_ARITHMETIC_TEMPLATES}
 
 
 def test_each_epoch_draws_new_paraphrases_deterministically(script):
@@ -157,6 +168,20 @@ def test_only_assistant_turns_are_trained_on(script, hf):
     tokenizer = hf[0]
     conv = {
         "messages": chat("What is 7 plus 5?", COMEDIAN)
+        + [{"role": "assistant", "content": "7 plus 5 is 12."}]
+    }
+    [(ids, labels)] = script.encode_corpus([conv], tokenizer)
+    trained = [i for i, label in zip(ids, labels, strict=True) if label != -100]
+    assert tokenizer.decode(trained) == "7 plus 5 is 12.<|end|>"
+
+
+def test_only_the_last_answer_of_a_chat_is_trained_on(script, hf):
+    """Earlier answers are context, as a client sends them back (maybe cut short), not targets."""
+    tokenizer = hf[0]
+    conv = {
+        "messages": chat("Hello")
+        + [{"role": "assistant", "content": "Hello!"}]
+        + chat("What is 7 plus 5?")[0:1]
         + [{"role": "assistant", "content": "7 plus 5 is 12."}]
     }
     [(ids, labels)] = script.encode_corpus([conv], tokenizer)
