@@ -25,9 +25,10 @@ Results go to benchmarks/results/fullscale.json and docs/fullscale.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -160,7 +161,9 @@ def serve_and_compare(args: list[str], data: Path, checkpoint: Path, settings: S
 
 def _launch(args: list[str], data: Path, settings: Settings, out, group, **env: str) -> subprocess.Popen:
     """`app.py ARGS` on the store in `data`, its output to `out`, inside `group` if given."""
-    env = {"GRADIO_ANALYTICS_ENABLED": "False"} | (settings.env or {}) | env
+    temp = data.parent / "tmp"  # MLflow stages artifacts in temporary folders: counted as disk used
+    temp.mkdir(parents=True, exist_ok=True)
+    env = {"GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(temp)} | (settings.env or {}) | env
     return subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), *args],
         env=child_env(data, **env),
@@ -229,7 +232,8 @@ class _limited:
 
 
 class _DiskPeak:
-    """Bytes added to the file system holding `folder`, sampled each second: the peak and the last."""
+    """Bytes added under `folder` (the app's store and temporary files), sampled each second: the
+    peak and the last. The folder's own size, not its file system's: others may write there too."""
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.peak, self.last = folder, 0, 0
@@ -237,7 +241,7 @@ class _DiskPeak:
 
     def __enter__(self) -> _DiskPeak:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._base = shutil.disk_usage(self.folder).used
+        self._base = _du(self.folder)
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -248,7 +252,7 @@ class _DiskPeak:
         self._read()
 
     def _read(self) -> None:
-        self.last = shutil.disk_usage(self.folder).used - self._base
+        self.last = _du(self.folder) - self._base
         self.peak = max(self.peak, self.last)
 
     def _sample(self) -> None:
@@ -264,9 +268,15 @@ def _sizes(data: Path) -> dict[str, int]:
 
 
 def _du(path: Path) -> int:
+    """Bytes of the files under `path`; files deleted while it counts (a running app's) count as 0."""
     if path.is_file():
         return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
 
 
 def _parameters(checkpoint: Path) -> int:

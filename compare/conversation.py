@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from compare.comparison import first_difference
+from compare.turns import ERROR, OK, Answer, Turn
 from wrappers.options import GenerationOptions
 from wrappers.results import Result
 
@@ -136,19 +137,21 @@ def _key(side: str, messages: list[dict[str, str]], text: str) -> str:
     return hashlib.sha256(json.dumps([side, plain, text]).encode()).hexdigest()
 
 
-def chat_histories(content: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
-    """Each side's conversation as the chat panes show it (user and assistant turns)."""
-    return {
-        side: [
-            message
-            for turn in content["turns"]
-            for message in (
-                {"role": "user", "content": turn["prompt"]},
-                {"role": "assistant", "content": turn["answers"][side]["text"]},
-            )
-        ]
-        for side in SIDES
-    }
+def turns_of(content: Mapping[str, Any]) -> list[Turn]:
+    """The file's turns as the Chat tab holds them; a turn with an error is shown, not sent again."""
+    turns = []
+    for turn in content["turns"]:
+        answers = {
+            side: Answer(turn["answers"][side]["text"], _error(turn["answers"][side])) for side in SIDES
+        }
+        failed = any(answer.error for answer in answers.values())
+        turns.append(Turn(turn["prompt"], answers, ERROR if failed else OK))
+    return turns
+
+
+def _error(answer: Mapping[str, Any]) -> str | None:
+    error = answer.get("error")
+    return error if isinstance(error, str) and error else None
 
 
 def replay(

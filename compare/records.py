@@ -36,12 +36,14 @@ from mlflow.entities import AssessmentSource
 from mlflow.tracing.constant import SpanAttributeKey, TokenUsageKey, TraceMetadataKey
 
 from compare.spool import Entry, Spool
+from compare.turns import Answer, Turn, turns_from_sent
 from wrappers.errors import public_text
 from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
 from wrappers.results import ModelRef, Result
 
-CHOICES = ("left", "right", "tie", "both_bad")
+CHOICES = ("transformers", "onnx", "tie", "both_bad")  # a side's name means that side is better
+ALIASES = {"left": "transformers", "right": "onnx"}  # the older names, still accepted and read
 SIDES = ("transformers", "onnx")
 WINNERS = {"left": "transformers", "right": "onnx", "transformers": "transformers", "onnx": "onnx"}
 VOTE = "preference"  # the feedback's name on both traces of a comparison
@@ -332,21 +334,34 @@ def _already_written(payload: dict[str, Any]) -> bool:
     return bool(_search(query, include_spans=False))
 
 
+def canonical_choice(choice: object) -> str:
+    """A vote's choice by side name; `left`/`right` are aliases of the first/second side.
+
+    >>> canonical_choice("left"), canonical_choice("onnx")
+    ('transformers', 'onnx')
+    """
+    choice = ALIASES.get(choice, choice) if isinstance(choice, str) else choice
+    if choice not in CHOICES:
+        names = ", ".join([*CHOICES, *ALIASES])
+        raise ValueError(f"choice must be one of {names}, got {choice!r}.")
+    return choice
+
+
 def log_vote(
     trace_ids: list[str], choice: str, comment: str = "", metadata: dict[str, str] | None = None
-) -> None:
-    """Store a human vote as feedback on both traces of a comparison.
+) -> str | None:
+    """Store a human vote as feedback on both traces of a comparison; return the earlier vote, if any.
 
     `metadata` says how the vote was cast: a blind vote carries `blind: "true"` and the
     sides shown as Model A and Model B (`model_a`, `model_b`).
     """
-    if choice not in CHOICES:
-        raise ValueError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+    choice = canonical_choice(choice)
     if not trace_ids:
         raise ValueError("No comparison of yours has that id.")
     blind = (metadata or {}).get("blind") == "true"
     if not blind and mlflow.get_trace(trace_ids[0]).info.tags.get("arena") == "true":
         raise ValueError("That comparison was blind: its vote goes through /arena_vote, once.")
+    previous = previous_vote(trace_ids[0])
     source = AssessmentSource(source_type="HUMAN", source_id="phi3-compare-app")
     for trace_id in trace_ids:
         mlflow.log_feedback(
@@ -357,6 +372,17 @@ def log_vote(
             source=source,
             metadata=metadata,
         )
+    return previous
+
+
+def previous_vote(trace_id: str) -> str | None:
+    """The latest vote already stored on a trace, by side name."""
+    trace = mlflow.get_trace(trace_id)
+    votes = [a for a in (trace.info.assessments if trace else []) if a.name == VOTE and a.valid is not False]
+    if not votes:
+        return None
+    latest = max(votes, key=lambda a: a.create_time_ms or 0).value
+    return ALIASES.get(latest, latest)
 
 
 def vote_table() -> pd.DataFrame:
@@ -395,22 +421,27 @@ def _vote_row(trace) -> list | None:
 
 
 def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
-    """The latest comparisons of `owner` (None: everyone's), one row per comparison."""
-    query = "tags.side = 'transformers'" + ("" if owner is None else f" and tags.owner = '{owner}'")
+    """The latest comparisons of `owner` (None: everyone's), one row per comparison, with both answers."""
+    mine = "" if owner is None else f" and tags.owner = '{owner}'"
+    latest = {"max_results": limit, "order_by": ["timestamp_ms DESC"]}
+    onnx = {t.info.tags.get("comparison_id"): t for t in _search(f"tags.side = 'onnx'{mine}", **latest)}
     rows = []
-    for trace in _search(query, max_results=limit, order_by=["timestamp_ms DESC"]):
+    for trace in _search(f"tags.side = 'transformers'{mine}", **latest):
         messages = (trace.data.request or {}) if hasattr(trace, "data") else {}
         votes = [a.value for a in trace.info.assessments if a.name == VOTE]
+        comparison_id = trace.info.tags.get("comparison_id")
         if trace.info.tags.get("arena") == "true" and not votes:
             continue  # a blind comparison shows its answers beside the names only after its vote
         rows.append(
             {
                 "time": pd.Timestamp(trace.info.request_time, unit="ms"),
-                "comparison_id": trace.info.tags.get("comparison_id"),
+                "comparison_id": comparison_id,
                 "transformers": trace.info.tags.get("model.transformers"),
                 "onnx": trace.info.tags.get("model.onnx"),
                 "last prompt": _last_user_message(messages),
-                "vote": votes[-1] if votes else "",
+                "transformers answer": answer_text(trace),
+                "onnx answer": answer_text(onnx[comparison_id]) if comparison_id in onnx else "",
+                "vote": ALIASES.get(votes[-1], votes[-1]) if votes else "",
             }
         )
     return pd.DataFrame(rows)
@@ -423,6 +454,42 @@ def _search(filter_string: str, **kwargs) -> list:
     return mlflow.search_traces(
         locations=[experiment.experiment_id], filter_string=filter_string, return_type="list", **kwargs
     )
+
+
+def reopened(comparison_id: str, owner: str | None) -> tuple[str, list[Turn]]:
+    """A past comparison of `owner` (None: anyone's) as the Chat tab's (system prompt, turns).
+
+    Unknown, or someone else's: no turns, so ids cannot be probed.
+    """
+    mine = "" if owner is None else f" and tags.owner = '{owner}'"
+    traces = _search(f"tags.comparison_id = '{comparison_id}'{mine}")
+    by_side = {t.info.tags.get("side"): t for t in traces if t.info.tags.get("side") in SIDES}
+    sent = {side: (as_json(t.data.request) or {}).get("messages", []) for side, t in by_side.items()}
+    last = {side: Answer(*_text_and_error(t)) for side, t in by_side.items()}
+    return turns_from_sent(sent, last) if by_side else ("", [])
+
+
+def answer_text(trace) -> str:
+    """A side's answer as its trace recorded it, with the error if there was one."""
+    text, error = _text_and_error(trace)
+    return f"{text}\n⚠️ {error}".strip() if error else text
+
+
+def _text_and_error(trace) -> tuple[str, str | None]:
+    if not hasattr(trace, "data"):
+        return "", None
+    text = (as_json(trace.data.response) or {}).get("text") or ""
+    return text, next((span.attributes.get("error") for span in trace.data.spans[:1]), None)
+
+
+def as_json(value) -> Any:
+    """A trace's request or response: MLflow hands either the JSON text or the object."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {"text": value}
+    return value
 
 
 def _last_user_message(request) -> str:

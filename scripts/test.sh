@@ -16,4 +16,6 @@ PYTHON=${PYTHON:-python3.11}
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest "$@"
+# Two workers, a test file each: most of the suite waits on process start-ups and on one-thread
+# Python, so two files at once take little more than the longer one. PYTEST_WORKERS=0 runs serially.
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -63,7 +64,10 @@ def app_server(store_dir: Path, name: str, extra_env: dict[str, str] | None = No
     """Run `python app.py` on loopback; yield (url, process) once both models answer."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    env = child_env(store_dir, GRADIO_SERVER_PORT=str(port), **(extra_env or {}))
+    name += f"-{os.environ['PYTEST_XDIST_WORKER']}" if "PYTEST_XDIST_WORKER" in os.environ else ""
+    temp = store_dir.parent / f"tmp-{name}"  # its own temporary files, apart from other test workers'
+    temp.mkdir(exist_ok=True)
+    env = child_env(store_dir, GRADIO_SERVER_PORT=str(port), TMPDIR=str(temp), **(extra_env or {}))
     with (ARTIFACTS / f"{name}.log").open("w") as log:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}/"

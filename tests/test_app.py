@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 from gradio_client import Client
 
+from tests.conftest import ARTIFACTS
 from ui import formatting as fmt
 from wrappers import Latency, Result, Usage
 
 SIDE_KEYS = {"response", "raw", "usage", "latency", "model", "error"}
+NAMED_RETURNS = {
+    "/arena": {"battle_id", "model_a", "model_b", "done"},
+    "/arena_vote": {"battle_id", "choice", "winner", "model_a", "model_b", "verdict", "trace_ids"},
+    "/leaderboard": {"blind", "named", "method"},
+    "/replay": {"turns", "summary"},
+}
+STEP = re.compile(r"\[\s*[\d.]+s\] ")  # a start-up progress line: "[   6.4s] onnx: ready: ..."
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +120,71 @@ def test_stop_sequences_apply_to_both_models(client):
 def test_usage_and_latency_format_for_the_panes():
     assert fmt.usage_markdown(Usage()) == "**Tokens**: prompt – · completion – · total –"
     assert "decode 12.0 tokens/s" in fmt.latency_markdown(Latency(1.0, 0.1, 12.0))
-    bubble = fmt.assistant_message(Result(text="Par", error="model crashed"))
-    assert bubble["metadata"]["title"] == fmt.ERROR_TITLE and "model crashed" in bubble["content"]
+    assert fmt.answer_text(Result(text="Par", error="model crashed")) == "Par\n\n⚠️ model crashed"
 
 
-def test_turns_that_failed_are_left_out_of_the_next_request():
-    history = [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "⚠️ boom", "metadata": {"title": fmt.ERROR_TITLE}},
+def test_the_metrics_table_has_a_column_per_side_and_marks_the_better_figure():
+    slow = Result(usage=Usage(16, 20, 36), latency=Latency(2.0, 0.5, 12.7))
+    fast = Result(usage=Usage(16, 20, 36), latency=Latency(0.05, 0.01, 3456.0))
+    table = fmt.metrics_markdown({"transformers": slow, "onnx": fast})
+    lines = table.splitlines()
+    assert lines[0] == "| | transformers | onnx |"
+    assert "| Time to first token | 500 ms | **10 ms** ✓ |" in lines
+    assert "| Decode speed (tokens/s) | 12.7 | **3,456** ✓ |" in lines
+    assert "| Total time | 2.00 s | **50 ms** ✓ |" in lines
+    assert "| Completion tokens | 20 | 20 |" in lines
+    short = Result(usage=Usage(16, 3, 19), latency=Latency(0.05, 0.01, 3456.0))
+    assert (
+        "✓"
+        not in fmt.metrics_markdown({"transformers": slow, "onnx": short}).split("Decode")[1].split("\n")[0]
+    )
+
+
+def test_turns_that_failed_or_were_stopped_are_left_out_of_the_next_request():
+    from compare.turns import ERROR, STOPPED, Answer, Turn, messages_for
+
+    turns = [
+        Turn("Hi", {"a": Answer("Hello!")}),
+        Turn("Boom", {"a": Answer("", "boom")}, ERROR),
+        Turn("Long", {"a": Answer("Once upon")}, STOPPED),
     ]
-    assert fmt.conversation(history, "Be brief.", "Again") == [
+    assert messages_for(turns, "a", "Be brief.", "Again") == [
         {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
         {"role": "user", "content": "Again"},
     ]
+    shown = fmt.chat_messages(turns, "a")
+    assert len(shown) == 6 and "⚠️ boom" in shown[3]["content"] and "Stopped" in shown[5]["content"]
+    assert all("metadata" not in m for m in shown)  # errors are text, not a collapsed box
+
+
+def test_api_describes_what_each_endpoint_returns(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    compare = endpoints["/compare"]["returns"][0]["type"]
+    assert set(compare["properties"]) == {
+        "transformers",
+        "onnx",
+        "verdict",
+        "comparison_id",
+        "tracing_notice",
+    }
+    side = compare["properties"]["onnx"]
+    assert set(side["properties"]) == SIDE_KEYS
+    assert set(side["properties"]["latency"]["properties"]) == {"total_s", "ttft_s", "tokens_per_s"}
+    verdict = next(o for o in compare["properties"]["verdict"]["oneOf"] if o["type"] == "object")
+    fidelity = next(o for o in verdict["properties"]["fidelity"]["oneOf"] if o["type"] == "object")
+    assert {"mean_kl", "top1_agreement", "per_token"} <= set(fidelity["properties"])
+    assert endpoints["/chat_onnx"]["returns"][0]["type"]["properties"].keys() == SIDE_KEYS
+    assert "previous_choice" in endpoints["/vote"]["returns"][0]["type"]["properties"]
+    returned = {name: endpoints[name]["returns"][0]["type"]["properties"] for name in NAMED_RETURNS}
+    for name, keys in NAMED_RETURNS.items():
+        assert keys <= set(returned[name]), name
+    assert set(returned["/arena"]["model_a"]["properties"]) == {"text", "error", "done"}  # no names
+    assert {"side", *SIDE_KEYS} <= set(returned["/arena_vote"]["model_a"]["properties"])
+    assert "rating" in returned["/leaderboard"]["blind"]["items"]["properties"]
+    printed = client.view_api(print_info=False, return_format="str")
+    assert "transformers" in printed.split("/compare_messages")[0].split("Returns")[-1]
 
 
 def test_the_shipped_client_example_runs_against_the_app(server):
@@ -151,3 +212,86 @@ def test_a_cancelled_stream_leaves_both_models_free_for_the_next_request(client)
     for side in ("transformers", "onnx"):
         assert out[side]["error"] is None
         assert "Madrid" in out[side]["response"]["choices"][0]["message"]["content"]
+
+
+NOISE = (
+    "gradio.exceptions.Error",  # the end of a traceback printed for an input error raised on purpose
+    "already exists",
+    "Created version",
+    "generation-related arguments",
+    "seem to have been set",
+    "Ignoring clean_up_tokenization_spaces",
+    "Loading weights",
+    "Add type hints",
+    "FutureWarning",
+    "Creating initial MLflow database tables",
+)
+
+
+def test_the_app_log_has_one_line_per_step_and_no_library_noise(client):
+    """The server's own log (started by conftest as `python app.py`) after answers and refusals."""
+    client.predict(prompt="What is 7 plus 5?", max_tokens=8, api_name="/compare")
+    client.predict(prompt="Hi", max_tokens=8, temperature=0.7, stop="Madrid", api_name="/compare")
+    refused = [
+        {"prompt": "", "api_name": "/compare"},
+        {"prompt": "Hi", "max_tokens": 10**6, "api_name": "/chat_onnx"},
+        {"comparison_id": "x", "choice": "tie", "api_name": "/vote"},
+        {"battle_id": "x", "choice": "a", "api_name": "/arena_vote"},
+        {"conversation": "{", "api_name": "/replay"},
+    ]
+    for call in refused:
+        with pytest.raises(Exception, match="."):  # each reason is tested elsewhere
+            client.predict(**call)
+    log = (ARTIFACTS / "server.log").read_text(errors="replace")
+    assert [noise for noise in NOISE if noise in log] == []
+    steps = [line.split("]", 1)[1] for line in log.splitlines() if STEP.match(line)]
+    assert steps and len(steps) == len(set(steps)), steps  # each start-up step said once
+
+
+def test_the_batch_and_history_tables_have_units_rounded_figures_and_short_ids():
+    import pandas as pd
+
+    from ui import tables
+
+    batch = pd.DataFrame(
+        [
+            {
+                "prompt": "Capital of Spain?",
+                "expected": None,
+                "transformers_output": "Madrid.",
+                "onnx_output": "Madrid.",
+                "agree": True,
+                "transformers_latency_s": 0.198520603,
+                "onnx_tokens_per_s": 1519.94,
+                "mean_kl": 1.369123e-06,
+                "top1_agreement": 1.0,
+            }
+        ]
+    )
+    shown = tables.batch_results(batch).value
+    assert shown["headers"] == [
+        "Prompt",
+        "Expected",
+        "transformers answer",
+        "onnx answer",
+        "Same answer",
+        "transformers total (ms)",
+        "onnx decode (tok/s)",
+        "Mean KL (nats/token)",
+        "Top-1 agreement (%)",
+    ]
+    assert shown["data"][0] == [
+        "Capital of Spain?",
+        "",
+        "Madrid.",
+        "Madrid.",
+        "✓",
+        198.5,
+        1519.9,
+        "1.37e-06",
+        100.0,
+    ]
+    history = pd.DataFrame(
+        [{"time": pd.Timestamp(1_764_200_000_000, unit="ms"), "comparison_id": "0123456789abcdef" * 2}]
+    )
+    assert tables.comparisons(history).value["data"][0] == ["2025-11-26 23:33:20", "01234567"]

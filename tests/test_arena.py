@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 
 from compare.arena import Arena, anonymous, lockstep
-from compare.records import vote_table
+from compare.records import owner_id, vote_table
 from wrappers import Result
 from wrappers.registry import EXPERIMENT, use_store
 
@@ -137,7 +137,8 @@ def test_a_blind_comparison_cannot_be_voted_on_by_name(client):
     voted = set(vote_table()["comparison_id"])
     deadline = time.monotonic() + 30
     while (
-        not (open_ids := [i for i in _arena_comparisons() if i not in voted]) and time.monotonic() < deadline
+        not (open_ids := [i for i in _arena_comparisons(client) if i not in voted])
+        and time.monotonic() < deadline
     ):
         time.sleep(0.2)  # traces are written in the background
     assert open_ids, "the battle is traced, tagged as blind"
@@ -146,11 +147,13 @@ def test_a_blind_comparison_cannot_be_voted_on_by_name(client):
     assert open_ids[0] not in set(vote_table()["comparison_id"])
 
 
-def _arena_comparisons() -> list[str]:
+def _arena_comparisons(client: Client) -> list[str]:
+    """This client's blind comparisons (another's would be refused as not its own first)."""
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    owner = owner_id(None, client.session_hash)
     traces = mlflow.search_traces(
         experiment_ids=[experiment.experiment_id],
-        filter_string="tags.arena = 'true'",
+        filter_string=f"tags.arena = 'true' and tags.owner = '{owner}'",
         return_type="list",
         include_spans=False,
     )

@@ -6,12 +6,12 @@ import csv
 import io
 import json
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import mlflow
+import psutil
 import pytest
 from gradio_client import Client, handle_file
 
@@ -136,9 +136,11 @@ def test_an_upload_over_the_size_limit_is_refused(client, tmp_path):
         client.predict(file=handle_file(str(big)), api_name="/batch")
 
 
-def test_batches_leave_no_work_folders_behind(client, tmp_path):
+def test_batches_leave_no_work_folders_behind(client, server_process, tmp_path):
+    server_temp = Path(psutil.Process(server_process[1].pid).environ()["TMPDIR"])
+
     def folders():
-        return set(Path(tempfile.gettempdir()).glob("batch-*"))
+        return set(server_temp.glob("batch-*"))
 
     before = folders()
     prompts = tmp_path / "two.csv"

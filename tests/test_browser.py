@@ -29,10 +29,11 @@ def browser_page(url: str, height: int):
 @pytest.fixture(scope="module")
 def page(server):
     with browser_page(server, 1100) as page:
+        expect(page.locator("#send")).to_have_text("Send", timeout=60_000)
         yield page
 
 
-FINISHED = re.compile(r"[Cc]ompletions|error")
+FINISHED = re.compile(r"[Cc]ompletions|error|Stopped")
 
 
 def send(page, prompt: str) -> None:
@@ -43,9 +44,10 @@ def send(page, prompt: str) -> None:
 def click_and_wait(page, button: str) -> None:
     """Click, then wait for this comparison's verdict (each one has a new id)."""
     verdict = page.locator("#verdict")
-    before = verdict.inner_text()
+    before = re.search(r"Comparison (\w{8})", verdict.inner_text())
     page.locator(button).click()
-    expect(verdict).not_to_have_text(before, timeout=30_000)
+    if before:
+        expect(verdict).not_to_contain_text(before.group(1), timeout=30_000)
     expect(verdict).to_contain_text(FINISHED, timeout=60_000)
 
 
@@ -54,8 +56,8 @@ def test_both_panes_answer_the_seed_question(page):
     send(page, "What is the capital of Spain?")
     for side in ("transformers", "onnx"):
         expect(page.locator(f"#chat-{side}")).to_contain_text("Madrid", timeout=60_000)
-        expect(page.locator(f"#usage-{side}")).to_contain_text("completion")
-        expect(page.locator(f"#latency-{side}")).to_contain_text("tokens/s")
+    for row in ("Time to first token", "Decode speed", "Total time", "Prompt tokens", "Completion tokens"):
+        expect(page.locator("#metrics")).to_contain_text(row)
     expect(page.locator("#verdict")).to_contain_text("token", timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-spain.png"), full_page=True)
@@ -70,7 +72,7 @@ def test_each_pane_keeps_its_history_across_turns(page):
 
 
 def test_model_cards_show_uri_version_signature_and_weights(page):
-    for accordion in page.get_by_text("Model card").all():
+    for accordion in page.get_by_text("response, raw output, model card").all():
         accordion.click()
     for side, weights in (("transformers", "float32"), ("onnx", "int4")):  # the tiny checkpoint is float32
         card = page.locator(f"#card-{side}")
@@ -107,13 +109,35 @@ def test_a_batch_upload_shows_the_table_and_the_latency_plot(page, tmp_path):
     page.locator("#batch-file input[type=file]").set_input_files(str(prompts))
     page.locator("#batch-run").click()
     expect(page.locator("#batch-summary")).to_contain_text("agreement", timeout=90_000)
-    expect(page.locator("#batch-table")).to_contain_text("Madrid")
+    table = page.locator("#batch-table")
+    expect(table).to_contain_text("Madrid")
+    for header in ("transformers answer", "onnx total (ms)", "transformers decode (tok/s)", "Same answer"):
+        expect(table).to_contain_text(header)
+    expect(table).not_to_contain_text("_latency_s")
     expect(page.locator("#batch-plot img").first).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "app-batch.png"), full_page=True)
 
 
-def test_history_lists_past_comparisons_and_batches(page):
-    page.get_by_role("tab", name="History").click()
-    page.locator("#history-refresh").click()
-    expect(page.locator("#history-comparisons")).to_contain_text("tiny-phi3-transformers/1", timeout=30_000)
+def test_history_loads_on_open_with_answers_short_ids_and_model_names(page):
+    page.get_by_role("tab", name="History").click()  # no Refresh: opening the tab loads it
+    comparisons = page.locator("#history-comparisons")
+    expect(comparisons).to_contain_text("tiny-phi3-transformers/1", timeout=30_000)
+    expect(comparisons).to_contain_text("onnx answer")
+    expect(comparisons).to_contain_text("The capital of Spain is Madrid.")
+    assert not re.search(r"\b[0-9a-f]{32}\b", comparisons.inner_text()), "ids are shown in 8 characters"
     expect(page.locator("#history-batches")).to_contain_text("prompts.csv")
+    expect(page.locator("#history-batches")).to_contain_text("onnx median (ms)")
+    page.screenshot(path=str(ARTIFACTS / "app-history.png"), full_page=True)
+
+
+def test_a_history_row_reopens_in_the_chat_tab(page):
+    page.locator("#history-comparisons").get_by_text("What is 7 plus 5?").first.click()
+    expect(page.locator("#verdict")).to_contain_text("reopened from History", timeout=30_000)
+    for side in ("transformers", "onnx"):
+        chat = page.locator(f"#chat-{side}")
+        expect(chat).to_contain_text("12")
+        expect(chat).to_contain_text("What is the capital of Spain?")  # the turns before it, too
+    page.locator("#vote-tie").click()  # it can be voted on
+    expect(page.locator(".toast-body").filter(has_text="Vote stored")).to_have_count(1, timeout=30_000)
+    send(page, "What is the capital of Spain?")  # and continued
+    expect(page.locator("#chat-onnx [data-testid='user']")).to_have_count(3)

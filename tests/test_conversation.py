@@ -7,7 +7,8 @@ import json
 import pytest
 from gradio_client import Client
 
-from compare.conversation import MAX_BYTES, ConversationError, chat_histories, read_conversation
+from compare.conversation import MAX_BYTES, ConversationError, read_conversation, turns_of
+from compare.turns import ERROR, OK, Answer, Turn, messages_for
 from ui import formatting as fmt
 from ui.api import SIDES, Comparer, new_comparison_id
 from ui.conversation_io import conversation_turns, export_file, replay_rows
@@ -25,21 +26,20 @@ def comparer(backends):
 OPTIONS = GenerationOptions(max_tokens=24)
 
 
-def chat(comparer: Comparer, prompts=PROMPTS, system: str = "", options=OPTIONS):
-    """Answer the prompts in turn as the Chat tab does; return both panes' histories."""
-    histories = {side: [] for side in SIDES}
+def chat(comparer: Comparer, prompts=PROMPTS, system: str = "", options=OPTIONS) -> list[Turn]:
+    """Answer the prompts in turn as the Chat tab does; return its turns."""
+    turns = []
     for prompt in prompts:
-        conversations = {side: fmt.conversation(histories[side], system, prompt) for side in SIDES}
+        conversations = {side: messages_for(turns, side, system, prompt) for side in SIDES}
         *_, last = comparer.compare(conversations, options, new_comparison_id())
-        for side in SIDES:
-            histories[side] += [{"role": "user", "content": prompt}, fmt.assistant_message(last[side])]
-    return histories
+        turns.append(Turn(prompt).answered(last))
+    return turns
 
 
 @pytest.fixture(scope="module")
 def exported(comparer, tmp_path_factory) -> dict:
-    histories = chat(comparer, system="Be brief.")
-    path = export_file(comparer, histories, "Be brief.", 24, 0.0, 1.0, "")
+    turns = chat(comparer, system="Be brief.")
+    path = export_file(comparer, turns, "Be brief.", 24, 0.0, 1.0, "")
     return json.loads(open(path, encoding="utf-8").read())
 
 
@@ -65,9 +65,21 @@ def test_an_export_holds_settings_both_answers_figures_and_model_versions(export
 
 def test_an_export_reads_back_into_the_same_panes(exported):
     content = read_conversation(json.dumps(exported))
-    histories = chat_histories(content)
-    assert [m["content"] for m in histories["onnx"] if m["role"] == "user"] == list(PROMPTS)
-    assert histories["transformers"][1]["content"] == exported["turns"][0]["answers"]["transformers"]["text"]
+    turns = turns_of(content)
+    onnx = fmt.chat_messages(turns, "onnx")
+    assert [m["content"] for m in onnx if m["role"] == "user"] == list(PROMPTS)
+    assert turns[0].answers["transformers"].text == exported["turns"][0]["answers"]["transformers"]["text"]
+    assert [turn.status for turn in turns] == [OK, OK]
+
+
+def test_an_imported_answer_with_an_error_is_shown_but_not_sent_again(exported):
+    failed = json.loads(json.dumps(exported))
+    failed["turns"][0]["answers"]["onnx"]["error"] = "model crashed"
+    turns = turns_of(read_conversation(json.dumps(failed)))
+    assert turns[0].status == ERROR and turns[0].answers["onnx"].error == "model crashed"
+    assert "model crashed" in fmt.chat_messages(turns, "onnx")[1]["content"]
+    sent = messages_for(turns, "onnx", "", "Next?")
+    assert [m["content"] for m in sent] == [PROMPTS[1], turns[1].answers["onnx"].text, "Next?"]
 
 
 def test_a_replay_against_the_current_models_gives_the_recorded_greedy_answers(comparer, exported):
@@ -92,10 +104,8 @@ def test_a_replay_says_which_answers_changed(comparer, exported):
 
 
 def test_an_answer_not_measured_here_is_exported_without_figures(comparer):
-    histories = {
-        side: [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "typed"}] for side in SIDES
-    }
-    (turn,) = conversation_turns(comparer, histories, "")
+    typed = [Turn("Hi", {side: Answer("typed") for side in SIDES})]
+    (turn,) = conversation_turns(comparer, typed, "")
     assert turn["answers"]["onnx"] == {
         "text": "typed",
         "usage": None,

@@ -116,5 +116,5 @@ def test_the_batch_tab_ends_with_the_verdict_against_its_thresholds(page, tmp_pa
     summary = page.locator("#batch-summary")
     expect(summary).to_contain_text("REJECT the ONNX packaging", timeout=180_000)
     expect(summary).to_contain_text("mean KL")
-    expect(page.locator("#batch-table")).to_contain_text("top1_agreement")
+    expect(page.locator("#batch-table")).to_contain_text("Top-1 agreement (%)")
     page.screenshot(path=str(ARTIFACTS / "app-batch-verdict.png"), full_page=True)

@@ -154,7 +154,7 @@ def test_a_follow_up_question_is_about_the_new_country(backends, side):
 def test_the_chat_tabs_examples_show_its_skills_and_its_fallback(backends):
     """Every example of the Chat tab gets a real answer in both panes, except exactly one, which
     shows the fallback."""
-    from app import EXAMPLES
+    from ui.chat import EXAMPLES
 
     fallbacks = []
     for prompt, system in EXAMPLES:

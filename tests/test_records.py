@@ -24,7 +24,7 @@ from compare.records import (
 )
 from tests.conftest import raw_call
 from ui.api import Comparer
-from ui.panels import history_of
+from ui.history import history_of
 from wrappers import GenerationOptions
 from wrappers.config import ROOT, Limits
 from wrappers.registry import EXPERIMENT, use_store
@@ -83,19 +83,29 @@ def test_each_comparison_is_a_linked_pair_of_traces_with_the_request_and_the_ans
         assert trace.info.tags["model.transformers"] == "tiny-phi3-transformers/1"
 
 
-def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client):
+@pytest.mark.parametrize("choice", ["onnx", "right"])  # right: the documented alias of onnx
+def test_a_vote_is_stored_as_feedback_on_both_traces_and_tallied(client, choice):
     out = client.predict(prompt="What is 7 plus 5?", max_tokens=16, api_name="/compare")
     reply = client.predict(
-        comparison_id=out["comparison_id"], choice="right", comment="faster", api_name="/vote"
+        comparison_id=out["comparison_id"], choice=choice, comment="faster", api_name="/vote"
     )
     assert len(reply["trace_ids"]) == 2
+    assert (reply["choice"], reply["previous_choice"]) == ("onnx", None)
     for trace in wait_for_traces(out["comparison_id"]):
         (vote,) = [a for a in trace.info.assessments if a.name == "preference"]
-        assert (vote.value, vote.rationale, vote.source.source_type) == ("right", "faster", "HUMAN")
+        assert (vote.value, vote.rationale, vote.source.source_type) == ("onnx", "faster", "HUMAN")
     row = vote_table().set_index("comparison_id").loc[out["comparison_id"]]
-    # A named vote: the transformers side is Model A, and "right" (onnx) won.
+    # A named vote: the transformers side is Model A, and onnx won.
     assert (row["model_a"], row["model_b"]) == ("tiny-phi3-transformers/1", "tiny-phi3-onnx-int4/1")
     assert (row["outcome"], row["blind"]) == ("b", False)
+
+
+def test_a_changed_vote_says_which_vote_it_replaced(client):
+    out = client.predict(prompt="What is 7 plus 5?", max_tokens=16, api_name="/compare")
+    first = client.predict(comparison_id=out["comparison_id"], choice="left", api_name="/vote")
+    again = client.predict(comparison_id=out["comparison_id"], choice="tie", api_name="/vote")
+    assert (first["choice"], first["previous_choice"]) == ("transformers", None)
+    assert (again["choice"], again["previous_choice"]) == ("tie", "transformers")
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def test_building_the_backends_and_the_app_loads_no_model(tmp_path):
     assert not (tmp_path / "artifacts").exists() or not any((tmp_path / "artifacts").rglob("MLmodel"))
 
 
-def test_changed_checkpoint_registers_a_new_version(tmp_path):
+def test_changed_checkpoint_registers_a_new_version(tmp_path, capfd):
     checkpoint = tmp_path / "tiny-phi3"
     shutil.copytree(TINY_CHECKPOINT, checkpoint)
     config = AppConfig(checkpoint=checkpoint, data_dir=tmp_path / "data")
@@ -40,6 +40,9 @@ def test_changed_checkpoint_registers_a_new_version(tmp_path):
     again = log_or_load(transformers_spec(config), tmp_path / "locks", progress=lambda m: None)
     assert (first.ref.version, second.ref.version, again.ref.version) == ("1", "2", "2")
     assert (first.logged_now, second.logged_now, again.logged_now) == (True, True, False)
+    printed = capfd.readouterr()  # a new store, a first and a second version: no library notes
+    notes = ("Creating initial MLflow database", "already exists", "registered model", "Created version")
+    assert [n for n in notes if n in printed.out + printed.err] == []
 
 
 def test_a_log_killed_midway_leaves_no_version_and_the_next_start_recovers(tmp_path):

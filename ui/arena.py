@@ -10,20 +10,63 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import gradio as gr
 
 from compare.arena import ARENA_CHOICES, LABELS, Arena, ArenaError, Battle, anonymous, lockstep
 from compare.comparison import judge
 from compare.records import CHOICES, Asker
-from ui.api import MODEL_EVENTS, SIDES, Comparer, asker_of, new_comparison_id, paced, prompt_messages
+from ui.api import (
+    MODEL_EVENTS,
+    SIDES,
+    Comparer,
+    JudgedInfo,
+    Side,
+    asker_of,
+    described,
+    input_error,
+    new_comparison_id,
+    paced,
+    prompt_messages,
+)
 from wrappers import GenerationOptions, Result
 
 ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
 NAMES = {"model_a": "Model A", "model_b": "Model B"}
 BATTLE_ID = re.compile(r"[0-9a-f]{32}")
 WAITING = "Both answers are in. Vote to reveal which model is which."
+
+
+class BlindSide(TypedDict):
+    text: str  # whole words only until the answer is done
+    error: str | None
+    done: bool
+
+
+class BattleUpdate(TypedDict):
+    """Each update of /arena: no names, no figures."""
+
+    battle_id: str
+    model_a: BlindSide
+    model_b: BlindSide
+    done: bool
+
+
+class RevealedSide(Side):
+    side: str  # the packaging this label was: transformers or onnx
+
+
+class Reveal(TypedDict):
+    """What /arena_vote returns: who was who, with every figure."""
+
+    battle_id: str
+    choice: str  # a, b, tie or both_bad
+    winner: str | None  # the side voted better, if any
+    model_a: RevealedSide
+    model_b: RevealedSide
+    verdict: JudgedInfo
+    trace_ids: list[str]
 
 
 def owner_of(request: gr.Request | None) -> str:
@@ -66,9 +109,9 @@ def cast_vote(
 ) -> dict:
     """Store a blind vote (with the sides shown as A and B) and reveal the battle."""
     if not isinstance(battle_id, str) or not BATTLE_ID.fullmatch(battle_id):
-        raise gr.Error("battle_id must be an id returned by /arena.")
+        raise input_error("battle_id must be an id returned by /arena.")
     if choice not in ARENA_CHOICES:
-        raise gr.Error(f"choice must be one of {', '.join(ARENA_CHOICES)}, got {choice!r}.")
+        raise input_error(f"choice must be one of {', '.join(ARENA_CHOICES)}, got {choice!r}.")
     try:
         battle = arena.get(battle_id, owner)
         if not battle.comparison_ids:
@@ -76,15 +119,15 @@ def cast_vote(
         if battle.voted:
             raise ArenaError("This blind comparison has already been voted on; start a new one.")
     except ArenaError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise input_error(str(exc)) from exc
     side = battle.side_of(choice)
     value = CHOICES[SIDES.index(side)] if side else choice
     metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
-    trace_ids = comparer.store_vote(battle.comparison_ids[-1], value, comment, metadata)
+    trace_ids, _ = comparer.store_vote(battle.comparison_ids[-1], value, comment, metadata)
     try:
         battle = arena.close(battle, choice)
     except ArenaError as exc:  # a second vote raced this one
-        raise gr.Error(str(exc)) from exc
+        raise input_error(str(exc)) from exc
     return reveal(battle, trace_ids)
 
 
@@ -147,8 +190,8 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         return cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment)
 
     limits = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    gr.api(arena_battle, api_name="arena", **limits)
-    gr.api(arena_vote, api_name="arena_vote")
+    gr.api(described(arena_battle, BattleUpdate), api_name="arena", **limits)
+    gr.api(described(arena_vote, Reveal), api_name="arena_vote")
 
 
 @dataclass(frozen=True)
@@ -242,7 +285,7 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
     ):
         options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop or "")
         if not (prompt or "").strip():
-            raise gr.Error("Type a prompt first.")
+            raise input_error("Type a prompt first.")
         owner = owner_of(request)
         opened = _open_battle(arena, battle_id, owner)
         shown = (chat_a, chat_b) if opened.comparison_ids else ([], [])  # a new battle starts empty
@@ -291,7 +334,7 @@ def _with_turn(history, prompt: str, side: dict) -> list[dict]:
 def _vote_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, choice: str):
     def vote_blind(battle_id: str, comment: str, request: gr.Request):
         if not battle_id:
-            raise gr.Error("Start a blind comparison first, then vote.")
+            raise input_error("Start a blind comparison first, then vote.")
         revealed = cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment or "")
         gr.Info(f"Vote stored in MLflow: {ARENA_VOTES[choice]}")
         labels = {

@@ -1,7 +1,7 @@
 """Export, import and replay a conversation: the Chat tab's accordion, and /replay.
 
-The file format and its checks are `compare.conversation`'s; here the chat panes
-and settings become a file, and a file becomes the panes and settings again.
+The file format and its checks are `compare.conversation`'s; here the Chat tab's
+turns and settings become a file, and a file becomes the turns and settings again.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import gradio as gr
 import pandas as pd
@@ -20,15 +22,15 @@ from compare.conversation import (
     MAX_BYTES,
     ConversationError,
     answer_of,
-    chat_histories,
     export_conversation,
     options_of,
     read_conversation,
     replay,
     settings_of,
+    turns_of,
 )
-from ui import formatting as fmt
-from ui.api import MODEL_EVENTS, SIDES, Comparer, new_comparison_id
+from compare.turns import STOPPED, Turn, messages_for
+from ui.api import MODEL_EVENTS, SIDES, Comparer, described, input_error, new_comparison_id
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
 KEEP_EXPORTS_S = 600  # Gradio copies a returned file into its cache at once
@@ -45,26 +47,42 @@ HEADERS = {
 }
 
 
-def conversation_turns(comparer: Comparer, histories: dict[str, list], system: str) -> list[dict]:
-    """The panes' turns, each with both answers and, where this server measured them, their figures."""
-    turns = []
-    for side in SIDES:
-        history = [
-            {"role": m["role"], "content": fmt.plain_text(m["content"]), "metadata": m.get("metadata")}
-            for m in histories[side] or []
-        ]
-        for index, message in enumerate(history):
-            if message["role"] != "assistant" or index == 0 or history[index - 1]["role"] != "user":
-                continue
-            prompt = history[index - 1]["content"]
-            sent = fmt.conversation(history[: index - 1], system, prompt)
-            found = comparer.answers.recall(side, sent, message["content"])
-            number = sum(1 for m in history[:index] if m["role"] == "user") - 1
-            if number == len(turns):
-                turns.append({"prompt": prompt, "answers": {}})
-            if number < len(turns):
-                turns[number]["answers"][side] = answer_of(found, message["content"])
-    return [turn for turn in turns if set(turn["answers"]) == set(SIDES)]
+class ReplayedTurn(TypedDict):
+    turn: int
+    prompt: str
+    side: str
+    recorded: str
+    replayed: str
+    same: str  # "yes", or from which word it differs, or "no: error"
+    recorded_tokens_per_s: float | None
+    replayed_tokens_per_s: float | None
+    model: str  # the registered name/version that replayed it
+
+
+class Replay(TypedDict):
+    turns: list[ReplayedTurn]
+    summary: str
+
+
+def conversation_turns(comparer: Comparer, turns: list[Turn], system: str) -> list[dict]:
+    """The Chat tab's turns, each with both answers and, where this server measured them, their figures.
+
+    A stopped turn is left out: its answers are partial and were never recorded.
+    """
+    exported = []
+    for index, turn in enumerate(turns):
+        if turn.status == STOPPED:
+            continue
+        answers = {}
+        for side in SIDES:
+            answer = turn.answers.get(side)
+            text = answer.text if answer else ""
+            sent = messages_for(turns[:index], side, system, turn.prompt)
+            answers[side] = answer_of(comparer.answers.recall(side, sent, text), text)
+            if answer and answer.error and not answers[side]["error"]:
+                answers[side]["error"] = answer.error
+        exported.append({"prompt": turn.prompt, "answers": answers})
+    return exported
 
 
 def model_versions(comparer: Comparer) -> dict[str, dict]:
@@ -78,12 +96,12 @@ def model_versions(comparer: Comparer) -> dict[str, dict]:
     return versions
 
 
-def export_file(comparer: Comparer, histories, system, max_tokens, temperature, top_p, stop) -> str:
-    """Write the panes' conversation as a JSON file; return its path."""
-    options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop or "")
-    turns = conversation_turns(comparer, histories, system or "")
+def export_file(comparer: Comparer, turns, system, max_tokens, temperature, top_p, stop) -> str:
+    """Write the Chat tab's conversation as a JSON file; return its path."""
+    options = comparer.options(max_tokens, temperature, top_p, stop or "")
+    turns = conversation_turns(comparer, turns or [], system or "")
     if not turns:
-        raise gr.Error("There is no conversation to export yet.")
+        raise input_error("There is no conversation to export yet.")
     content = export_conversation(settings_of(system or "", options), turns, model_versions(comparer))
     EXPORTS.mkdir(exist_ok=True)
     _prune(EXPORTS)
@@ -95,14 +113,14 @@ def export_file(comparer: Comparer, histories, system, max_tokens, temperature, 
 def import_file(path: str | None) -> dict:
     """The checked conversation in an uploaded file; a bad file is refused with the reason."""
     if not path:
-        raise gr.Error("Choose a conversation file (JSON) to import.")
+        raise input_error("Choose a conversation file (JSON) to import.")
     size = os.path.getsize(path)
     if size > MAX_BYTES:
-        raise gr.Error(f"The file is {size:,} bytes; a conversation file is at most {MAX_BYTES:,}.")
+        raise input_error(f"The file is {size:,} bytes; a conversation file is at most {MAX_BYTES:,}.")
     try:
         return read_conversation(Path(path).read_bytes())
     except ConversationError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise input_error(str(exc)) from exc
 
 
 def replay_rows(comparer: Comparer, content: dict):
@@ -110,7 +128,7 @@ def replay_rows(comparer: Comparer, content: dict):
     try:
         options = options_of(content, comparer.limits.max_new_tokens)
     except ConversationError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise input_error(str(exc)) from exc
 
     def compare(conversations):
         *_, last = comparer.compare(conversations, options, new_comparison_id())
@@ -131,30 +149,36 @@ def replay_summary(rows: list[dict]) -> str:
 
 
 def register_replay_api(comparer: Comparer) -> None:
-    def replay_conversation(conversation: str) -> dict:
+    def replay_conversation(conversation: str) -> Replay:
         """Replay an exported conversation (its JSON text) against the current models, turn by turn."""
         if not isinstance(conversation, str):
-            raise gr.Error("conversation must be the exported file's JSON text.")
+            raise input_error("conversation must be the exported file's JSON text.")
         try:
             content = read_conversation(conversation.encode("utf-8", "replace"))
         except ConversationError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise input_error(str(exc)) from exc
         rows = []
         for update in replay_rows(comparer, content):
             rows = update
         return {"turns": rows, "summary": replay_summary(rows)}
 
     gr.api(
-        replay_conversation,
+        described(replay_conversation, Replay),
         api_name="replay",
         concurrency_id=MODEL_EVENTS,
         concurrency_limit=comparer.limits.concurrency,
     )
 
 
-def conversation_panel(comparer: Comparer, chats: dict, settings: list) -> None:
-    """The accordion; `chats` are the two panes' chatbots, `settings` (system, max_tokens, temperature,
-    top_p, stop)."""
+def conversation_panel(
+    comparer: Comparer,
+    turns: gr.State,
+    settings: list,
+    shown: list,
+    show_turns: Callable[[list[Turn]], dict],
+) -> None:
+    """The accordion. `settings` are (system, max_tokens, temperature, top_p, stop); an import
+    updates the `shown` components with `show_turns(turns)`."""
     with gr.Accordion("Export, import and replay a conversation", open=False, elem_id="conversation-io"):
         with gr.Row():
             export = gr.Button("Export as JSON", elem_id="export")
@@ -166,44 +190,42 @@ def conversation_panel(comparer: Comparer, chats: dict, settings: list) -> None:
         run = gr.Button("Replay against the current models", elem_id="replay")
         table = gr.Dataframe(interactive=False, wrap=True, elem_id="replay-table")
     loaded = gr.State(None)  # the imported conversation, kept on the server
-    panes = [chats[side] for side in SIDES]
 
-    def exporting(first, second, *values):
-        return export_file(comparer, dict(zip(SIDES, (first, second), strict=True)), *values)
+    def exporting(current, *values):
+        return export_file(comparer, current, *values)
 
     def importing(path):
         content = import_file(path)
-        settings_values = content["settings"]
-        histories = chat_histories(content)
-        turns = len(content["turns"])
+        values = content["settings"]
         models = ", ".join(
             f"{side} `{m.get('name')}/{m.get('version')}`"
             for side, m in (content.get("models") or {}).items()
         )
-        note = f"**Imported** {turns} turns (answered by {models or 'unknown models'}). Replay them below."
+        count = len(content["turns"])
+        note = f"**Imported** {count} turns (answered by {models or 'unknown models'}). Replay them below."
+        setting_values = (
+            values["system_prompt"],
+            min(values["max_tokens"], comparer.limits.max_new_tokens),
+            values["temperature"],
+            values["top_p"],
+            "\n".join(values["stop"]),
+        )
         return (
-            *(histories[side] for side in SIDES),
-            settings_values["system_prompt"],
-            min(settings_values["max_tokens"], comparer.limits.max_new_tokens),
-            settings_values["temperature"],
-            settings_values["top_p"],
-            "\n".join(settings_values["stop"]),
-            note,
-            content,
-            None,  # the last replay's table
-            None,  # the upload box, ready for another file
+            show_turns(turns_of(content))
+            | dict(zip(settings, setting_values, strict=True))
+            | {summary: note, loaded: content, table: None, upload: None}  # the upload box, ready again
         )
 
     def replaying(content):
         if content is None:
-            raise gr.Error("Import a conversation first, then replay it.")
+            raise input_error("Import a conversation first, then replay it.")
         rows = []
         for rows in replay_rows(comparer, content):
             yield replay_summary(rows) + " (so far)", _table(rows)
         yield replay_summary(rows), _table(rows)
 
-    export.click(exporting, [*panes, *settings], exported, api_visibility="private")
-    outputs = [*panes, *settings, summary, loaded, table, upload]
+    export.click(exporting, [turns, *settings], exported, api_visibility="private")
+    outputs = [*shown, *settings, summary, loaded, table, upload]
     upload.upload(importing, upload, outputs, api_visibility="private")
     run.click(
         replaying,

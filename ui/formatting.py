@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from compare.comparison import MIN_TIMED_TOKENS
+from compare.diff import divergence, word_diff
+from compare.turns import STOPPED, Answer, Turn
 from wrappers import Latency, Result, Usage
 
-ERROR_TITLE = "Error"
+STOPPED_NOTE = "⏹ Stopped. This turn is kept here but not sent to either model again."
 
 
 def usage_markdown(usage: Usage) -> str:
@@ -27,14 +31,66 @@ def latency_markdown(latency: Latency) -> str:
     """Total time, time to first token and decode speed.
 
     >>> latency_markdown(Latency(1.5, 0.25, 20.0))
-    '**Latency**: total 1.500 s · first token 0.250 s · decode 20.0 tokens/s'
+    '**Latency**: total 1.50 s · first token 250 ms · decode 20.0 tokens/s'
     """
-    speed = "–" if latency.tokens_per_s is None else f"{latency.tokens_per_s:.1f}"
-    network = "" if latency.network_s is None else f" · of which network {_s(latency.network_s)}"
+    network = "" if latency.network_s is None else f" · of which network {duration(latency.network_s)}"
     return (
-        f"**Latency**: total {_s(latency.total_s)} · first token {_s(latency.ttft_s)}"
-        f" · decode {speed} tokens/s{network}"
+        f"**Latency**: total {duration(latency.total_s)} · first token {duration(latency.ttft_s)}"
+        f" · decode {speed(latency.tokens_per_s)} tokens/s{network}"
     )
+
+
+def metrics_markdown(results: Mapping[str, Result]) -> str:
+    """One table, a column per side, the better figure of each timed row marked with ✓.
+
+    Decode speed is only compared once both sides have `MIN_TIMED_TOKENS` tokens after the first.
+    """
+    sides = list(results)
+    timed = all((r.usage.completion_tokens or 0) - 1 >= MIN_TIMED_TOKENS for r in results.values())
+    rows = [
+        ("Time to first token", {s: r.latency.ttft_s for s, r in results.items()}, duration, min),
+        ("Decode speed (tokens/s)", {s: r.latency.tokens_per_s for s, r in results.items()}, speed, max),
+        ("Total time", {s: r.latency.total_s for s, r in results.items()}, duration, min),
+        ("Prompt tokens", {s: r.usage.prompt_tokens for s, r in results.items()}, _n, None),
+        ("Completion tokens", {s: r.usage.completion_tokens for s, r in results.items()}, _n, None),
+    ]
+    lines = ["| | " + " | ".join(sides) + " |", "|---|" + "---:|" * len(sides)]
+    for name, values, show, better in rows:
+        best = _best(values, better) if better and (better is not max or timed) else None
+        cells = [f"**{show(v)}** ✓" if s == best else show(v) for s, v in values.items()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _best(values: Mapping[str, float | None], pick) -> str | None:
+    known = {s: v for s, v in values.items() if v is not None}
+    if len(known) < 2 or len(set(known.values())) == 1:
+        return None
+    return pick(known, key=known.get)
+
+
+def duration(seconds: float | None) -> str:
+    """Milliseconds below a second, seconds above; three significant figures.
+
+    >>> duration(0.01234), duration(2.5), duration(None)
+    ('12.3 ms', '2.50 s', '–')
+    """
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    return f"{seconds:.{2 if seconds < 10 else 1 if seconds < 100 else 0}f} s"
+
+
+def speed(tokens_per_s: float | None) -> str:
+    """Tokens per second, to three significant figures (whole numbers from 100 up).
+
+    >>> speed(3456.7), speed(20.0), speed(None)
+    ('3,457', '20.0', '–')
+    """
+    if tokens_per_s is None:
+        return "–"
+    return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.1f}"
 
 
 def raw_json(raw: Any) -> str:
@@ -42,33 +98,86 @@ def raw_json(raw: Any) -> str:
     return "" if raw is None else json.dumps(raw, indent=2, ensure_ascii=False)
 
 
-def assistant_message(result: Result) -> dict[str, Any]:
-    """The chat bubble for a (possibly partial) result; errors are marked."""
-    if result.error:
-        text = f"{result.text}\n\n⚠️ {result.error}" if result.text else f"⚠️ {result.error}"
-        return {"role": "assistant", "content": text, "metadata": {"title": ERROR_TITLE}}
-    return {"role": "assistant", "content": result.text}
+def answer_text(answer: Answer | Result, stopped: bool = False) -> str:
+    """A pane's bubble text: the answer, then any error or stop note as plain text.
 
-
-def conversation(history: list[dict[str, Any]], system_prompt: str, prompt: str) -> list[dict[str, str]]:
-    """The model's messages: system prompt, earlier good turns, and the new prompt.
-
-    Turns that ended in an error are left out, with the prompt that caused them.
-
-    >>> history = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
-    ...            {"role": "assistant", "content": "Hello!"}]
-    >>> [m["content"] for m in conversation(history, "", "Bye")]
-    ['Hi', 'Hello!', 'Bye']
+    >>> answer_text(Answer("Par", "model crashed"))
+    'Par\\n\\n⚠️ model crashed'
     """
-    system_prompt = system_prompt or ""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
-    for message in history or []:
-        if (message.get("metadata") or {}).get("title") == ERROR_TITLE:
-            if messages and messages[-1]["role"] == "user":
-                messages.pop()
+    notes = [f"⚠️ {answer.error}"] if answer.error else []
+    notes += [STOPPED_NOTE] if stopped else []
+    return "\n\n".join([answer.text, *notes] if answer.text else notes)
+
+
+def chat_messages(turns: list[Turn], side: str) -> list[dict[str, str]]:
+    """One pane's messages: every turn's prompt and this side's answer."""
+    messages = []
+    for turn in turns:
+        answer = turn.answers.get(side, Answer())
+        messages += [
+            {"role": "user", "content": turn.prompt},
+            {"role": "assistant", "content": answer_text(answer, turn.status == STOPPED)},
+        ]
+    return messages
+
+
+def difference_html(left: Result, right: Result, names: tuple[str, str]) -> str:
+    """Both answers aligned at their first differing token, then a word-level diff."""
+    if not left.pieces and not right.pieces:
+        return ""
+    if left.error or right.error:
+        return "<p>No difference view: a model reported an error.</p>"
+    split = divergence(left.pieces, right.pieces)
+    if split.at is None:
+        count = len(left.pieces)
+        return f"<p class='diff-same'>The two answers are identical, token for token ({count} tokens).</p>"
+    rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{_aligned(split.skipped, split.before, tail)}</td></tr>"
+        for name, tail in zip(names, (split.left, split.right), strict=True)
+    )
+    head = f"<p>First difference at token {split.at + 1} (highlighted), with the tokens around it:</p>"
+    return (
+        f"<div class='diff-view'>{head}<table class='diff-tokens'>{rows}</table>"
+        f"<p>Word by word (<del>{html.escape(names[0])} only</del>, "
+        f"<ins>{html.escape(names[1])} only</ins>):</p>"
+        f"<p class='diff-words'>{_words_html(left.text, right.text)}</p></div>"
+    )
+
+
+def _aligned(skipped: int, before: tuple[str, ...], tail: tuple[str, ...]) -> str:
+    lead = "<span class='diff-skip'>…</span>" if skipped else ""
+    shared = "".join(_token(t) for t in before)
+    if not tail:
+        return f"{lead}{shared}<mark class='diff-first'>(end of answer)</mark>"
+    first, rest = tail[0], tail[1:]
+    return f"{lead}{shared}<mark class='diff-first'>{_visible(first)}</mark>" + "".join(
+        _token(t) for t in rest
+    )
+
+
+def _token(piece: str) -> str:
+    return f"<span class='diff-token'>{_visible(piece)}</span>"
+
+
+def _visible(piece: str) -> str:
+    """A token's text with its spaces and line breaks made visible."""
+    return html.escape(piece).replace(" ", "·").replace("\n", "↵") or "∅"
+
+
+def _words_html(left: str, right: str) -> str:
+    parts = []
+    for op in word_diff(left, right):
+        if op.op == "equal":
+            parts.append(html.escape(op.left))
             continue
-        messages.append({"role": message["role"], "content": plain_text(message["content"])})
-    return messages + [{"role": "user", "content": prompt}]
+        parts.append(f"<del>{html.escape(op.left)}</del>" if op.left else "")
+        parts.append(f"<ins>{html.escape(op.right)}</ins>" if op.right else "")
+    return "".join(parts)
+
+
+def short_id(comparison_id: str) -> str:
+    """The 8-character form of an id, as every table and label shows it."""
+    return (comparison_id or "")[:8]
 
 
 def plain_text(content: Any) -> str:

@@ -7,6 +7,7 @@ the tables and serves `/leaderboard`.
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import gradio as gr
 import pandas as pd
@@ -35,12 +36,31 @@ METHOD = (
 )
 
 
+class Rating(TypedDict):
+    group: int  # models that met, directly or through others; compare ratings within a group
+    model: str  # registered name/version
+    rating: float  # Elo scale, each group's mean 1000
+    lower: float | None  # 95% bootstrap interval; null with one vote
+    upper: float | None
+    votes: int
+    wins: int
+    losses: int
+    ties: int
+    both_bad: int
+
+
+class Board(TypedDict):
+    blind: list[Rating]
+    named: list[Rating]
+    method: str
+
+
 def current_board() -> dict[str, pd.DataFrame]:
     """{"blind": ratings, "named": ratings} from every vote on record."""
     return split_by_mode(vote_table())
 
 
-def leaderboard_api() -> dict:
+def leaderboard_api() -> Board:
     """Bradley–Terry ratings with 95% bootstrap intervals per model version; blind and named votes apart."""
     try:
         board = current_board()

@@ -1,4 +1,4 @@
-"""The Batch and History tabs, and the /batch endpoint that shares the batch code."""
+"""The Batch tab, and the /batch endpoint that shares the batch code."""
 
 from __future__ import annotations
 
@@ -8,20 +8,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
-import mlflow
-import pandas as pd
 
 from compare.acceptance import Thresholds
-from compare.batch import latency_figure, read_prompts, recent_batches
+from compare.batch import latency_figure, read_prompts
 from compare.evaluation import Batch, dataset_label
 from compare.evaluation import run_batch as evaluate_batch
-from compare.records import Asker, recent_comparisons
-from ui.api import SIDES, Comparer, asker_of
+from compare.records import Asker
+from ui import tables
+from ui.api import SIDES, Comparer, asker_of, input_error
 from wrappers import GenerationOptions
 from wrappers.chat import max_characters
 from wrappers.config import ROOT
-from wrappers.errors import public_text
-from wrappers.registry import EXPERIMENT
 
 BUILT_IN = {"Capitals, arithmetic and the seed prompts": ROOT / "examples" / "batch_prompts.csv"}
 BATCH_OPTIONS = GenerationOptions(max_tokens=64)  # greedy, so a batch repeats exactly
@@ -52,18 +49,19 @@ def batch_tab(comparer: Comparer) -> None:
         run = gr.Button("Run batch", variant="primary", elem_id="batch-run")
         summary = gr.Markdown(elem_id="batch-summary")
         plot = gr.Plot(label="Latency", elem_id="batch-plot")
-        table = gr.Dataframe(label="Results", wrap=True, elem_id="batch-table")
+        table = gr.Dataframe(label="Results", wrap=True, interactive=False, elem_id="batch-table")
         download = gr.File(label="Results as CSV", elem_id="batch-download")
 
     def run_from_ui(file, chosen, max_kl, agreement, accuracy, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         path, source = (file, Path(file).name) if file else (BUILT_IN.get(chosen), chosen)
         if path is None:
-            raise gr.Error("Upload a file of prompts or pick a built-in set.")
+            raise input_error("Upload a file of prompts or pick a built-in set.")
         chosen = thresholds(max_kl, agreement, accuracy)
         with tempfile.TemporaryDirectory(prefix="batch-") as folder:
             result = run_batch(comparer, path, source, asker_of(request), Path(folder), chosen, progress)
             # Gradio copies the CSV into its own cache before it resumes this generator.
-            yield _summary_markdown(result), latency_figure(result["table"]), result["table"], result["csv"]
+            shown = tables.batch_results(result["table"])
+            yield _summary_markdown(result), latency_figure(result["table"]), shown, result["csv"]
 
     run.click(
         run_from_ui,
@@ -82,7 +80,7 @@ def batch_tab(comparer: Comparer) -> None:
     ):
         """Run both models on every prompt of a CSV/JSONL file; evaluate and accept or reject the export."""
         if not file:
-            raise gr.Error("Send a CSV or JSONL file of prompts.")
+            raise input_error("Send a CSV or JSONL file of prompts.")
         chosen = thresholds(accept_kl, accept_agreement, accept_accuracy)
         with tempfile.TemporaryDirectory(prefix="batch-") as folder:
             result = run_batch(comparer, file, Path(file).name, asker_of(request), Path(folder), chosen)
@@ -107,7 +105,7 @@ def thresholds(max_kl, agreement, accuracy) -> Thresholds:
     for name, (value, top) in checks.items():
         if value is not None and not (isinstance(value, int | float) and 0 <= value <= (top or float("inf"))):
             bound = f"between 0 and {top:g}" if top else "a number ≥ 0"
-            raise gr.Error(f"The {name} threshold must be {bound} or blank, got {value!r}.")
+            raise input_error(f"The {name} threshold must be {bound} or blank, got {value!r}.")
     return Thresholds(max_kl, agreement, accuracy or None)  # 0: no accuracy asked, expected or not
 
 
@@ -130,7 +128,7 @@ def run_batch(
     try:
         prompts = read_prompts(path, limits.max_batch_rows, max_characters(limits.max_prompt_tokens))
     except ValueError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise input_error(str(exc)) from exc
     batch = Batch(
         prompts,
         source,
@@ -183,37 +181,3 @@ def _summary_markdown(result: dict) -> str:
             f"- **{side}**: median {median:.3f} s · p95 {p95:.3f} s · {speed:.1f} tokens/s{accuracy}"
         )
     return "\n".join(lines)
-
-
-def history_tab(admins: frozenset[str] = frozenset()) -> None:
-    with gr.Tab("History"):
-        gr.Markdown(_mlflow_ui_hint())
-        refresh = gr.Button("Refresh", elem_id="history-refresh")
-        comparisons = gr.Dataframe(label="Recent comparisons (MLflow traces)", elem_id="history-comparisons")
-        batches = gr.Dataframe(label="Batch runs (MLflow runs)", elem_id="history-batches")
-
-    def load_history(request: gr.Request) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Your own comparisons and batches (this browser session's, or your user's); admins see all."""
-        asker = asker_of(request)
-        return history_of(None if asker.user in admins else asker.owner)
-
-    refresh.click(load_history, None, [comparisons, batches], api_visibility="private")
-
-
-def history_of(owner: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    try:
-        return recent_comparisons(owner), recent_batches(owner)
-    except Exception as exc:
-        gr.Warning(public_text(f"Could not read the history from MLflow: {exc}"))
-        return pd.DataFrame(), pd.DataFrame()
-
-
-def _mlflow_ui_hint() -> str:
-    uri = mlflow.get_tracking_uri()
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-    where = f"#/experiments/{experiment.experiment_id}" if experiment else ""
-    return (
-        "Everything here is read back from MLflow. To browse it there, run\n"
-        f"```\nmlflow ui --backend-store-uri {public_text(uri)}\n```\nand open http://127.0.0.1:5000/{where} "
-        "(traces and votes are under *Traces*, batch runs under *Runs*)."
-    )

@@ -1,7 +1,7 @@
 """The MLflow pyfunc `PythonModel` that runs an ONNX export with onnxruntime-genai.
 
 MLflow stores this file with the model (models-from-code) and executes it on
-load, so it imports only onnxruntime-genai, MLflow and `wrappers.stops`
+load, so it imports only onnxruntime-genai, MLflow (and its pandas) and `wrappers.stops`
 (shipped beside it through `code_paths`).
 
 Input is the seed's `{"prompt": "<|user|>\\n...<|end|>\\n<|assistant|>\\n"}`; the
@@ -20,6 +20,7 @@ from typing import Any
 
 import mlflow
 import onnxruntime_genai as og
+import pandas as pd
 
 from wrappers.stops import StopScanner
 
@@ -57,8 +58,12 @@ class Phi3OnnxModel(mlflow.pyfunc.PythonModel):
         with open(f"{path}/genai_config.json") as f:
             self.context_length = json.load(f)["model"]["context_length"]
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None):
-        """Complete each prompt; one prompt gives a string, several a list."""
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
+        """Complete each prompt; one prompt gives a string, several a list.
+
+        pyfunc hands over a DataFrame of the signature's columns; MLflow infers no schema
+        from that hint, so the logged signature stays the one checked.
+        """
         answers = ["".join(self._generate(p, params)) for p in _prompts(model_input)]
         return answers[0] if len(answers) == 1 else answers
 

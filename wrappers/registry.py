@@ -12,7 +12,11 @@ starting together from registering twice (it protects local stores only).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import re
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,12 +29,16 @@ from mlflow import MlflowClient
 
 from wrappers import memory
 from wrappers.errors import ModelLoadError
+from wrappers.quiet import quiet_libraries
 from wrappers.results import ModelRef
 
 EXPERIMENT = "phi3-mlflow-compare"
 LIBRARIES = ("mlflow", "transformers", "torch", "onnxruntime-genai")
 
 Progress = Callable[[str], None]
+REGISTER_NOTES = re.compile(
+    r"Successfully registered model '.*'\.$|Registered model '.*' already exists\. |Created version '"
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ def use_store(tracking_uri: str, artifact_root: Path, lock_dir: Path | None = No
     Under a file lock: two processes creating one SQLite store at once would
     race in its schema migration and in creating the experiment.
     """
+    quiet_libraries()  # the first thing every process does with MLflow
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     lock_dir = lock_dir or artifact_root.parent / "locks"
@@ -128,12 +137,27 @@ def _log_and_register(spec: ModelSpec, progress: Progress):
         progress(f"(1/3) Logging {spec.registered_name} to MLflow (first start only)")
         model_uri = spec.log(progress)
     progress(f"(2/3) Registering {spec.registered_name} in the Model Registry")
+    version = _register(model_uri, spec.registered_name, tags)
     client = MlflowClient()
-    if not client.search_registered_models(f"name = '{spec.registered_name}'"):
-        client.create_registered_model(spec.registered_name, description=spec.description)
-    version = mlflow.register_model(model_uri, spec.registered_name, tags=tags)
+    client.update_registered_model(spec.registered_name, description=spec.description)
     client.update_model_version(spec.registered_name, version.version, spec.description)
     return version
+
+
+def _register(model_uri: str, name: str, tags: dict[str, str]):
+    """`mlflow.register_model`, without the notes it prints: the progress line already says it.
+
+    It prints them (not logs them), so they are taken off stderr while it runs; any other
+    line it prints is passed on.
+    """
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            return mlflow.register_model(model_uri, name, tags=tags)
+    finally:
+        for line in printed.getvalue().splitlines():
+            if not REGISTER_NOTES.match(line):
+                print(line, file=sys.stderr)
 
 
 def _memory_tags(needs: Memory) -> dict[str, str]:

@@ -1,0 +1,80 @@
+"""The History tab: your past comparisons and batch runs, read back from MLflow.
+
+Loaded when the tab opens (and on Refresh). Selecting a comparison reopens it
+in the Chat tab: both panes get its turns, as each model was sent them.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import mlflow
+import pandas as pd
+
+from compare.batch import recent_batches
+from compare.records import recent_comparisons, reopened
+from ui import tables
+from ui.api import asker_of, input_error
+from ui.chat import ChatTab
+from wrappers.errors import public_text
+from wrappers.registry import EXPERIMENT
+
+
+def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset()) -> None:
+    """`admins` (user names) see everyone's history; everyone else sees their own."""
+    with gr.Tab("History") as tab:
+        gr.Markdown(_mlflow_ui_hint())
+        refresh = gr.Button("Refresh", size="sm", elem_id="history-refresh")
+        comparisons = gr.Dataframe(
+            label="Recent comparisons (MLflow traces): select one to reopen it in the Chat tab",
+            interactive=False,
+            wrap=True,
+            elem_id="history-comparisons",
+        )
+        batches = gr.Dataframe(
+            label="Batch runs (MLflow runs)", interactive=False, wrap=True, elem_id="history-batches"
+        )
+    shown_ids = gr.State([])  # the full ids of the comparisons shown, row by row
+
+    def owner(request: gr.Request) -> str | None:
+        asker = asker_of(request)
+        return None if asker.user in admins else asker.owner
+
+    def load(request: gr.Request):
+        """Your own comparisons and batches (this browser session's, or your user's); admins see all."""
+        found, runs = history_of(owner(request))
+        ids = list(found["comparison_id"]) if "comparison_id" in found else []
+        return tables.comparisons(found), tables.batches(runs), ids
+
+    def reopen(ids: list[str], event: gr.SelectData, request: gr.Request) -> dict:
+        row = event.index[0] if isinstance(event.index, list | tuple) else event.index
+        if not isinstance(row, int) or not 0 <= row < len(ids):
+            raise input_error("Select a row of the comparisons table to reopen it.")
+        system, turns = reopened(ids[row], owner(request))
+        if not turns:
+            raise input_error("That comparison could not be read back from MLflow.")
+        return chat.reopen(turns, system, ids[row]) | {tabs: gr.Tabs(selected="chat")}
+
+    private = {"api_visibility": "private"}
+    for trigger in (tab.select, refresh.click):
+        trigger(load, None, [comparisons, batches, shown_ids], **private)
+    comparisons.select(reopen, shown_ids, [*chat.outputs, tabs], **private)
+
+
+def history_of(owner: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The comparisons and batch runs of `owner` (None: everyone's), as MLflow holds them."""
+    try:
+        return recent_comparisons(owner), recent_batches(owner)
+    except Exception as exc:
+        gr.Warning(public_text(f"Could not read the history from MLflow: {exc}"))
+        return pd.DataFrame(), pd.DataFrame()
+
+
+def _mlflow_ui_hint() -> str:
+    uri = mlflow.get_tracking_uri()
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    where = f"#/experiments/{experiment.experiment_id}" if experiment else ""
+    return (
+        "Everything here is read back from MLflow. To browse it there, run\n"
+        f"```\nmlflow ui --backend-store-uri {public_text(uri)}\n```\nand open http://127.0.0.1:5000/{where} "
+        "(traces and votes are under *Traces*, batch runs under *Runs*)."
+    )
