@@ -1,0 +1,250 @@
+"""What the Chat tab's buttons do: compare, regenerate one side, take back the last prompt, stop, clear.
+
+Every handler reads and writes the turns in one `gr.State` (see `compare/turns.py`)
+and draws both panes from them (`Shown`). Stop is cooperative: Stop raises the
+session's flag (`StopSignals`), and the running comparison ends at its next
+update and says so, rather than being cancelled under Gradio's feet, which left
+the page half-updated.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import gradio as gr
+
+from compare.comparison import judge
+from compare.turns import Turn, histories_differ, messages_for
+from ui import formatting as fmt
+from ui.api import SIDES, Comparer, asker_of, input_error, new_comparison_id, paced
+
+
+class StopSignals:
+    """One stop flag per browser session, raised by Stop and read by the running comparison."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, threading.Event] = {}
+
+    def arm(self, session: str) -> threading.Event:
+        """A fresh flag for the comparison this session is about to run."""
+        with self._lock:
+            self._events[session] = event = threading.Event()
+            return event
+
+    def stop(self, session: str) -> None:
+        with self._lock:
+            event = self._events.get(session)
+        if event is not None:
+            event.set()
+
+    def current(self, session: str) -> threading.Event:
+        with self._lock:
+            return self._events.get(session) or threading.Event()
+
+
+@dataclass
+class Shown:
+    """Everything a comparison updates, and how a turn's state becomes updates."""
+
+    panes: dict[str, dict]
+    metrics: gr.Markdown
+    verdict: gr.Markdown
+    fidelity: dict[str, gr.Markdown | gr.HTML]  # "line" and "strip"
+    diff: gr.HTML
+    prompt: gr.Textbox
+    last_id: gr.State
+    turns: gr.State
+    results: gr.State
+
+    def all(self) -> list:
+        parts = [p[k] for p in self.panes.values() for k in ("chat", "response", "raw")]
+        return [
+            *parts,
+            self.metrics,
+            self.verdict,
+            *self.fidelity.values(),
+            self.diff,
+            self.prompt,
+            self.last_id,
+            self.turns,
+            self.results,
+        ]
+
+    def chats(self, turns: list[Turn]) -> dict:
+        return {self.panes[side]["chat"]: fmt.chat_messages(turns, side) for side in SIDES}
+
+    def live(self, turns: list[Turn], latest: Mapping) -> dict:
+        return self.chats(turns) | {self.metrics: fmt.metrics_markdown(_all_sides(latest))}
+
+    def scored(self, result: dict | None = None, reason: str | None = None) -> dict:
+        """The fidelity line and token strip under the verdict (empty without either argument)."""
+        line = fmt.fidelity_markdown(result, reason) if result or reason else ""
+        return {self.fidelity["line"]: line, self.fidelity["strip"]: fmt.fidelity_strip_html(result)}
+
+    def loaded(self, turns: list[Turn]) -> dict:
+        """Turns from elsewhere (an imported file): shown, with nothing left of the last comparison."""
+        return self.finished(turns, {}, "", "") | {self.prompt: gr.skip()}
+
+    def finished(self, turns: list[Turn], latest: Mapping, verdict: str, comparison_id: str) -> dict:
+        latest = _all_sides(latest)
+        details = {}
+        for side, result in latest.items():
+            pane = self.panes[side]
+            details |= {pane["response"]: result.response, pane["raw"]: fmt.raw_json(result.raw)}
+        done = all(r.done for r in latest.values())
+        diff = fmt.difference_html(latest[SIDES[0]], latest[SIDES[1]], SIDES) if done else ""
+        return (
+            self.live(turns, latest)
+            | details
+            | self.scored()
+            | {
+                self.verdict: verdict,
+                self.diff: diff,
+                self.last_id: comparison_id,
+                self.turns: turns,
+                self.results: dict(latest) if done else {},
+            }
+        )
+
+
+def _all_sides(latest: Mapping) -> dict:
+    return {side: latest.get(side) or fmt.Result() for side in SIDES}
+
+
+def checker(comparer: Comparer, stops: StopSignals):
+    def check(prompt, system, max_tokens, temperature, top_p, stop_text, request: gr.Request):
+        """Refuse bad input with one toast, before any output is touched."""
+        comparer.require_ready()
+        comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        if not (prompt or "").strip():
+            raise input_error("Type a prompt first.")
+        stops.arm(request.session_hash)
+
+    return check
+
+
+def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
+    def chat(prompt, system, max_tokens, temperature, top_p, stop_text, scoring, turns, request: gr.Request):
+        options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        stopping = stops.current(request.session_hash)
+        conversations = {side: messages_for(turns, side, system, prompt) for side in SIDES}
+        comparison_id, latest, turn = new_comparison_id(), {}, Turn(prompt)
+        label = f"Comparison `{fmt.short_id(comparison_id)}`:"
+        yield (
+            shown.chats([*turns, turn])
+            | shown.scored()
+            | {shown.prompt: "", shown.verdict: f"{label} comparing…", shown.last_id: "", shown.diff: ""}
+        )
+        updates = comparer.compare(conversations, options, comparison_id, asker_of(request))
+        for latest in paced(updates, comparer.limits.stream_interval_s):
+            if stopping.is_set():
+                updates.close()  # ends both generations; nothing is recorded
+                break
+            yield shown.live([*turns, turn.answered(latest)], latest)
+        stopped = stopping.is_set() and not all(r.done for r in latest.values())
+        final = [*turns, turn.answered(latest, stopped=stopped)]
+        if stopped:
+            yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", "")
+            return
+        verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(turns, SIDES))
+        notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
+        yield shown.finished(final, latest, f"{label} {verdict.summary}{notice}", comparison_id)
+        yield from _fidelity(comparer, shown, latest, options, scoring)
+
+    return chat
+
+
+def _fidelity(comparer: Comparer, shown: Shown, latest: Mapping, options, scoring: bool):
+    """Score the finished answers through both models; the panes are final before it starts."""
+    if comparer.fidelity and scoring:
+        yield shown.scored(None, "scoring the answers through both models…")
+    scored = comparer.score(latest, options, bool(scoring)).to_api()
+    yield shown.scored(scored["fidelity"], scored["fidelity_reason"])
+
+
+def _stopped_summary(latest: Mapping) -> str:
+    counts = " and ".join(f"{side} {len(r.pieces)}" for side, r in _all_sides(latest).items())
+    return (
+        f"⏹ Stopped (tokens so far: {counts}). The partial answers stay on screen and are sent to "
+        "neither model again; nothing was recorded, so there is nothing to vote on."
+    )
+
+
+def regenerate_checker(comparer: Comparer, stops: StopSignals):
+    def check(turns, results, system, max_tokens, temperature, top_p, stop_text, request: gr.Request):
+        comparer.require_ready()
+        comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        if not turns or not results:
+            raise input_error("Regenerate needs a finished comparison above: send a prompt first.")
+        stops.arm(request.session_hash)
+
+    return check
+
+
+def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, side: str):
+    def regenerate(
+        system, max_tokens, temperature, top_p, stop_text, scoring, turns, results, request: gr.Request
+    ):
+        """Answer the last prompt again on `side` only; the other side's answer stays."""
+        options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        stopping = stops.current(request.session_hash)
+        *earlier, last = turns
+        conversations = {s: messages_for(earlier, s, system, last.prompt) for s in SIDES}
+        comparison_id, latest = new_comparison_id(), dict(results)
+        label = f"Comparison `{fmt.short_id(comparison_id)}` ({side} regenerated):"
+        yield shown.scored() | {shown.verdict: f"{label} generating…", shown.last_id: "", shown.diff: ""}
+        asker = asker_of(request)
+        updates = comparer.regenerate(side, conversations, options, results, comparison_id, asker)
+        for result in paced(updates, comparer.limits.stream_interval_s):
+            if stopping.is_set():
+                updates.close()
+                break
+            latest[side] = result
+            yield shown.live([*earlier, last.answered({side: result})], latest)
+        if stopping.is_set() and not latest[side].done:
+            final = [*earlier, last.answered({side: latest[side]}, stopped=True)]
+            yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", "")
+            return
+        final = [*earlier, last.answered({side: latest[side]})]
+        verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(earlier, SIDES))
+        yield shown.finished(final, latest, f"{label} {verdict.summary}", comparison_id)
+        yield from _fidelity(comparer, shown, latest, options, scoring)
+
+    return regenerate
+
+
+def take_last_prompt(turns: list[Turn]):
+    """Retry and edit: take the last turn off both panes and put its prompt back in the box."""
+    if not turns:
+        raise input_error("There is no prompt to take back yet.")
+    return turns[-1].prompt, turns[:-1]
+
+
+def stopper(stops: StopSignals):
+    def stop(request: gr.Request) -> None:
+        stops.stop(request.session_hash)
+
+    return stop
+
+
+def reopener(shown: Shown, system_box: gr.Textbox):
+    def reopen(turns: list[Turn], system: str, comparison_id: str) -> dict:
+        note = (
+            f"Comparison `{fmt.short_id(comparison_id)}`, reopened from History: vote on it, or send a "
+            "prompt to continue it."
+        )
+        return shown.loaded(turns) | {system_box: system, shown.verdict: note, shown.last_id: comparison_id}
+
+    return reopen
+
+
+def clearer(shown: Shown, stops: StopSignals):
+    def clear(request: gr.Request) -> dict:
+        """Stop anything running and forget the conversation and its comparison id."""
+        stops.stop(request.session_hash)
+        return shown.loaded([])
+
+    return clear
