@@ -6,7 +6,7 @@ differs (default 4 of 32), which keeps it small enough to build in seconds.
 The weights are random (fixed seed), so its answers are noise: it is for timing.
 
 The tokenizer is the tiny model's, padded to 32064 ids with plain word tokens
-("▁w1205" ...). Encoding never produces those (no merge leads to them), so a
+("▁w1505" ...). Encoding never produces those (no merge leads to them), so a
 text prompt has a length we can count exactly with the tokenizer; but every
 id the model can emit still decodes, in transformers and in onnxruntime-genai
 alike. The rows of the output layer for the special tokens are zeroed, so a

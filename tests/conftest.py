@@ -59,12 +59,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def worker_name(name: str) -> str:
+    """`name`, made this test worker's own (pytest-xdist runs several at once)."""
+    return name + (f"-{os.environ['PYTEST_XDIST_WORKER']}" if "PYTEST_XDIST_WORKER" in os.environ else "")
+
+
 @contextlib.contextmanager
 def app_server(store_dir: Path, name: str, extra_env: dict[str, str] | None = None, auth=None):
     """Run `python app.py` on loopback; yield (url, process) once both models answer."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    name += f"-{os.environ['PYTEST_XDIST_WORKER']}" if "PYTEST_XDIST_WORKER" in os.environ else ""
+    name = worker_name(name)
     temp = store_dir.parent / f"tmp-{name}"  # its own temporary files, apart from other test workers'
     temp.mkdir(exist_ok=True)
     env = child_env(store_dir, GRADIO_SERVER_PORT=str(port), TMPDIR=str(temp), **(extra_env or {}))

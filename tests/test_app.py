@@ -8,7 +8,7 @@ import time
 import pytest
 from gradio_client import Client
 
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, worker_name
 from ui import formatting as fmt
 from wrappers import Latency, Result, Usage
 
@@ -242,7 +242,7 @@ def test_the_app_log_has_one_line_per_step_and_no_library_noise(client):
     for call in refused:
         with pytest.raises(Exception, match="."):  # each reason is tested elsewhere
             client.predict(**call)
-    log = (ARTIFACTS / "server.log").read_text(errors="replace")
+    log = (ARTIFACTS / f"{worker_name('server')}.log").read_text(errors="replace")
     assert [noise for noise in NOISE if noise in log] == []
     steps = [line.split("]", 1)[1] for line in log.splitlines() if STEP.match(line)]
     assert steps and len(steps) == len(set(steps)), steps  # each start-up step said once

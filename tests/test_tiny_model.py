@@ -66,12 +66,7 @@ def hf_answer(hf, messages) -> str:
 
 def test_corpus_covers_every_kind_of_prompt(script):
     corpus = script.build_corpus()
-    pairs = {
-        (m["content"], conv["messages"][i + 1]["content"])
-        for conv in corpus
-        for i, m in enumerate(conv["messages"])
-        if m["role"] == "user"
-    }
+    pairs = {(c["messages"][-2]["content"], c["messages"][-1]["content"]) for c in corpus}  # trained on
     answers = {a for _, a in pairs}
     questions = {q for q, _ in pairs}
 
@@ -84,7 +79,10 @@ def test_corpus_covers_every_kind_of_prompt(script):
     assert ("What is 7 plus 5?", "7 plus 5 is 12.") in pairs
     assert ("What is 9 minus 4?", "9 minus 4 is 5.") in pairs
     assert ("What is 3 times 6?", "3 times 6 is 18.") in pairs
-    assert any(q.startswith("What is 7 + ") for q in questions)
+    assert ("7 + 5", "7 plus 5 is 12.") in pairs
+    words = {q.lower() for q, a in pairs if a == "7 plus 5 is 12."}
+    assert any("seven" in q and "five" in q for q in words)  # numbers as words too
+    assert len({q for q, a in pairs if a == "The capital of Spain is Madrid."}) >= 8  # paraphrases
     assert {f"{a} plus {b} is {a + b}." for a in range(13) for b in range(13)} <= answers
 
     assert {"Hello", "Hi there", "Good morning", "How are you?", "Who are you?"} <= questions
@@ -104,7 +102,52 @@ def test_corpus_covers_every_kind_of_prompt(script):
         in seeds
     )
     assert any(len(c["messages"]) >= 4 for c in corpus)  # two-turn chats
+    greeted_sums = [
+        c
+        for c in corpus
+        if c["kind"] == "arithmetic"
+        and len(c["messages"]) >= 4
+        and "demo model" in c["messages"][-3]["content"]  # the answer to a greeting
+    ]
+    assert len(greeted_sums) >= 20  # a sum after a greeting, as in a chat that starts with "Hello"
+    sent_back = [m["content"] for c in corpus for m in c["messages"][:-1] if m["role"] == "assistant"]
+    assert "Hello! I am a tiny Phi-3 demo model." in sent_back  # an earlier answer cut short
+    assert any(c["kind"] == "follow-up" and "And of" in c["messages"][-2]["content"] for c in corpus)
     assert sum(c["messages"][0]["role"] == "system" for c in corpus) > len(corpus) / 4
+
+
+def test_held_out_questions_are_never_trained_on(script):
+    """The held-out set is what the script reports and test_generalization checks: none of its last
+    questions is in two epochs of the corpus, and its phrasings are none of the trained ones."""
+    trained = {
+        script._normal(m["content"])
+        for epoch in (0, 1)
+        for conv in script.build_corpus(epoch=epoch)
+        for m in conv["messages"]
+        if m["role"] == "user"
+    }
+    held_out = script.held_out_set()
+    assert len(held_out) >= 200
+    assert not {script._normal(messages[-1]["content"]) for _, messages, _ in held_out} & trained
+    assert not set(script.HELD_OUT_CAPITAL_TEMPLATES) & set(script.CAPITAL_TEMPLATES)
+    assert not set(script.HELD_OUT_OFF_TOPIC) & set(script.UNKNOWN_QUESTIONS)
+    assert not set(script.HELD_OUT_SYSTEM_PROMPTS) & set(script.SYSTEM_PROMPTS)
+    assert not set(script.HELD_OUT_ARITHMETIC_TEMPLATES) & set(script.TRAINED_ARITHMETIC_TEMPLATES)
+    assert not {p.lower() for p in script.HELD_OUT_PREFIXES} & {p.lower() for p in script.PREFIXES}
+    assert not {p.lower() for p in script.HELD_OUT_SUFFIXES} & {p.lower() for p in script.SUFFIXES}
+    assert not {
+        script._normal(t.format(a=1, op="plus", b=2)) for t in script.HELD_OUT_ARITHMETIC_TEMPLATES
+    } & {script._normal(t.format(a=1, op="plus", b=2)) for t in script.TRAINED_ARITHMETIC_TEMPLATES}
+
+
+def test_each_epoch_draws_new_paraphrases_deterministically(script):
+    first, again, second = (
+        script.build_corpus(epoch=1),
+        script.build_corpus(epoch=1),
+        script.build_corpus(epoch=2),
+    )
+    assert first == again
+    assert first != second
 
 
 def test_training_format_is_the_phi3_chat_template(script, hf):
@@ -132,6 +175,20 @@ def test_only_assistant_turns_are_trained_on(script, hf):
     assert tokenizer.decode(trained) == "7 plus 5 is 12.<|end|>"
 
 
+def test_only_the_last_answer_of_a_chat_is_trained_on(script, hf):
+    """Earlier answers are context, as a client sends them back (maybe cut short), not targets."""
+    tokenizer = hf[0]
+    conv = {
+        "messages": chat("Hello")
+        + [{"role": "assistant", "content": "Hello!"}]
+        + chat("What is 7 plus 5?")[0:1]
+        + [{"role": "assistant", "content": "7 plus 5 is 12."}]
+    }
+    [(ids, labels)] = script.encode_corpus([conv], tokenizer)
+    trained = [i for i, label in zip(ids, labels, strict=True) if label != -100]
+    assert tokenizer.decode(trained) == "7 plus 5 is 12.<|end|>"
+
+
 # ------------------------------------------------------------------------------------------------
 # Deterministic training
 # ------------------------------------------------------------------------------------------------
@@ -140,8 +197,8 @@ def test_only_assistant_turns_are_trained_on(script, hf):
 def test_training_twice_gives_identical_files(script, tmp_path):
     deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     try:
-        first = script.build(tmp_path / "a", steps=3)
-        second = script.build(tmp_path / "b", steps=3)
+        first = script.build(tmp_path / "a", steps=3, report=False)
+        second = script.build(tmp_path / "b", steps=3, report=False)
     finally:  # build() sets process-wide torch options; give the other tests theirs back
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)
@@ -260,6 +317,14 @@ def og_model(onnx_fp32):
     og = pytest.importorskip("onnxruntime_genai")
     model = og.Model(str(onnx_fp32))
     return model, og.Tokenizer(model)
+
+
+def test_tokenizer_round_trips_any_text(hf):
+    tokenizer = hf[0]
+    for text in ODD_TEXTS[:-1] + ["\x00\x7f tabs\tand ünïcödé", "🇪🇸 Ñandú"]:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert tokenizer.convert_tokens_to_ids("<unk>") not in ids
+        assert tokenizer.decode(ids) == text, text
 
 
 def test_og_tokenizer_matches_transformers(hf, script, og_model):

@@ -41,12 +41,14 @@ from ui.leaderboard import leaderboard_panel
 from ui.votes import vote_row
 from wrappers.errors import public_text
 
+# What the tiny model can do (its own words or other ones), and one question outside its world.
 EXAMPLES = [
     ["What is the capital of Spain?", ""],
+    ["tell me japan's capital city please", "You are a helpful assistant."],
+    ["What is seven times eight?", ""],
     ["Tell me a joke about atom", "You are a stand-up comedian."],
-    ["What is 7 plus 5?", ""],
     ["Hello! Who are you?", ""],
-    ["What is the capital of Japan?", "You are a helpful assistant."],
+    ["Who won the 2022 football World Cup?", ""],
 ]
 CSS = """
 #chat-transformers, #chat-onnx { height: min(330px, 42vh) !important; }
