@@ -7,6 +7,7 @@ at the effects: another client's answer, the traces and the batch's MLflow run.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,12 +18,14 @@ import pytest
 from gradio_client import Client
 
 from compare.acceptance import Thresholds
-from compare.records import owner_id
+from compare.records import Recorder, owner_id
 from tests.test_records import wait_for_traces
+from ui.api import SIDES, Comparer, new_comparison_id
+from wrappers import GenerationOptions
+from wrappers.config import Limits
 from wrappers.registry import EXPERIMENT, use_store
 
-# The tiny model rambles on this prompt until max_tokens (its ONNX side, at least): a long stream.
-RAMBLING = "t]0'!nH2TUZT0\\HaA6UBlObW1A"
+LONG_PROMPT = "What is the capital of Spain? " * 150  # about 1,200 tokens: its call takes a while
 WAIT_S = 60  # bound on every wait; each is normally well under a second or two
 
 
@@ -69,31 +72,48 @@ def answered_promptly(client: Client) -> None:
 def test_a_queued_request_whose_client_goes_away_is_dropped(server, client):
     """Gradio's own queue does this (`Queue.clean_events` on the stream's disconnect)."""
     session = f"gone-{time.time_ns()}"
-    with call(server, "compare", [RAMBLING, "", 512, 0.0, 1.0, "", True]) as running:
+    with call(server, "compare", [LONG_PROMPT, "", 64, 0.0, 1.0, "", True]) as running:
         assert next(running)[0] == "generating"  # holds the models' one slot
         with call(server, "compare", ["What is the capital of Spain?", "", 8, 0.0, 1.0, "", False], session):
             pass  # queued behind it, then gone
         later = client.submit(prompt="Hello", max_tokens=4, fidelity=False, api_name="/compare")
         events = [event for event, _ in running]
-        assert events[-1] == "complete"  # 512 tokens and their scoring: seconds after the other call left
+        assert events[-1] == "complete"  # a long prompt twice and its scoring: long after the other left
     wait_for_traces(later.result(timeout=WAIT_S)["comparison_id"])  # it ran after the dropped one's turn
     gone = mlflow.search_traces(filter_string=f"tags.owner = '{owner_id(None, session)}'", return_type="list")
     assert gone == []
 
 
-def test_a_stream_whose_client_goes_away_stops_and_frees_the_models(server, client):
-    whole = client.predict(prompt=RAMBLING, max_tokens=512, fidelity=False, api_name="/compare")
-    assert whole["onnx"]["usage"]["completion_tokens"] == 512  # the premise: a long answer
-    with call(server, "compare", [RAMBLING, "", 512, 0.0, 1.0, "", False]) as stream:
-        for _, (update,) in stream:
-            if (update["onnx"]["usage"]["completion_tokens"] or 0) >= 3:
-                break  # and go away
+def test_a_stream_whose_client_goes_away_leaves_the_models_free(server, client):
+    """Gradio closes the stream's generator at its next update; the next client is answered."""
+    with call(server, "compare", ["What is the capital of Spain?", "", 64, 0.0, 1.0, "", False]) as stream:
+        assert next(stream)[0] == "generating"
     answered_promptly(client)
-    traces = {t.info.tags["side"]: t for t in wait_for_traces(update["comparison_id"])}
-    assert all(t.info.tags["abandoned"] == "true" for t in traces.values())
-    cut = traces["onnx"].data.spans[0]
-    assert cut.attributes["error"].startswith("Abandoned: the client went away after")
-    assert cut.outputs["usage"]["completion_tokens"] < 512  # it stopped generating
+
+
+def test_a_closed_stream_stops_within_a_step_frees_the_slot_and_is_recorded_as_abandoned(backends, tmp_path):
+    """What closing does (Gradio's close, on a client's disconnect), step by step, in process."""
+    comparer = Comparer(backends, Limits(), Recorder(tmp_path / "spool"))
+    threads = threading.active_count()
+    conversation = [{"role": "user", "content": "What is the capital of Spain?"}]
+    comparison_id = new_comparison_id()
+    updates = comparer.compare({side: conversation for side in SIDES}, GenerationOptions(), comparison_id)
+    *_, seen = (next(updates) for _ in range(3))  # three steps: one side's 1st token, the other's, ...
+    updates.close()
+    assert threading.active_count() == threads  # the transformers generation thread has ended
+    taken = threading.Thread(target=lambda: comparer.slot.take("chat").__enter__())
+    taken.start()
+    taken.join(timeout=WAIT_S)
+    assert not taken.is_alive()  # the slot was free at once
+    comparer.recorder.flush()
+    traces = {t.info.tags["side"]: t for t in wait_for_traces(comparison_id)}
+    for side, trace in traces.items():
+        assert trace.info.tags["abandoned"] == "true"
+        span = trace.data.spans[0]
+        tokens = seen[side].usage.completion_tokens
+        assert span.attributes["error"] == f"Abandoned: the client went away after {tokens} tokens."
+        assert span.outputs["usage"]["completion_tokens"] == tokens
+    assert sum(seen[side].usage.completion_tokens for side in SIDES) == 3  # one token a step, none after
 
 
 def test_a_batch_whose_client_goes_away_stops_between_rows_and_keeps_its_rows(server, client, tmp_path):

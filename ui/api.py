@@ -275,6 +275,7 @@ class Comparer:
 
         Runs as Gradio closes the stream, on its event loop: the recorder only spools (milliseconds).
         """
+        partial = {side: result for side, result in partial.items() if result.model.name}  # started
         if not partial:
             return  # nothing was generated yet
         cut = {
