@@ -35,6 +35,7 @@ def serving(config, model_uri: str, name: str, port: int | None = None):
     port = port or free_port()
     env = os.environ | {
         "MLFLOW_TRACKING_URI": config.store_uri,
+        "MLFLOW_REGISTRY_URI": config.store_uri,  # not an earlier test's, which use_store exported
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # for uvicorn
     }
     command = [
@@ -64,7 +65,8 @@ def serving(config, model_uri: str, name: str, port: int | None = None):
 
 def stop_group(process, url: str) -> None:
     """Stop the server and its uvicorn worker, and wait until the port is closed."""
-    os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):  # it may have exited already (and failed the test)
+        os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
