@@ -52,7 +52,9 @@ def test_every_path_is_measured_at_every_depth(suite):
 def test_figures_are_positive_and_add_up(suite):
     summary, _ = suite
     for row in summary["rows"]:
-        assert row["load_s"] > 0 and row["peak_rss_mb"] > 0, row["path"]
+        assert row["load_s"] > 0 and row["peak_rss_mb"] >= 0, row["path"]
+        if row["depth"] == "gradio":  # a whole process; in-process, the tiny model's few MB can fit in
+            assert row["peak_rss_mb"] > 100, row["path"]  # memory the allocator already holds
         assert row["prompt_tokens_seen"] == list(PROMPTS)  # prompts of exactly the asked length
         for case, runs in row["samples"].items():
             asked = int(case.split("+")[1])

@@ -30,7 +30,8 @@ def session_store(config):
 
 
 @pytest.fixture(scope="module")
-def outcome(backends, tmp_path_factory):
+def outcome(config, backends, tmp_path_factory):
+    use_store(config.store_uri, config.artifact_root)  # module fixtures run before the autouse one
     folder = tmp_path_factory.mktemp("evaluation")
     (folder / "prompts.csv").write_text(PROMPTS)
     batch = Batch(

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import onnx
+import onnxruntime_genai
 import psutil
 import pytest
 
@@ -154,6 +156,9 @@ def test_the_lean_build_is_the_builders_own_export_byte_for_byte(tmp_path_factor
     (stock, stock_run), (lean, lean_run) = runs[False], runs[True]
     for name in ("model.onnx", "model.onnx.data", "genai_config.json"):
         assert (stock / name).read_bytes() == (lean / name).read_bytes(), name
+    # stamped with onnxruntime-genai's commit, not the commit of the checkout the venv sits in
+    stamp = onnx.load(str(lean / "model.onnx"), load_external_data=False).producer_version
+    assert stamp == f"{onnxruntime_genai.__version__}+{onnxruntime_genai.__commit__[:7]}"
     lean_mib, stock_mib = lean_run.peak_anon / 2**20, stock_run.peak_anon / 2**20
     print(f"\nanonymous peak: lean {lean_mib:.0f} MiB, stock {stock_mib:.0f} MiB")
     assert lean_run.peak_anon < 0.5 * stock_run.peak_anon

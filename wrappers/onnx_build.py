@@ -45,7 +45,7 @@ def build_export(checkpoint: str, precision: str, out_dir: str, options: list[st
     args = ("", checkpoint, str(out), precision, "cpu", str(scratch))
     report(f"Build: reading {Path(checkpoint).name} into onnxruntime-genai's builder")
     try:
-        with _lean_quantization(scratch) if lean else contextlib.nullcontext():
+        with _no_host_repository(), _lean_quantization(scratch) if lean else contextlib.nullcontext():
             create_model(*args, **parse_extra_options(*args, options))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -76,6 +76,23 @@ def use_all_cores(genai_config: Path) -> None:
     options = config["model"]["decoder"].setdefault("session_options", {})
     options["intra_op_num_threads"] = os.cpu_count() or 1
     genai_config.write_text(json.dumps(config, indent=4))
+
+
+@contextlib.contextmanager
+def _no_host_repository() -> Iterator[None]:
+    """The builder stamps the export with `git rev-parse HEAD` run beside its own files: in a
+    virtualenv inside a git checkout (this app's, or a Space's), that is the checkout's commit, which
+    names neither onnxruntime-genai nor the model and makes the same build's bytes differ per commit.
+    Without a repository to see, it stamps onnxruntime-genai's own commit."""
+    before = os.environ.get("GIT_DIR")
+    os.environ["GIT_DIR"] = os.devnull
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GIT_DIR", None)
+        else:
+            os.environ["GIT_DIR"] = before
 
 
 @contextlib.contextmanager
