@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from pathlib import Path
 
 import mlflow
 import pytest
 from gradio_client import Client, handle_file
 
+from compare.leaderboard import split_by_mode
 from compare.records import (
     Asker,
     Recorder,
     RecordError,
+    Request,
+    _search,
+    log_vote,
     recent_comparisons,
     vote_table,
     write_payload,
+    write_trace,
 )
 from tests.conftest import raw_call
 from ui.api import Comparer
@@ -28,6 +36,7 @@ from ui.history import history_of
 from wrappers import GenerationOptions
 from wrappers.config import ROOT, Limits
 from wrappers.registry import EXPERIMENT, use_store
+from wrappers.results import ModelRef, Result
 
 SIDES = ("transformers", "onnx")
 
@@ -52,8 +61,6 @@ def traces_of(comparison_id: str) -> list:
 
 
 def wait_for_traces(comparison_id: str, count: int = 2, timeout: float = 30.0) -> list:
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = traces_of(comparison_id)
@@ -319,3 +326,76 @@ def test_history_shows_each_visitor_their_own_comparisons_and_admins_everything(
     assert seen["anonymous visitor"] & set(ids.values()) == {ids["anonymous visitor"]}
     everyone = set(recent_comparisons(None, limit=500)["comparison_id"])
     assert set(ids.values()) <= everyone
+
+
+@pytest.fixture
+def fresh_store(tmp_path, config):
+    """A store of this test's own; the session's is back for the next test."""
+    use_store(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
+    yield
+    use_store(config.store_uri, config.artifact_root)
+
+
+def test_votes_on_the_oldest_comparisons_count_however_many_came_after(fresh_store):
+    """The leaderboard once tallied only the newest 1000 comparisons: 700 cheap ones hid a vote."""
+    now = int(time.time() * 1000)
+    voted = [_comparison(f"{i:032x}", now - 3_600_000 + i) for i in range(2)]  # an hour before the rest
+    _add_comparisons(_comparison("f" * 32, now - 1), 1001, after_ms=now)
+    for traces, choice in zip(voted, ("left", "tie"), strict=True):
+        log_vote(traces, choice)
+    votes = vote_table().set_index("comparison_id")
+    assert votes.loc[f"{0:032x}", "outcome"] == "a" and votes.loc[f"{1:032x}", "outcome"] == "tie"
+    newest = _search("tags.side = 'transformers'", max_results=1000, order_by=["timestamp_ms DESC"])
+    assert f"{0:032x}" not in {t.info.tags["comparison_id"] for t in newest}  # the old window missed it
+    board = split_by_mode(vote_table(), resamples=10)["named"].set_index("model")
+    assert board["votes"].sum() == 4 and board.loc["tiny-phi3-transformers/1", "wins"] == 1  # both votes
+
+
+def _comparison(comparison_id: str, at_ms: int) -> list[str]:
+    """One comparison, written by the app's own trace writer; its trace ids."""
+    pair = {"transformers": "tiny-phi3-transformers/1", "onnx": "tiny-phi3-onnx-int4/1"}
+    ids = []
+    for side, ref in pair.items():
+        name, version = ref.split("/")
+        result = Result(text="Madrid", model=ModelRef(name, version), done=True)
+        messages = [{"role": "user", "content": "What is the capital of Spain?"}]
+        request = Request(
+            comparison_id, side, messages, GenerationOptions(), result, at_ms * 10**6, pair, "o"
+        )
+        ids.append(write_trace(request))
+    return ids
+
+
+def _add_comparisons(template: list[str], count: int, after_ms: int) -> None:
+    """`count` newer comparisons: copies of the `template` comparison's traces under new ids.
+
+    Copied row by row (trace, tags, metadata, spans) in one transaction of MLflow's own store:
+    its per-trace API takes 30 to 300 ms a trace on a busy 2-core machine; this, a few seconds.
+    """
+    from mlflow.store.tracking.dbmodels.models import SqlSpan, SqlTraceInfo, SqlTraceMetadata, SqlTraceTag
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    with _get_store().ManagedSessionMaker(read_only=False) as session:
+        rows = {old: [session.query(SqlTraceInfo).filter_by(request_id=old).one()] for old in template}
+        for old, kind in itertools.product(template, (SqlTraceTag, SqlTraceMetadata, SqlSpan)):
+            rows[old] += session.query(kind).filter_by(
+                **{"trace_id" if kind is SqlSpan else "request_id": old}
+            )
+        for i in range(count):
+            comparison_id = uuid.uuid4().hex
+            for old, new in ((old, f"tr-{uuid.uuid4().hex}") for old in template):
+                for row in rows[old]:
+                    changes = {"timestamp_ms": after_ms + i} if isinstance(row, SqlTraceInfo) else {}
+                    if getattr(row, "key", None) == "comparison_id":
+                        changes = {"value": comparison_id}
+                    session.add(_copy(row, old, new, **changes))
+
+
+def _copy(row, old_id: str, new_id: str, **changes):
+    """A new ORM row with `row`'s columns, the trace id replaced everywhere (also inside JSON)."""
+    from sqlalchemy import inspect
+
+    attributes = [a for a in inspect(row).mapper.column_attrs if a.columns[0].computed is None]
+    columns = {a.key: getattr(row, a.key) for a in attributes}
+    columns = {k: v.replace(old_id, new_id) if isinstance(v, str) else v for k, v in columns.items()}
+    return type(row)(**(columns | changes))
