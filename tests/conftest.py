@@ -14,6 +14,7 @@ import pytest
 
 from wrappers import AppConfig, build_backends
 from wrappers.config import ROOT, TINY_CHECKPOINT, child_env
+from wrappers.registry import use_store
 
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots and logs kept by CI
 
@@ -26,6 +27,12 @@ def store_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def config(store_dir) -> AppConfig:
     return AppConfig(checkpoint=TINY_CHECKPOINT, data_dir=store_dir)
+
+
+@pytest.fixture
+def session_store(config):
+    """MLflow on the shared store again: other tests point it at stores of their own."""
+    use_store(config.store_uri, config.artifact_root)
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +104,14 @@ def server_process(store_dir, backends):
 @pytest.fixture(scope="session")
 def server(server_process) -> str:
     return server_process[0]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """A gradio_client session for the module (a test that needs a fresh one defines its own)."""
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, name: str, auth=None, timeout: float = 180) -> None:

@@ -23,20 +23,12 @@ from tests.test_records import wait_for_traces
 from ui.api import SIDES, Comparer, new_comparison_id
 from wrappers import GenerationOptions
 from wrappers.config import Limits
-from wrappers.registry import EXPERIMENT, use_store
+from wrappers.registry import EXPERIMENT
+
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
 LONG_PROMPT = "What is the capital of Spain? " * 150  # about 1,200 tokens: its call takes a while
 WAIT_S = 60  # bound on every wait; each is normally well under a second or two
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    use_store(config.store_uri, config.artifact_root)
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server, verbose=False)
 
 
 @contextmanager

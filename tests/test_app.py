@@ -6,7 +6,6 @@ import re
 import time
 
 import pytest
-from gradio_client import Client
 
 from tests.conftest import ARTIFACTS, worker_name
 from ui import formatting as fmt
@@ -20,11 +19,6 @@ NAMED_RETURNS = {
     "/replay": {"turns", "summary"},
 }
 STEP = re.compile(r"\[\s*[\d.]+s\] ")  # a start-up progress line: "[   6.4s] onnx: ready: ..."
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server, verbose=False)
 
 
 def test_api_lists_exactly_the_public_endpoints(client):

@@ -12,17 +12,14 @@ from gradio_client import Client
 from compare.arena import Arena, anonymous, lockstep
 from compare.records import owner_id, vote_table
 from wrappers import Result
-from wrappers.registry import EXPERIMENT, use_store
+from wrappers.registry import EXPERIMENT
+
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
 SIDES = ("transformers", "onnx")
 REFS = {"transformers": "tiny-phi3-transformers/1", "onnx": "tiny-phi3-onnx-int4/1"}
 # Anything that would name a model or measure it, in any update before the vote.
 GIVEAWAYS = ("tiny-phi3", "transformers", "onnx", "latency", "usage", "tokens", "raw", "chatcmpl", "models:/")
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    use_store(config.store_uri, config.artifact_root)
 
 
 @pytest.fixture

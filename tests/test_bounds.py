@@ -22,20 +22,11 @@ from tests.conftest import raw_call
 from ui.api import Comparer
 from ui.panels import run_batch
 from wrappers.config import ROOT, Limits
-from wrappers.registry import use_store
+
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
 SIDES = ("transformers", "onnx")
 SPAIN = "What is the capital of Spain?"
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server, verbose=False)
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    use_store(config.store_uri, config.artifact_root)
 
 
 def test_a_huge_prompt_is_refused_by_its_length_before_tokenizing_and_never_stored(client, config):

@@ -18,15 +18,12 @@ from wrappers import GenerationOptions
 from wrappers.config import ROOT, child_env
 from wrappers.registry import use_store
 
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
+
 PROMPTS = (
     "prompt,expected\nWhat is the capital of Spain?,Madrid\nHello! Who are you?,\nWhat is 7 plus 5?,12\n"
 )
 SCORERS = {"correct", "answers_agree", "mean_kl", "top1_agreement", "ttft_s", "decode_tokens_per_s"}
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    use_store(config.store_uri, config.artifact_root)
 
 
 @pytest.fixture(scope="module")

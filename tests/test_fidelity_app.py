@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
 from playwright.sync_api import expect
 
 from tests.conftest import ARTIFACTS
@@ -12,11 +11,6 @@ from ui import formatting as fmt
 from wrappers import load_config
 
 FIDELITY_KEYS = {"reference", "tokens", "mean_kl", "max_kl", "top1_agreement", "per_token", "scoring_s"}
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server, verbose=False)
 
 
 def test_compare_returns_the_fidelity_after_the_final_panes(client):

@@ -8,19 +8,14 @@ import pytest
 
 from tests.test_tiny_model import load_script
 from wrappers import GenerationOptions, run
-from wrappers.registry import use_store
+
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
 SIDES = ["transformers", "onnx"]
 GREEDY = GenerationOptions(max_tokens=40)
 SCRIPT = load_script()
 FALLBACK = SCRIPT.FALLBACK
 SPAIN = "The capital of Spain is Madrid."
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    """Other test modules point MLflow at stores of their own; come back to the shared one."""
-    use_store(config.store_uri, config.artifact_root)
 
 
 def answer(backend, messages) -> str:

@@ -38,17 +38,9 @@ from wrappers.config import ROOT, Limits
 from wrappers.registry import EXPERIMENT, use_store
 from wrappers.results import ModelRef, Result
 
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
+
 SIDES = ("transformers", "onnx")
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server, verbose=False)
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    use_store(config.store_uri, config.artifact_root)
 
 
 def traces_of(comparison_id: str) -> list:

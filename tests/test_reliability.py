@@ -11,22 +11,17 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from gradio_client import Client
 from mlflow import MlflowClient
 from transformers import AutoTokenizer
 
 from ui.api import Comparer
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.config import ROOT, TINY_CHECKPOINT, Limits, load_config
-from wrappers.registry import use_store
+
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
 SIDES = ("transformers", "onnx")
 SPAIN = "What is the capital of Spain?"
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return Client(server, verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +31,6 @@ def special_ids():
         tok: tokenizer.convert_tokens_to_ids(tok)
         for tok in ("<|user|>", "<|assistant|>", "<|system|>", "<|end|>")
     }
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    use_store(config.store_uri, config.artifact_root)
 
 
 @pytest.mark.parametrize(

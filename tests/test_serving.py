@@ -23,7 +23,8 @@ from tests.conftest import ARTIFACTS, app_server, free_port
 from ui.api import SIDES, Comparer
 from wrappers import GenerationOptions, build_backends, run
 from wrappers.config import Limits
-from wrappers.registry import use_store
+
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
 PROMPTS = ["What is the capital of Spain?", "What is 7 plus 5?", "Hello"]
 MODELS = {"transformers": "models:/tiny-phi3-transformers/1", "onnx": "models:/tiny-phi3-onnx-int4/1"}
@@ -107,11 +108,6 @@ def remote(config, endpoints):
         config, transformers_endpoint=endpoints["transformers"], onnx_endpoint=endpoints["onnx"]
     )
     return build_backends(remote_config)
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    use_store(config.store_uri, config.artifact_root)
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)

@@ -14,17 +14,12 @@ from transformers import AutoTokenizer
 from wrappers import GenerationOptions, run
 from wrappers.config import ROOT, TINY_CHECKPOINT
 from wrappers.onnx_backend import predict_params
-from wrappers.registry import use_store
+
+pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
 SIDES = ["transformers", "onnx"]
 SPAIN = [{"role": "user", "content": "What is the capital of Spain?"}]
 GREEDY = GenerationOptions(max_tokens=48)
-
-
-@pytest.fixture(autouse=True)
-def session_store(config):
-    """Other test modules point MLflow at stores of their own; come back to the shared one."""
-    use_store(config.store_uri, config.artifact_root)
 
 
 @pytest.fixture(scope="module")
