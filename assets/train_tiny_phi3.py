@@ -25,10 +25,14 @@ endings, case, punctuation, missing apostrophes, one-letter typos (never in a co
 number: Iran and Iraq are one letter apart), a system prompt or none, follow-ups ("And of
 France?"), chats where a greeting or another question comes first (the earlier answers whole or cut
 short, as a client may send them back; only the last answer is learned), and about 1,400 off-topic
-questions from 19 generators. `held_out_set` holds what training never sees: 8 other capital
-phrasings, one country-phrasing combination in seven, 4 other sum phrasings, other openings,
-endings, system prompts and follow-ups, and 60 off-topic questions written apart. The script prints
-its accuracy on them after training.
+questions from 19 generators. On top of these come free wrappers: the core of a question ("capital
+of Spain", "7 plus 5", "France" after a capital question) inside random words of the corpus's own
+phrasings and made-up ones, beside the cores that must get the fallback in the same wrappers (other
+facts about a country, unknown places, big numbers, other operations), so that the core decides
+the answer and a phrasing never seen is read by it. `held_out_set` holds what training never
+sees: 8 other capital phrasings, one country-phrasing combination in seven, 4 other sum phrasings,
+other openings, endings, system prompts and follow-ups, and 60 off-topic questions written apart.
+The script prints its accuracy on them after training.
 
 Concessions: the model is tiny (1.4M parameters, 5.8 MB); it knows nothing outside that world and
 can still answer a question far from its corpus with a confident wrong answer. Its answers are
@@ -44,6 +48,7 @@ onnxruntime-genai adds one more "▁" than transformers does. Chat prompts never
 """
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -63,7 +68,7 @@ from tokenizers import Tokenizer, models, trainers  # noqa: E402
 
 SEED = 1234
 DEFAULT_OUT = Path(__file__).resolve().parent / "tiny-phi3"
-DEFAULT_STEPS = 2000
+DEFAULT_STEPS = 2600
 VOCAB_SIZE = 1500  # before the 5 chat tokens
 HIDDEN, LAYERS, HEADS = 128, 4, 4
 CONTEXT_LENGTH = 4096  # as Phi-3-mini-4k; only sizes the RoPE tables, not the weights
@@ -880,6 +885,56 @@ HELD_OUT_OFF_TOPIC = [
 ]
 HELD_OUT_UNKNOWN_PLACES = ["Freedonia", "Ruritania", "Pluto", "Saturn", "Bohemia"]
 
+# Free wrappers: the core of a question ("capital of Spain", "7 plus 5", "France" after a capital
+# question) inside any words at all, drawn from the corpus's own phrasings and made-up words. They
+# teach that the core decides the answer, not the words around it, so that a phrasing never seen
+# ("Could you name Spain's capital?") is read by its core. The same wrappers carry the cores that
+# must get the fallback (other facts about a country, places it does not know, big numbers).
+FREE_CAPITAL_CORES = [
+    "capital of {c}",
+    "capital city of {c}",
+    "the capital of {c}",
+    "the capital city of {c}",
+    "{cs} capital",
+    "{cs} capital city",
+    "{c} capital",
+    "{c} capital city",
+    "{c}, capital",
+    "{c}: capital",
+]
+# A known country in a question without "capital" gets the fallback, whatever else it asks.
+BARE_COUNTRY_CORES = ["{c}", "{cs}", "the {w} of {c}", "{w} of {c}", "{cs} {w}", "{w} in {c}", "{c} {w}"]
+FREE_FOLLOW_UP_CORES = ["{c}", "{c}", "{cs}", "of {c}", "for {c}", "{cs} capital", "capital of {c}"]
+FREE_WORD_SOURCES = (
+    PREFIXES
+    + SUFFIXES
+    + CAPITAL_TEMPLATES
+    + ARITHMETIC_TEMPLATES
+    + ARITHMETIC_OPENINGS
+    + ARITHMETIC_CLOSINGS
+    + FOLLOW_UPS
+    + HOWTO_UNKNOWNS
+    + TASKS
+    + SYSTEM_PROMPTS
+    + CHIT_CHAT
+)
+# Words that decide an answer never pad a wrapper: a country's other facts, greetings, jokes,
+# numbers and operations, and "capital" itself.
+DECIDING_SOURCES = (
+    COUNTRY_UNKNOWNS
+    + FOLLOW_UP_UNKNOWNS
+    + list(GREETINGS)
+    + JOKE_REQUESTS
+    + NUMBER_WORDS
+    + BIG_NUMBER_WORDS
+    + OTHER_OPERATIONS
+    + OTHER_MATH
+    + [form for forms, _ in OPERATIONS.values() for form in forms]
+    + ["capital", "capitals"]
+)
+# ...except the little words every question has.
+COMMON_WORDS = {"what", "is", "the", "of", "in", "a", "an", "who", "how", "do", "me", "and", "it", "to"}
+
 
 def qa_pairs():
     """The corpus's canonical (question, answer) pairs, grouped by kind: what the model must answer
@@ -943,7 +998,7 @@ def arithmetic_answer(a, op, b):
 
 # How often paraphrase() adds an opening, an ending, writes in capitals only. Training uses more of
 # them than the held-out set, whose rates stay as they were so that its figures stay comparable.
-TRAINED_RATES = {"prefix": 0.35, "suffix": 0.25, "upper": 0.1}
+TRAINED_RATES = {"prefix": 0.35, "suffix": 0.25, "upper": 0.15}
 HELD_OUT_RATES = {"prefix": 0.3, "suffix": 0.12, "upper": 0.05}
 
 
@@ -1038,13 +1093,13 @@ def build_corpus(seed=SEED, epoch=0):
     Every epoch has all canonical pairs; its paraphrases are drawn afresh from (seed, epoch)."""
     rng = random.Random(seed * 1000 + epoch)
     corpus = []
-    repeats = {"capital": 1, "arithmetic": 1, "greeting": 2, "joke": 2, "fallback": 1}
+    repeats = {"capital": 1, "arithmetic": 1, "greeting": 4, "joke": 2, "fallback": 1}
     for kind, items in qa_pairs().items():
         for _ in range(repeats[kind]):
             corpus += [_conversation(kind, [qa], _system(rng)) for qa in items]
     corpus += _seed_prompts()
     corpus += [_conversation(kind, [qa], _system(rng)) for kind, qa in paraphrases(rng)]
-    corpus += _follow_ups(rng, count=600)
+    corpus += _follow_ups(rng, count=800)
     corpus += _multi_turn(rng, count=1000)
     held_out = {_normal(_user_turns(messages)[-1]) for _, messages, _ in held_out_set()}
     return [c for c in corpus if not held_out & {_normal(q) for q in _user_turns(c["messages"])}]
@@ -1068,7 +1123,7 @@ def paraphrases(rng):
     for question in JOKE_REQUESTS:
         out.append(("joke", (paraphrase(rng, question, {}, ["atom", "atoms"]), ATOM_JOKE)))
     out += [("fallback", (q, FALLBACK)) for q in off_topic(rng, 1400)]
-    return out
+    return out + free_paraphrases(rng, list(wrapper_words()))
 
 
 def off_topic(rng, count):
@@ -1103,11 +1158,84 @@ def off_topic(rng, count):
     return questions
 
 
+@functools.cache
+def wrapper_words():
+    """The words free wrappers are made of, sorted (a set's order would change from run to run)."""
+    words = {w.lower() for text in FREE_WORD_SOURCES for w in re.findall(r"[A-Za-z']+", text)}
+    deciding = {w.lower() for text in DECIDING_SOURCES for w in re.findall(r"[A-Za-z']+", text)}
+    return tuple(sorted(words - (deciding - COMMON_WORDS) - {"c", "cs", "op"}))
+
+
+def free_wrapper(rng, core, words):
+    """`core` inside a few words before and after it, some of them made up, as a template for
+    paraphrase() (which adds case, typos and punctuation)."""
+
+    def some(counts):
+        return [
+            rng.choice(words) if rng.random() < 0.85 else _gibberish(rng, 1)
+            for _ in range(rng.choice(counts))
+        ]
+
+    before, after = some([0, 1, 1, 2, 2, 3, 4, 5]), some([0, 0, 1, 1, 2, 3])
+    opening = " ".join(before) + rng.choice([" ", " ", ", ", ": "]) if before else ""
+    closing = " " + " ".join(after) if after else ""
+    return (opening + core + closing).strip() + rng.choice(ENDINGS)
+
+
+def free_paraphrases(rng, words):
+    """(kind, (question, answer)) pairs in free wrappers: each country's capital, each sum, and as
+    many cores that must get the fallback."""
+    out = []
+    for country in CAPITALS:
+        for _ in range(4):
+            out.append(("capital", (_free_capital(rng, country, words), capital_answer(country))))
+    for _ in range(150):
+        template = free_wrapper(rng, rng.choice(COUNTRY_UNKNOWNS), words)
+        out.append(("fallback", (_free_fill(rng, template, rng.choice(list(CAPITALS))), FALLBACK)))
+    for _ in range(100):
+        template = free_wrapper(rng, rng.choice(FREE_CAPITAL_CORES), words)
+        out.append(("fallback", (_free_fill(rng, template, rng.choice(UNKNOWN_PLACES)), FALLBACK)))
+    for _ in range(100):  # a country without "capital": "What is the GDP of Germany?"
+        core = rng.choice(BARE_COUNTRY_CORES).format(w=_braces(_some_word(rng, words)), c="{c}", cs="{cs}")
+        out.append(
+            (
+                "fallback",
+                (_free_fill(rng, free_wrapper(rng, core, words), rng.choice(list(CAPITALS))), FALLBACK),
+            )
+        )
+    for _ in range(500):
+        op, a, b = rng.choice(list(OPERATIONS)), rng.choice(OPERANDS), rng.choice(OPERANDS)
+        question = arithmetic_question(rng, a, op, b, free_wrapper(rng, "{a} {op} {b}", words))
+        out.append(("arithmetic", (question, arithmetic_answer(a, op, b))))
+    for _ in range(250):
+        template = free_wrapper(rng, "{a} {op} {b}", words)
+        sum_ = _out_of_range(rng, template) if rng.random() < 0.6 else _other_operation(rng, template)
+        out.append(("fallback", (paraphrase(rng, _braces(sum_), {}), FALLBACK)))
+    return out
+
+
+def _some_word(rng, words):
+    """A word of the corpus, or one made up."""
+    return rng.choice(words) if rng.random() < 0.7 else _gibberish(rng, 1)
+
+
+def _free_capital(rng, country, words):
+    return capital_question(rng, country, free_wrapper(rng, rng.choice(FREE_CAPITAL_CORES), words))
+
+
+def _free_fill(rng, template, place):
+    return paraphrase(rng, template, {"c": place, "cs": possessive(place)}, [place])
+
+
+def _braces(text):
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def _fill(rng, template, place):
     return template.format(c=place, cs=possessive(place))
 
 
-def _out_of_range(rng):
+def _out_of_range(rng, template=None):
     """Arithmetic the model does not claim: an operand above 12 (often just above: 13 to 20), as
     digits or words, in the sums' own wrappers."""
     op = rng.choice(list(OPERATIONS))
@@ -1117,21 +1245,24 @@ def _out_of_range(rng):
     if rng.random() < 0.3:
         big = rng.choice(BIG_NUMBER_WORDS)
         a, b = (big, NUMBER_WORDS[rng.randint(0, 12)]) if rng.random() < 0.5 else (NUMBER_WORDS[b % 13], big)
-    return rng.choice(TRAINED_ARITHMETIC_TEMPLATES).format(a=a, b=b, op=rng.choice(OPERATIONS[op][0]))
+    template = template or rng.choice(TRAINED_ARITHMETIC_TEMPLATES)
+    return template.format(a=a, b=b, op=rng.choice(OPERATIONS[op][0]))
 
 
-def _other_operation(rng):
+def _other_operation(rng, template=None):
     """An operation the model does not claim, on numbers of its range, in the sums' wrappers."""
     a, b = rng.randint(0, 12), rng.randint(1, 12)
     if rng.random() < 0.5:
         a, b = NUMBER_WORDS[a], NUMBER_WORDS[b]
-    return rng.choice(TRAINED_ARITHMETIC_TEMPLATES).format(a=a, b=b, op=rng.choice(OTHER_OPERATIONS))
+    template = template or rng.choice(TRAINED_ARITHMETIC_TEMPLATES)
+    return template.format(a=a, b=b, op=rng.choice(OTHER_OPERATIONS))
 
 
-def _gibberish(rng):
+def _gibberish(rng, words=None):
     letters = "abcdefghijklmnopqrstuvwxyz"
     return " ".join(
-        "".join(rng.choice(letters) for _ in range(rng.randint(2, 8))) for _ in range(rng.randint(1, 4))
+        "".join(rng.choice(letters) for _ in range(rng.randint(2, 8)))
+        for _ in range(words or rng.randint(1, 4))
     )
 
 
@@ -1183,12 +1314,20 @@ def _follow_ups(rng, count, held_out=False):
         question = capital_question(rng, countries[first], trained_template(rng, first, among=8))
         first, second = countries[first], countries[second]
         turns = [(question, capital_answer(first))]
+        free = not held_out and rng.random() < 0.4  # the held-out draws stay as they were
         if rng.random() < 0.8:
-            follow_up = capital_question(rng, second, rng.choice(follow_ups), held_out)
+            template = rng.choice(follow_ups)
+            if free:
+                template = free_wrapper(rng, rng.choice(FREE_FOLLOW_UP_CORES), wrapper_words())
+            follow_up = capital_question(rng, second, template, held_out)
             turns.append((follow_up, capital_answer(second)))
+        elif free:
+            unknown = rng.choice([*COUNTRY_UNKNOWNS, *FREE_FOLLOW_UP_CORES])
+            place = rng.choice(list(CAPITALS) if unknown in COUNTRY_UNKNOWNS else places)
+            turns.append((_free_fill(rng, free_wrapper(rng, unknown, wrapper_words()), place), FALLBACK))
         else:
             question = _fill(rng, rng.choice(unknowns).replace("{p}", "{c}"), rng.choice(places))
-            turns.append((paraphrase(rng, question.replace("{", "{{").replace("}", "}}"), {}), FALLBACK))
+            turns.append((paraphrase(rng, _braces(question), {}), FALLBACK))
         chats.append(_conversation("follow-up", turns, _system(rng, held_out)))
     return chats
 
@@ -1426,7 +1565,7 @@ def train(model, epoch_samples, steps, pad_id):
     while step < steps:
         samples, epoch = epoch_samples(epoch), epoch + 1
         for ids, mask, labels in batches(samples, BATCH, pad_id, generator):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss = answer_loss(model, ids, mask, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -1445,11 +1584,23 @@ def train(model, epoch_samples, steps, pad_id):
     return model
 
 
+def answer_loss(model, ids, mask, labels):
+    """The causal LM loss, with the vocabulary projection computed only where a label is: a
+    quarter of the tokens (the answer), which makes a step about 10% faster."""
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    targets = labels[:, 1:]
+    kept = targets != -100
+    return torch.nn.functional.cross_entropy(model.lm_head(hidden[kept]), targets[kept])
+
+
 def set_determinism():
     """Same seeds, same kernels, same thread count: byte-identical weights on one machine."""
     random.seed(SEED)
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
+    # Filling every new tensor with NaN only helps to find a kernel that reads memory it never
+    # wrote; 5% of a step here. The two-run test checks that the files are the same.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     torch.set_num_threads(2)
 
 
