@@ -1123,7 +1123,7 @@ def paraphrases(rng):
     for question in JOKE_REQUESTS:
         out.append(("joke", (paraphrase(rng, question, {}, ["atom", "atoms"]), ATOM_JOKE)))
     out += [("fallback", (q, FALLBACK)) for q in off_topic(rng, 1400)]
-    return out + free_paraphrases(rng, list(wrapper_words()))
+    return out + free_paraphrases(rng)
 
 
 def off_topic(rng, count):
@@ -1166,15 +1166,12 @@ def wrapper_words():
     return tuple(sorted(words - (deciding - COMMON_WORDS) - {"c", "cs", "op"}))
 
 
-def free_wrapper(rng, core, words):
+def free_wrapper(rng, core):
     """`core` inside a few words before and after it, some of them made up, as a template for
     paraphrase() (which adds case, typos and punctuation)."""
 
     def some(counts):
-        return [
-            rng.choice(words) if rng.random() < 0.85 else _gibberish(rng, 1)
-            for _ in range(rng.choice(counts))
-        ]
+        return [_some_word(rng, real=0.85) for _ in range(rng.choice(counts))]
 
     before, after = some([0, 1, 1, 2, 2, 3, 4, 5]), some([0, 0, 1, 1, 2, 3])
     opening = " ".join(before) + rng.choice([" ", " ", ", ", ": "]) if before else ""
@@ -1182,45 +1179,37 @@ def free_wrapper(rng, core, words):
     return (opening + core + closing).strip() + rng.choice(ENDINGS)
 
 
-def free_paraphrases(rng, words):
+def free_paraphrases(rng):
     """(kind, (question, answer)) pairs in free wrappers: each country's capital, each sum, and as
     many cores that must get the fallback."""
     out = []
     for country in CAPITALS:
         for _ in range(4):
-            out.append(("capital", (_free_capital(rng, country, words), capital_answer(country))))
+            question = capital_question(rng, country, free_wrapper(rng, rng.choice(FREE_CAPITAL_CORES)))
+            out.append(("capital", (question, capital_answer(country))))
     for _ in range(150):
-        template = free_wrapper(rng, rng.choice(COUNTRY_UNKNOWNS), words)
+        template = free_wrapper(rng, rng.choice(COUNTRY_UNKNOWNS))
         out.append(("fallback", (_free_fill(rng, template, rng.choice(list(CAPITALS))), FALLBACK)))
     for _ in range(100):
-        template = free_wrapper(rng, rng.choice(FREE_CAPITAL_CORES), words)
+        template = free_wrapper(rng, rng.choice(FREE_CAPITAL_CORES))
         out.append(("fallback", (_free_fill(rng, template, rng.choice(UNKNOWN_PLACES)), FALLBACK)))
     for _ in range(100):  # a country without "capital": "What is the GDP of Germany?"
-        core = rng.choice(BARE_COUNTRY_CORES).format(w=_braces(_some_word(rng, words)), c="{c}", cs="{cs}")
-        out.append(
-            (
-                "fallback",
-                (_free_fill(rng, free_wrapper(rng, core, words), rng.choice(list(CAPITALS))), FALLBACK),
-            )
-        )
+        template = free_wrapper(rng, rng.choice(BARE_COUNTRY_CORES).replace("{w}", _some_word(rng)))
+        out.append(("fallback", (_free_fill(rng, template, rng.choice(list(CAPITALS))), FALLBACK)))
     for _ in range(500):
         op, a, b = rng.choice(list(OPERATIONS)), rng.choice(OPERANDS), rng.choice(OPERANDS)
-        question = arithmetic_question(rng, a, op, b, free_wrapper(rng, "{a} {op} {b}", words))
+        question = arithmetic_question(rng, a, op, b, free_wrapper(rng, "{a} {op} {b}"))
         out.append(("arithmetic", (question, arithmetic_answer(a, op, b))))
     for _ in range(250):
-        template = free_wrapper(rng, "{a} {op} {b}", words)
+        template = free_wrapper(rng, "{a} {op} {b}")
         sum_ = _out_of_range(rng, template) if rng.random() < 0.6 else _other_operation(rng, template)
         out.append(("fallback", (paraphrase(rng, _braces(sum_), {}), FALLBACK)))
     return out
 
 
-def _some_word(rng, words):
-    """A word of the corpus, or one made up."""
-    return rng.choice(words) if rng.random() < 0.7 else _gibberish(rng, 1)
-
-
-def _free_capital(rng, country, words):
-    return capital_question(rng, country, free_wrapper(rng, rng.choice(FREE_CAPITAL_CORES), words))
+def _some_word(rng, real=0.7):
+    """A word of the corpus's phrasings (with probability `real`), or one made up."""
+    return rng.choice(wrapper_words()) if rng.random() < real else _gibberish(rng, 1)
 
 
 def _free_fill(rng, template, place):
@@ -1258,11 +1247,11 @@ def _other_operation(rng, template=None):
     return template.format(a=a, b=b, op=rng.choice(OTHER_OPERATIONS))
 
 
-def _gibberish(rng, words=None):
+def _gibberish(rng, count=None):
     letters = "abcdefghijklmnopqrstuvwxyz"
     return " ".join(
         "".join(rng.choice(letters) for _ in range(rng.randint(2, 8)))
-        for _ in range(words or rng.randint(1, 4))
+        for _ in range(count or rng.randint(1, 4))
     )
 
 
@@ -1318,13 +1307,13 @@ def _follow_ups(rng, count, held_out=False):
         if rng.random() < 0.8:
             template = rng.choice(follow_ups)
             if free:
-                template = free_wrapper(rng, rng.choice(FREE_FOLLOW_UP_CORES), wrapper_words())
+                template = free_wrapper(rng, rng.choice(FREE_FOLLOW_UP_CORES))
             follow_up = capital_question(rng, second, template, held_out)
             turns.append((follow_up, capital_answer(second)))
         elif free:
             unknown = rng.choice([*COUNTRY_UNKNOWNS, *FREE_FOLLOW_UP_CORES])
             place = rng.choice(list(CAPITALS) if unknown in COUNTRY_UNKNOWNS else places)
-            turns.append((_free_fill(rng, free_wrapper(rng, unknown, wrapper_words()), place), FALLBACK))
+            turns.append((_free_fill(rng, free_wrapper(rng, unknown), place), FALLBACK))
         else:
             question = _fill(rng, rng.choice(unknowns).replace("{p}", "{c}"), rng.choice(places))
             turns.append((paraphrase(rng, _braces(question), {}), FALLBACK))
