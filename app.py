@@ -18,13 +18,14 @@ from ui.api import SIDES, Comparer, described, register_api
 from ui.arena import register_arena_api
 from ui.chat import CSS, chat_tab
 from ui.conversation_io import register_replay_api
+from ui.fair_queue import QueueShare
 from ui.history import history_tab
 from ui.leaderboard import Board, leaderboard_api
 from ui.login import LoginThrottle
-from ui.panels import batch_tab
+from ui.panels import BATCH_EVENTS, batch_tab
 from wrappers import load_config
 from wrappers.backend import MlflowBackend
-from wrappers.config import Limits
+from wrappers.config import Limits, export_trusted_proxies
 from wrappers.startup import Startup, load_all, warm_up
 
 TITLE = "Phi-3 in MLflow: transformers flavor vs ONNX pyfunc"
@@ -70,6 +71,13 @@ def login_throttle(limits: Limits) -> Middleware:
     )
 
 
+def queue_share(limits: Limits) -> QueueShare:
+    """Each client's share of the queue (ui/fair_queue.py)."""
+    return QueueShare(
+        limits.session_requests, limits.address_requests, limits.address_batches, frozenset({BATCH_EVENTS})
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     from wrappers import build_backends
 
@@ -82,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     recorder = Recorder(config.spool_dir)
     demo = build_app(backends, startup, config.limits, recorder, config.fidelity, config.admin_users)
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
+    queue_share(config.limits).install(demo)
+    export_trusted_proxies(config.trusted_proxies)  # the client address, for the share and the login throttle
     demo.launch(
         show_error=True,  # a wrong-shaped call gets Gradio's reason, not {"error": null}
         server_name=config.host,

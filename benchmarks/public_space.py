@@ -40,7 +40,22 @@ QUESTIONS = [
 
 
 def app_server(data_dir: Path, name: str):
-    return serve([str(ROOT / "app.py")], ROOT / "test-artifacts" / f"{name}.log", data_dir)
+    """The app, trusting loopback as its front proxy: each simulated user names its own address."""
+    log = ROOT / "test-artifacts" / f"{name}.log"
+    return serve([str(ROOT / "app.py")], log, data_dir, {"PHI3_TRUSTED_PROXIES": "127.0.0.1"})
+
+
+def visitor(number: int) -> dict[str, str]:
+    """Ordinary user `number`'s headers: an address of their own, as a Space's front proxy names it.
+
+    The benchmark's and the tests' servers trust loopback as their proxy (PHI3_TRUSTED_PROXIES),
+    so each simulated user is a client of its own, as real visitors are.
+    """
+    return {"X-Forwarded-For": f"198.18.{number // 200}.{number % 200 + 1}"}
+
+
+def user_client(url: str, number: int) -> Client:
+    return Client(url, verbose=False, headers=visitor(number))
 
 
 def ask(client: Client, user: int) -> tuple[float, str]:
@@ -68,15 +83,13 @@ class BatchLoad:
 
 def chat_beside_batch(url: str, users: int, rows: int, folder: Path) -> BatchLoad:
     """`users` people ask one question each while a `rows`-row batch runs."""
-    prompts = folder / "batch.csv"
-    questions = (f"What is the capital of {QUESTIONS[i % len(QUESTIONS)][0]}?\n" for i in range(rows))
-    prompts.write_text("prompt\n" + "".join(questions))
+    prompts = batch_file(folder, rows)
     started = time.perf_counter()
-    batch = Client(url, verbose=False).submit(file=handle_file(str(prompts)), api_name="/batch")
+    batch = user_client(url, users).submit(file=handle_file(str(prompts)), api_name="/batch")
     while batch.status().code.name not in ("PROCESSING", "ITERATING", "FINISHED"):
         time.sleep(0.05)
     with ThreadPoolExecutor(users) as pool:
-        answered = list(pool.map(lambda u: (*ask(Client(url, verbose=False), u), batch.done()), range(users)))
+        answered = list(pool.map(lambda u: (*ask(user_client(url, u), u), batch.done()), range(users)))
     result = batch.result(timeout=3600)
     return BatchLoad(
         [seconds for seconds, _, _ in answered],
@@ -85,6 +98,13 @@ def chat_beside_batch(url: str, users: int, rows: int, folder: Path) -> BatchLoa
         time.perf_counter() - started,
         sum(not done for _, _, done in answered),
     )
+
+
+def batch_file(folder: Path, rows: int) -> Path:
+    prompts = folder / f"batch-{rows}.csv"
+    questions = (f"What is the capital of {QUESTIONS[i % len(QUESTIONS)][0]}?\n" for i in range(rows))
+    prompts.write_text("prompt\n" + "".join(questions))
+    return prompts
 
 
 def kill_under_load(data_dir: Path, users: int, after_s: float) -> tuple[int, int, float]:
@@ -96,7 +116,7 @@ def kill_under_load(data_dir: Path, users: int, after_s: float) -> tuple[int, in
     stop = threading.Event()
 
     def user(number: int) -> None:
-        client = Client(server.url, verbose=False)
+        client = user_client(server.url, number)
         while not stop.is_set():
             try:
                 answered.append(ask(client, number)[1])
@@ -146,11 +166,11 @@ def _recorded(data_dir: Path, comparison_ids: set[str], timeout: float) -> int:
 
 def soak(server: Server, users: int, seconds: float, every_s: float = 10.0) -> list[float]:
     """Users chat for `seconds`; the server's RSS (MB) every `every_s`, from after a warm-up."""
-    ask(Client(server.url, verbose=False), 0)
+    ask(user_client(server.url, 0), 0)
     process, samples, stop = psutil.Process(server.process.pid), [], threading.Event()
 
     def user(number: int) -> None:
-        client = Client(server.url, verbose=False)
+        client = user_client(server.url, number)
         while not stop.is_set():
             ask(client, number)
 

@@ -7,6 +7,7 @@ the embedded tiny model, with a SQLite MLflow store in `./data`.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ ROOT = TINY_CHECKPOINT.parent.parent
 INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # what onnxruntime-genai's builder accepts
 DEFAULT_INT4_BLOCK_SIZE = 32  # as Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3-mini
 TRANSFORMERS_DTYPES = ("auto", "float32", "bfloat16", "float16")
+# A Space's front proxy reaches the app from its private network; with SSR, Gradio's own
+# Node proxy passes its X-Forwarded-For on from loopback (docs/limits-and-safety.md)
+SPACE_PROXIES = "10.0.0.0/8,127.0.0.1,::1"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class Limits:
     request_timeout_s: float = 120.0
     concurrency: int = 1  # generations at once; both models share the CPU anyway
     queue_size: int = 32  # waiting requests beyond this are refused with a message
+    session_requests: int = 3  # requests waiting or running per session (browser tab, API client)
+    address_requests: int = 8  # ... per client address, all its sessions together
+    address_batches: int = 1  # batches waiting or running per client address
     stream_interval_s: float = 0.05  # streams (UI and API): at most one update per interval
     max_batch_rows: int = 200  # prompts in one batch file
     batch_timeout_s: float = 900.0  # a batch stops answering after this; what it answered is kept
@@ -58,6 +65,7 @@ class AppConfig:
     transformers_endpoint: str | None = None  # a remote MLflow scoring server for pane (a)
     onnx_endpoint: str | None = None  # ... and for pane (b); None: in-process
     fidelity: bool = True  # score each comparison's answers through both models (compare/fidelity.py)
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
 
     @property
     def sources(self) -> tuple[Source, Source]:
@@ -154,6 +162,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         transformers_endpoint=_endpoint(args.transformers_endpoint),
         onnx_endpoint=_endpoint(args.onnx_endpoint),
         fidelity=not args.no_fidelity,
+        trusted_proxies=_networks(env.get("PHI3_TRUSTED_PROXIES", SPACE_PROXIES if on_space else "")),
     )
 
 
@@ -183,6 +192,9 @@ def _limits(env: Mapping[str, str]) -> Limits:
         request_timeout_s=float(env.get("PHI3_REQUEST_TIMEOUT_S", defaults.request_timeout_s)),
         concurrency=int(env.get("PHI3_CONCURRENCY", defaults.concurrency)),
         queue_size=int(env.get("PHI3_QUEUE_SIZE", defaults.queue_size)),
+        session_requests=int(env.get("PHI3_SESSION_REQUESTS", defaults.session_requests)),
+        address_requests=int(env.get("PHI3_ADDRESS_REQUESTS", defaults.address_requests)),
+        address_batches=int(env.get("PHI3_ADDRESS_BATCHES", defaults.address_batches)),
         stream_interval_s=float(env.get("PHI3_STREAM_INTERVAL_S", defaults.stream_interval_s)),
         max_batch_rows=int(env.get("PHI3_MAX_BATCH_ROWS", defaults.max_batch_rows)),
         batch_timeout_s=float(env.get("PHI3_BATCH_TIMEOUT_S", defaults.batch_timeout_s)),
@@ -190,6 +202,28 @@ def _limits(env: Mapping[str, str]) -> Limits:
         login_free_failures=int(env.get("PHI3_LOGIN_FREE_FAILURES", defaults.login_free_failures)),
         login_delay_s=float(env.get("PHI3_LOGIN_DELAY_S", defaults.login_delay_s)),
     )
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, checked: "10.0.0.0/8, ::1" -> ("10.0.0.0/8", "::1")."""
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SystemExit(f"PHI3_TRUSTED_PROXIES: {item!r} is not an IP address or network.") from None
+    return tuple(networks)
+
+
+def export_trusted_proxies(proxies: Sequence[str]) -> None:
+    """Tell uvicorn which peers' X-Forwarded-For to believe: these, and no others.
+
+    Gradio builds uvicorn's Config without `forwarded_allow_ips`, so uvicorn reads
+    FORWARDED_ALLOW_IPS, and its default trusts 127.0.0.1: any local process, or a proxy
+    on the same machine that passes the header through unchecked, could name itself any
+    address. Uvicorn then takes the right-most address not of a trusted proxy as the client.
+    """
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(proxies)  # "" trusts nobody
 
 
 def _endpoint(url: str | None) -> str | None:

@@ -1,0 +1,186 @@
+"""Each client's share of the queue (ui/fair_queue.py), over real HTTP on the real app server.
+
+The server trusts loopback (127.0.0.1) as its front proxy, so each test names the visitor's
+address in X-Forwarded-For; 127.0.0.2 is a peer it does not trust. Default limits: 3 requests
+waiting or running per session, 8 per address, 1 batch per address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+import httpx
+from gradio_client import Client, handle_file
+from gradio_client.client import Job
+from playwright.sync_api import expect
+
+from benchmarks.public_space import batch_file
+from tests.test_browser import browser_page
+
+SESSION_FULL = "You already have 3 requests waiting or running (at most 3)"
+ADDRESS_FULL = "Your address already has 8 requests waiting or running, from all its sessions (at most 8)"
+BATCH_FULL = "One batch at a time per visitor"
+LONG = {"prompt": "Tell me about Spain.", "max_tokens": 512, "fidelity": False}
+
+
+def visitor_client(url: str, address: str) -> Client:
+    return Client(url, verbose=False, headers={"X-Forwarded-For": address})
+
+
+def submit(client: Client, **kwargs) -> Job:
+    """client.submit, the job stamped with the moment it ends (`ended_at`, perf_counter)."""
+    job = client.submit(**kwargs)
+    job.add_done_callback(lambda _, job=job: setattr(job, "ended_at", time.perf_counter()))
+    return job
+
+
+def outcomes(jobs: list[Job]) -> list[tuple[str, float]]:
+    """("answered" or the error's message, when it ended) per job."""
+    seen = []
+    for job in jobs:
+        try:
+            job.result(timeout=300)
+            outcome = "answered"
+        except Exception as exc:
+            outcome = str(exc)
+        seen.append((outcome, getattr(job, "ended_at", time.perf_counter())))
+    return seen
+
+
+def test_a_session_gets_three_places_and_is_refused_at_once_beyond(server):
+    client = visitor_client(server, "203.0.113.10")
+    jobs = [submit(client, prompt="Hello", max_tokens=48, api_name="/compare") for _ in range(5)]
+    seen = outcomes(jobs)
+    answered = [t for outcome, t in seen if outcome == "answered"]
+    refused = [(o, t) for o, t in seen if o != "answered"]
+    assert len(answered) == 3, seen
+    assert [o for o, _ in refused] == [o for o, _ in refused if o.startswith(SESSION_FULL)] and len(
+        refused
+    ) == 2
+    assert max(t for _, t in refused) < max(answered)  # refused without waiting behind the others
+    # the places are free again once answered: nothing leaked
+    assert all(
+        o == "answered" for o, _ in outcomes([client.submit(prompt="Hi", max_tokens=4, api_name="/compare")])
+    )
+
+
+def test_new_sessions_from_one_address_share_its_eight_places(server):
+    sessions = [visitor_client(server, "203.0.113.20") for _ in range(4)]
+    jobs = [
+        s.submit(prompt="Hello", max_tokens=32, fidelity=False, api_name="/compare")
+        for s in sessions
+        for _ in range(3)
+    ]
+    other = visitor_client(server, "203.0.113.21").submit(prompt="Hi", max_tokens=4, api_name="/compare")
+    seen = [o for o, _ in outcomes(jobs)]
+    assert seen.count("answered") == 8, seen
+    assert all(o.startswith(ADDRESS_FULL) for o in seen if o != "answered")
+    assert outcomes([other])[0][0] == "answered"  # another address is not held up by the first one's limit
+
+
+def test_one_batch_at_a_time_per_address(server, tmp_path):
+    prompts = handle_file(str(batch_file(tmp_path, 2)))
+    client = visitor_client(server, "203.0.113.30")
+    seen = sorted(o for o, _ in outcomes([client.submit(file=prompts, api_name="/batch") for _ in range(2)]))
+    assert seen[0].startswith(BATCH_FULL) and seen[1] == "answered", seen
+
+
+def test_cancelled_requests_free_their_places(server):
+    client = visitor_client(server, "203.0.113.40")
+    jobs = [client.submit(api_name="/compare", **LONG) for _ in range(3)]
+    time.sleep(1)  # one runs, two wait
+    assert outcomes([client.submit(prompt="Hi", max_tokens=4, api_name="/compare")])[0][0].startswith(
+        SESSION_FULL
+    )
+    for job in jobs:
+        job.cancel()
+    deadline, seen = time.monotonic() + 30, []
+    while time.monotonic() < deadline:  # a running one is let go once its task has stopped
+        seen = [
+            o
+            for o, _ in outcomes(
+                [client.submit(prompt="Hi", max_tokens=4, fidelity=False, api_name="/compare")]
+            )
+        ]
+        if seen == ["answered"]:
+            break
+        time.sleep(1)
+    assert seen == ["answered"]
+    later = [client.submit(prompt="Hi", max_tokens=4, fidelity=False, api_name="/compare") for _ in range(3)]
+    assert [o for o, _ in outcomes(later)] == ["answered"] * 3  # all three places are free
+
+
+def _call(http: httpx.Client, url: str, address: str | None, prompt: str = "Hi", max_tokens: int = 1) -> str:
+    headers = {"X-Forwarded-For": address} if address else {}
+    data = [prompt, "", max_tokens, 0.0, 1.0, "", False]
+    posted = http.post(f"{url}gradio_api/call/compare", json={"data": data}, headers=headers)
+    posted.raise_for_status()
+    return posted.json()["event_id"]
+
+
+def _first_event(http: httpx.Client, url: str, event_id: str) -> tuple[str, object]:
+    """The first event of a /call/ stream other than a heartbeat: ("generating"|"complete"|"error", data)."""
+    event = None
+    with http.stream("GET", f"{url}gradio_api/call/compare/{event_id}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event != "heartbeat":
+                return event, json.loads(line.split(":", 1)[1])
+    return event, None
+
+
+@contextlib.contextmanager
+def peer(address: str):
+    """An HTTP client whose connections come from `address` (a loopback address of this machine)."""
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=120) as http:
+        yield http
+
+
+def test_clients_that_go_away_free_their_places(server):
+    with peer("127.0.0.1") as http:
+        ids = [_call(http, server, "203.0.113.50", LONG["prompt"], 512) for _ in range(8)]
+        assert ADDRESS_FULL in _first_event(http, server, _call(http, server, "203.0.113.50"))[1]["error"]
+        for event_id in ids:  # open each stream and leave: the client is gone
+            with http.stream("GET", f"{server}gradio_api/call/compare/{event_id}") as stream:
+                next(stream.iter_lines())
+        deadline, event = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            event, data = _first_event(http, server, _call(http, server, "203.0.113.50"))
+            if event != "error":
+                break
+            assert ADDRESS_FULL in data["error"]
+            time.sleep(2)
+        assert event in ("generating", "complete"), event
+
+
+def test_forwarded_addresses_count_only_from_a_trusted_proxy(server):
+    """From an untrusted peer, any X-Forwarded-For is ignored: ten "addresses" are one, with 8 places."""
+    with peer("127.0.0.2") as http:
+        ids = [_call(http, server, f"198.51.100.{n}") for n in range(10)]
+        events = [_first_event(http, server, event_id) for event_id in ids]
+    refused = [data["error"] for event, data in events if event == "error"]
+    assert len(refused) == 2 and all(ADDRESS_FULL in r for r in refused), events
+    # from the trusted proxy, the right-most address it did not add is the client: a spoofed prefix is not
+    with peer("127.0.0.1") as http:
+        ids = [_call(http, server, f"198.51.100.{n}, 192.0.2.77") for n in range(10)]
+        events = [_first_event(http, server, event_id) for event_id in ids]
+    assert sum(event == "error" for event, _ in events) == 2, events
+
+
+def test_the_page_shows_a_refusal_as_one_toast(server):
+    """The browser's address (loopback, no header) is full: Send answers with one toast, at once."""
+    with browser_page(server, 900) as page:
+        expect(page.locator("#send")).to_have_text("Send", timeout=60_000)
+        flood = Client(server, verbose=False)  # the same address as the browser
+        flooders = [Client(server, verbose=False) for _ in range(2)]
+        jobs = [c.submit(api_name="/compare", **LONG) for c in (flood, *flooders) for _ in range(3)][:8]
+        time.sleep(2)
+        page.locator("#prompt textarea").fill("What is the capital of Spain?")
+        page.locator("#send").click()
+        toast = page.locator(".toast-body").filter(has_text="Your address already has 8 requests")
+        expect(toast).to_have_count(1, timeout=10_000)
+        for job in jobs:
+            job.cancel()
