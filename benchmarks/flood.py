@@ -37,6 +37,7 @@ class FloodLoad:
     alone_s: float  # one user's /compare with nobody else, median
     user_spans: list[tuple[float, float]] = field(default_factory=list)  # (asked, answered), perf_counter
     flooder_answers: list[float] = field(default_factory=list)  # when each flooder /compare was answered
+    flooder_seconds: list[float] = field(default_factory=list)  # how long each of those took
     batches_answered: int = 0
     refusals: list[tuple[float, str]] = field(default_factory=list)  # (seconds to the refusal, message)
     failures: list[str] = field(default_factory=list)  # anything else the flooder got
@@ -83,6 +84,7 @@ def flood_beside_users(
                         load.batches_answered += 1
                     else:
                         load.flooder_answers.append(time.perf_counter())
+                        load.flooder_seconds.append(time.perf_counter() - started)
             except Exception as exc:  # a refusal arrives as the job's error
                 with lock:
                     refused = "waiting or running" in str(exc)
