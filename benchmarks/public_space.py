@@ -192,33 +192,63 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--batch-rows", type=int, default=100)
+    parser.add_argument("--flood-users", type=int, default=10, help="ordinary users beside the flooder")
+    parser.add_argument("--flood-turns", type=int, default=3)
     parser.add_argument("--kill-users", type=int, default=10)
     parser.add_argument("--kill-after-s", type=float, default=60)
     parser.add_argument("--soak-s", type=float, default=600)
+    parser.add_argument("--scenarios", default="batch,flood,soak,kill", help="which to run, comma-separated")
     args = parser.parse_args()
+    scenarios = set(args.scenarios.split(","))
     with tempfile.TemporaryDirectory() as folder, app_server(args.data_dir, "public-space") as server:
         first_answer(server)
-        ask(Client(server.url, verbose=False), 0)
-        alone = [ask(Client(server.url, verbose=False), u)[0] for u in range(10)]
-        load = chat_beside_batch(server.url, args.users, args.batch_rows, Path(folder))
+        ask(user_client(server.url, 0), 0)
+        alone = [ask(user_client(server.url, u), u)[0] for u in range(10)]
         print(f"/compare alone: median {statistics.median(alone):.2f} s")
-        p50 = statistics.median(load.chat_seconds)
-        print(
-            f"{args.users} users beside a {load.batch_rows}-row batch: p50 {p50:.2f} s p95 {load.p95():.2f} s"
-        )
-        print(
-            f"  {load.chats_before_batch_ended} of {args.users} answered before the batch ended;"
-            f" the batch answered {load.batch_answered} rows in {load.batch_seconds:.0f} s"
-        )
-        rss = soak(server, args.users // 3 or 1, args.soak_s)
-        samples = ", ".join(f"{r:.0f}" for r in rss)
-        print(
-            f"soak: {args.users // 3 or 1} users for {args.soak_s:.0f} s; RSS {rss[0]:.0f} MB after warm-up,"
-        )
-        print(f"  {max(rss):.0f} MB at most, {rss[-1]:.0f} MB at the end (samples: {samples})")
-    answered, present, replay_s = kill_under_load(args.data_dir, args.kill_users, args.kill_after_s)
-    print(f"SIGKILL after {args.kill_after_s:.0f} s of {args.kill_users} users: {answered} answered,")
-    print(f"  {present} with both traces after the restart (replayed in {replay_s:.0f} s)")
+        if "batch" in scenarios:
+            print_batch_load(
+                chat_beside_batch(server.url, args.users, args.batch_rows, Path(folder)), args.users
+            )
+        if "flood" in scenarios:
+            from benchmarks.flood import flood_beside_users  # it builds on this module's users
+
+            print_flood(flood_beside_users(server.url, args.flood_users, args.flood_turns, Path(folder)))
+        if "soak" in scenarios:
+            users = args.users // 3 or 1
+            rss = soak(server, users, args.soak_s)
+            samples = ", ".join(f"{r:.0f}" for r in rss)
+            print(f"soak: {users} users for {args.soak_s:.0f} s; RSS {rss[0]:.0f} MB after warm-up,")
+            print(f"  {max(rss):.0f} MB at most, {rss[-1]:.0f} MB at the end (samples: {samples})")
+    if "kill" in scenarios:
+        answered, present, replay_s = kill_under_load(args.data_dir, args.kill_users, args.kill_after_s)
+        print(f"SIGKILL after {args.kill_after_s:.0f} s of {args.kill_users} users: {answered} answered,")
+        print(f"  {present} with both traces after the restart (replayed in {replay_s:.0f} s)")
+
+
+def print_batch_load(load: BatchLoad, users: int) -> None:
+    p50 = statistics.median(load.chat_seconds)
+    print(f"{users} users beside a {load.batch_rows}-row batch: p50 {p50:.2f} s p95 {load.p95():.2f} s")
+    print(
+        f"  {load.chats_before_batch_ended} of {users} answered before the batch ended;"
+        f" the batch answered {load.batch_answered} rows in {load.batch_seconds:.0f} s"
+    )
+
+
+def print_flood(load) -> None:
+    """The flood's figures: the users' waits against the bound, and what the flooder got."""
+    refusal, flooder_s = sorted(s for s, _ in load.refusals), statistics.median(load.flooder_seconds)
+    print(
+        f"flood: {len(load.user_spans)} user requests beside one flooding address; p50 {load.p50():.2f} s,"
+        f" p95 {statistics.quantiles(load.user_seconds, n=20)[-1]:.2f} s, max {max(load.user_seconds):.2f} s"
+        f" (alone {load.alone_s:.2f} s)"
+    )
+    print(
+        f"  at most {load.most_overtaken()} flooder comparisons answered while one user's waited;"
+        f" flooder: {len(load.flooder_answers)} comparisons (median {flooder_s:.2f} s)"
+        f" and {load.batches_answered} batches answered, {len(refusal)} refused"
+        f" (median {statistics.median(refusal):.2f} s, max {refusal[-1]:.2f} s to the refusal),"
+        f" {len(load.failures)} other errors"
+    )
 
 
 if __name__ == "__main__":
