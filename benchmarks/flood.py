@@ -25,7 +25,7 @@ from pathlib import Path
 
 from gradio_client import Client, handle_file
 
-from benchmarks.public_space import ask, batch_file, user_client
+from benchmarks.public_space.load import ask, batch_file, user_client
 from wrappers.config import Limits
 
 FLOODER = {"X-Forwarded-For": "198.51.100.66"}  # every session of the flooder comes from here

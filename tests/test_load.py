@@ -16,7 +16,7 @@ import pytest
 from gradio_client import Client
 
 from benchmarks.flood import flood_beside_users
-from benchmarks.public_space import chat_beside_batch, kill_under_load, user_client, visitor
+from benchmarks.public_space.load import chat_beside_batch, kill_under_load, user_client, visitor
 from tests.conftest import app_server
 from wrappers.config import Limits
 
