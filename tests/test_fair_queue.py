@@ -16,7 +16,7 @@ from gradio_client import Client, handle_file
 from gradio_client.client import Job
 from playwright.sync_api import expect
 
-from benchmarks.public_space import batch_file
+from benchmarks.public_space.users import batch_file
 from tests.test_browser import browser_page
 
 SESSION_FULL = "You already have 3 requests waiting or running (at most 3)"

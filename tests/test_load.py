@@ -15,8 +15,9 @@ import psutil
 import pytest
 from gradio_client import Client
 
-from benchmarks.flood import flood_beside_users
-from benchmarks.public_space.load import chat_beside_batch, kill_under_load, user_client, visitor
+from benchmarks.public_space.flood import flood_beside_users
+from benchmarks.public_space.load import chat_beside_batch, kill_under_load
+from benchmarks.public_space.users import user_client, visitor
 from tests.conftest import app_server
 from wrappers.config import Limits
 

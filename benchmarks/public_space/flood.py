@@ -4,8 +4,8 @@ The flooder comes from one address (`FLOODER`) with several sessions. In each, m
 than its share keep a /compare outstanding each, re-sending as soon as one is answered or
 refused, and two more threads keep a /batch each: it holds every place it may have all the
 time, the worst case for everyone else. Meanwhile each ordinary user, from an address of its
-own, asks its questions one after another. `benchmarks/public_space.py` prints the figures;
-`tests/test_load.py` runs it short.
+own, asks its questions one after another. `python -m benchmarks.public_space --scenarios
+flood` prints the figures; `tests/test_load.py` runs it short.
 
 The bound on an ordinary user's wait, with a FIFO queue and one generation at a time: its
 own comparison, one batch row (a batch yields the models between rows), the flooder's share
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from gradio_client import Client, handle_file
 
-from benchmarks.public_space.load import ask, batch_file, user_client
+from benchmarks.public_space.users import ask, batch_file, user_client
 from wrappers.config import Limits
 
 FLOODER = {"X-Forwarded-For": "198.51.100.66"}  # every session of the flooder comes from here

@@ -24,49 +24,19 @@ from pathlib import Path
 
 import mlflow
 import psutil
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
+from benchmarks.public_space.flood import flood_beside_users
+from benchmarks.public_space.users import ask, batch_file, user_client
 from benchmarks.served import Server, first_answer, serve
 from wrappers.config import ROOT
 from wrappers.registry import EXPERIMENT, use_store
-
-QUESTIONS = [
-    ("Spain", "Madrid"),
-    ("France", "Paris"),
-    ("Japan", "Tokyo"),
-    ("Peru", "Lima"),
-    ("Italy", "Rome"),
-]
 
 
 def app_server(data_dir: Path, name: str):
     """The app, trusting loopback as its front proxy: each simulated user names its own address."""
     log = ROOT / "test-artifacts" / f"{name}.log"
     return serve([str(ROOT / "app.py")], log, data_dir, {"PHI3_TRUSTED_PROXIES": "127.0.0.1"})
-
-
-def visitor(number: int) -> dict[str, str]:
-    """Ordinary user `number`'s headers: an address of their own, as a Space's front proxy names it.
-
-    The benchmark's and the tests' servers trust loopback as their proxy (PHI3_TRUSTED_PROXIES),
-    so each simulated user is a client of its own, as real visitors are.
-    """
-    return {"X-Forwarded-For": f"198.18.{number // 200}.{number % 200 + 1}"}
-
-
-def user_client(url: str, number: int) -> Client:
-    return Client(url, verbose=False, headers=visitor(number))
-
-
-def ask(client: Client, user: int) -> tuple[float, str]:
-    """One /compare of a capital; (seconds, comparison id). Raises if the answer is wrong."""
-    country, capital = QUESTIONS[user % len(QUESTIONS)]
-    started = time.perf_counter()
-    out = client.predict(prompt=f"What is the capital of {country}?", max_tokens=32, api_name="/compare")
-    seconds = time.perf_counter() - started
-    for side in ("transformers", "onnx"):
-        assert capital in out[side]["response"]["choices"][0]["message"]["content"], out[side]
-    return seconds, out["comparison_id"]
 
 
 @dataclass(frozen=True)
@@ -98,13 +68,6 @@ def chat_beside_batch(url: str, users: int, rows: int, folder: Path) -> BatchLoa
         time.perf_counter() - started,
         sum(not done for _, _, done in answered),
     )
-
-
-def batch_file(folder: Path, rows: int) -> Path:
-    prompts = folder / f"batch-{rows}.csv"
-    questions = (f"What is the capital of {QUESTIONS[i % len(QUESTIONS)][0]}?\n" for i in range(rows))
-    prompts.write_text("prompt\n" + "".join(questions))
-    return prompts
 
 
 def kill_under_load(data_dir: Path, users: int, after_s: float) -> tuple[int, int, float]:
@@ -210,8 +173,6 @@ def main() -> None:
                 chat_beside_batch(server.url, args.users, args.batch_rows, Path(folder)), args.users
             )
         if "flood" in scenarios:
-            from benchmarks.flood import flood_beside_users  # it builds on this module's users
-
             print_flood(flood_beside_users(server.url, args.flood_users, args.flood_turns, Path(folder)))
         if "soak" in scenarios:
             users = args.users // 3 or 1
