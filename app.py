@@ -79,6 +79,22 @@ def queue_share(limits: Limits) -> QueueShare:
     )
 
 
+def import_evaluation_flavors() -> None:
+    """Import, once and alone, the MLflow flavor modules a batch's evaluation sets autologging up for.
+
+    mlflow.genai.evaluate imports them (mlflow.pytorch, mlflow.transformers, ...) while holding
+    MLflow's import-hook lock; a comparison or a trace export importing anything at that moment
+    takes Python's import lock and then waits for MLflow's: a deadlock that froze every model
+    thread when a batch's first evaluation met a running comparison (seen under a flood).
+    """
+    import torch  # noqa: F401 - the libraries the models load anyway: evaluation sets up their flavors
+    import transformers  # noqa: F401
+    from mlflow.models.evaluation.utils.trace import configure_autologging_for_evaluation
+
+    with configure_autologging_for_evaluation(enable_tracing=True):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     from wrappers import build_backends
 
@@ -87,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     backends = build_backends(config, progress=startup.log)
     if config.log_only:  # e.g. a Space's build step or a server image: register, then exit
         raise SystemExit(0 if load_all(backends, startup) else 1)
+    import_evaluation_flavors()  # before any other thread imports
     warm_up(backends, startup)
     recorder = Recorder(config.spool_dir)
     demo = build_app(backends, startup, config.limits, recorder, config.fidelity, config.admin_users)

@@ -66,6 +66,14 @@ def test_a_session_gets_three_places_and_is_refused_at_once_beyond(server):
     )
 
 
+def test_failed_requests_free_their_places(server):
+    client = visitor_client(server, "203.0.113.15")
+    failed = [submit(client, prompt="Hi", temperature=-1.0, api_name="/compare") for _ in range(3)]
+    assert all("temperature" in o for o, _ in outcomes(failed))
+    later = [submit(client, prompt="Hi", max_tokens=4, fidelity=False, api_name="/compare") for _ in range(3)]
+    assert [o for o, _ in outcomes(later)] == ["answered"] * 3
+
+
 def test_new_sessions_from_one_address_share_its_eight_places(server):
     sessions = [visitor_client(server, "203.0.113.20") for _ in range(4)]
     jobs = [
