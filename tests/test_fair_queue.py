@@ -12,12 +12,14 @@ import json
 import time
 
 import httpx
+import pytest
 from gradio_client import Client, handle_file
 from gradio_client.client import Job
 from playwright.sync_api import expect
 
 from benchmarks.public_space.users import batch_file
 from tests.test_browser import browser_page
+from wrappers import load_config
 
 SESSION_FULL = "You already have 3 requests waiting or running (at most 3)"
 ADDRESS_FULL = "Your address already has 8 requests waiting or running, from all its sessions (at most 8)"
@@ -192,3 +194,11 @@ def test_the_page_shows_a_refusal_as_one_toast(server):
         expect(toast).to_have_count(1, timeout=10_000)
         for job in jobs:
             job.cancel()
+
+
+def test_trusted_proxies_are_checked_and_a_space_trusts_its_own_front_proxy():
+    assert load_config([], env={}).trusted_proxies == ()  # nobody's X-Forwarded-For is believed
+    on_space = load_config([], env={"SPACE_ID": "someone/phi3"}).trusted_proxies
+    assert on_space == ("10.0.0.0/8", "127.0.0.1/32", "::1/128")
+    with pytest.raises(SystemExit, match="'proxy.local' is not an IP address or network"):
+        load_config([], env={"PHI3_TRUSTED_PROXIES": "10.1.2.3, proxy.local"})
