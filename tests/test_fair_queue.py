@@ -8,7 +8,6 @@ waiting or running per session, 8 per address, 1 batch per address.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 
 import httpx
@@ -122,24 +121,29 @@ def test_cancelled_requests_free_their_places(server):
     assert [o for o, _ in outcomes(later)] == ["answered"] * 3  # all three places are free
 
 
-def _call(http: httpx.Client, url: str, address: str | None, prompt: str = "Hi", max_tokens: int = 1) -> str:
-    headers = {"X-Forwarded-For": address} if address else {}
-    data = [prompt, "", max_tokens, 0.0, 1.0, "", False]
-    posted = http.post(f"{url}gradio_api/call/compare", json={"data": data}, headers=headers)
-    posted.raise_for_status()
-    return posted.json()["event_id"]
+def _call(http: httpx.Client, url: str, address: str, prompt: str = LONG["prompt"]) -> httpx.Response:
+    """POST /gradio_api/call/compare (no session) as the visitor `address` names."""
+    data = [prompt, "", 64, 0.0, 1.0, "", False]
+    return http.post(
+        f"{url}gradio_api/call/compare", json={"data": data}, headers={"X-Forwarded-For": address}
+    )
 
 
-def _first_event(http: httpx.Client, url: str, event_id: str) -> tuple[str, object]:
-    """The first event of a /call/ stream other than a heartbeat: ("generating"|"complete"|"error", data)."""
-    event = None
+def _leave(http: httpx.Client, url: str, posted: list[httpx.Response]) -> None:
+    """Open each accepted request's stream and go away: its client is gone."""
+    for response in posted:
+        if response.status_code == 200:
+            with http.stream("GET", f"{url}gradio_api/call/compare/{response.json()['event_id']}") as stream:
+                next(stream.iter_lines())
+
+
+def _first_event(http: httpx.Client, url: str, event_id: str) -> str | None:
+    """The first event of a /call/ stream other than a heartbeat: generating, complete or error."""
     with http.stream("GET", f"{url}gradio_api/call/compare/{event_id}") as stream:
         for line in stream.iter_lines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and event != "heartbeat":
-                return event, json.loads(line.split(":", 1)[1])
-    return event, None
+            if line.startswith("event:") and line.split(":", 1)[1].strip() != "heartbeat":
+                return line.split(":", 1)[1].strip()
+    return None
 
 
 @contextlib.contextmanager
@@ -149,35 +153,33 @@ def peer(address: str):
         yield http
 
 
-def test_clients_that_go_away_free_their_places(server):
+def test_a_call_beyond_the_share_gets_http_400_with_the_message_and_leaving_frees_the_places(server):
     with peer("127.0.0.1") as http:
-        ids = [_call(http, server, "203.0.113.50", LONG["prompt"], 512) for _ in range(8)]
-        assert ADDRESS_FULL in _first_event(http, server, _call(http, server, "203.0.113.50"))[1]["error"]
-        for event_id in ids:  # open each stream and leave: the client is gone
-            with http.stream("GET", f"{server}gradio_api/call/compare/{event_id}") as stream:
-                next(stream.iter_lines())
-        deadline, event = time.monotonic() + 60, None
-        while time.monotonic() < deadline:
-            event, data = _first_event(http, server, _call(http, server, "203.0.113.50"))
-            if event != "error":
+        posted = [_call(http, server, "203.0.113.50") for _ in range(9)]
+        assert [r.status_code for r in posted] == [200] * 8 + [400]
+        assert posted[-1].json()["detail"].startswith(ADDRESS_FULL)
+        _leave(http, server, posted)
+        deadline, again = time.monotonic() + 60, None
+        while time.monotonic() < deadline:  # Gradio notices a closed stream at its next message
+            again = _call(http, server, "203.0.113.50", "Hi")
+            if again.status_code == 200:
                 break
-            assert ADDRESS_FULL in data["error"]
             time.sleep(2)
-        assert event in ("generating", "complete"), event
+        assert again.status_code == 200, again.text
+        assert _first_event(http, server, again.json()["event_id"]) in ("generating", "complete")
 
 
 def test_forwarded_addresses_count_only_from_a_trusted_proxy(server):
-    """From an untrusted peer, any X-Forwarded-For is ignored: ten "addresses" are one, with 8 places."""
-    with peer("127.0.0.2") as http:
-        ids = [_call(http, server, f"198.51.100.{n}") for n in range(10)]
-        events = [_first_event(http, server, event_id) for event_id in ids]
-    refused = [data["error"] for event, data in events if event == "error"]
-    assert len(refused) == 2 and all(ADDRESS_FULL in r for r in refused), events
-    # from the trusted proxy, the right-most address it did not add is the client: a spoofed prefix is not
-    with peer("127.0.0.1") as http:
-        ids = [_call(http, server, f"198.51.100.{n}, 192.0.2.77") for n in range(10)]
-        events = [_first_event(http, server, event_id) for event_id in ids]
-    assert sum(event == "error" for event, _ in events) == 2, events
+    """From an untrusted peer, any X-Forwarded-For is ignored: ten "addresses" are one, with 8 places.
+
+    From the trusted proxy, the right-most address it did not add is the client: a spoofed prefix is not.
+    """
+    for peer_address, named in [("127.0.0.2", "198.51.100.{n}"), ("127.0.0.1", "198.51.100.{n}, 192.0.2.77")]:
+        with peer(peer_address) as http:
+            posted = [_call(http, server, named.format(n=n)) for n in range(10)]
+            _leave(http, server, posted)
+        assert [r.status_code for r in posted] == [200] * 8 + [400] * 2, peer_address
+        assert all(r.json()["detail"].startswith(ADDRESS_FULL) for r in posted[8:])
 
 
 def test_the_page_shows_a_refusal_as_one_toast(server):

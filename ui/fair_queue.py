@@ -21,7 +21,8 @@ batches, votes, the leaderboard). Events without a limit (the page's checks, Sto
 start-up poll) start at once and never wait behind anyone.
 
 A refused event never enters the queue; it ends at once with a `gr.Error` message: one toast
-in the page, an error carrying the message for gradio_client and `/call/`.
+in the page, an error carrying the message for gradio_client; a `/call/` request (no session)
+gets HTTP 400 with the message as its `detail`.
 
 The places held are read from Gradio's own table of live events (`event_ids_to_events`, which
 Gradio empties when an event completes, fails, is cancelled or its client goes away), so a
@@ -39,6 +40,8 @@ from gradio import route_utils
 from gradio.queueing import AsyncQueue, Event
 from gradio.server_messages import ProcessCompletedMessage
 from gradio.utils import error_payload
+
+UNREAD_REFUSALS = 16  # a session with this many messages unread gets its refusals as HTTP errors
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,17 @@ class _Gate:
         return group.concurrency_limit is not None
 
     async def _refuse(self, body, fn, request, username, message: str):
-        """End the event at once with `message`, as Gradio ends one whose function raised gr.Error."""
+        """End the event at once with `message`, as Gradio ends one whose function raised gr.Error.
+
+        Gradio keeps a message until its client reads it, so a request without a session (a
+        /call/ one, whose session would be a new key each time) or from a session that leaves
+        its messages unread is refused as an HTTP 400 carrying the message instead: a flood of
+        unread refusals must not grow the server's memory.
+        """
+        unread = self.queue.pending_event_ids_session.get(body.session_hash or "", ())
+        if body.session_hash is None or len(unread) >= UNREAD_REFUSALS:
+            return False, message, "error"
         event = Event(body.session_hash, fn, request, username)
-        body.session_hash = event.session_hash  # a /call/ request's session is its own event id
         async with self.queue.pending_message_lock:
             if event.session_hash not in self.queue.pending_messages_per_session:
                 self.queue.pending_messages_per_session[event.session_hash] = AsyncQueue()
