@@ -112,10 +112,10 @@ class _Gate:
             return await self._push(body, request, username)
         address = request.client.host if request.client else "unknown"
         place = Place(body.session_hash, address, fn.concurrency_id in self.share.batch_groups)
-        reserved = f"reserved-{uuid.uuid4().hex}"  # holds the place while Gradio's push awaits
         why = self.share.refusal(place, self.held())
         if why is not None:
             return await self._refuse(body, fn, request, username, why)
+        reserved = f"reserved-{uuid.uuid4().hex}"  # holds the place while Gradio's push awaits
         self.places[reserved] = place
         try:
             success, event_id, state = await self._push(body, request, username)
