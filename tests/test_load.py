@@ -2,7 +2,7 @@
 
 Also the guards for a public server: optional login with a back-off, a bounded queue
 that refuses a flood with a message, chat beside a running batch, and a SIGKILL under
-load that loses no answered comparison. Longer versions: `benchmarks/public_space.py`.
+load that loses no answered comparison. Longer versions: `benchmarks/public_space/load.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gradio_client import Client
 from benchmarks.public_space.load import chat_beside_batch, kill_under_load
 from tests.conftest import app_server
 
-USERS = 12  # the benchmark's longer runs: benchmarks/public_space.py
+USERS = 12  # the benchmark's longer runs: benchmarks/public_space/load.py
 COUNTRIES = [
     ("Spain", "Madrid"),
     ("France", "Paris"),
