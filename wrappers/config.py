@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ class AppConfig:
     onnx_block_size: int = DEFAULT_INT4_BLOCK_SIZE  # int4 builds: weights per quantization scale
     data_dir: Path = ROOT / "data"
     tracking_uri: str | None = None  # None: SQLite in data_dir
-    scratch_dir: Path | None = None  # ONNX builds' scratch files; None: in data_dir
+    scratch_dir: Path | None = None  # ONNX builds and their scratch files; None: in data_dir
     hub_cache: Path | None = None  # Hugging Face downloads; None: huggingface_hub's own (HF_HOME)
     space_id: str | None = None  # the Hugging Face Space this app runs on, if any
     persistent_dir: Path | None = None  # the host's persistent storage, when mounted (a Space's /data)
@@ -206,7 +207,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         onnx_block_size=args.onnx_block_size,
         data_dir=args.data_dir,
         tracking_uri=args.tracking_uri,
-        scratch_dir=ROOT / "data" if storage else None,
+        scratch_dir=Path(tempfile.gettempdir()) / "phi3-compare" if storage else None,  # the wiped disk
         hub_cache=_hub_cache(storage, env),
         space_id=env.get("SPACE_ID") or None,
         persistent_dir=storage,
