@@ -170,3 +170,12 @@ def _wait_for_health(url: str, process: subprocess.Popen, timeout: float = 180) 
                 return
         time.sleep(0.5)
     raise TimeoutError(f"mlflow server did not answer at {url} within {timeout} s")
+
+
+def test_a_space_installs_the_cpu_build_of_the_pinned_torch():
+    """pre-requirements.txt (read by a Space only) pins the CPU build of requirements.txt's torch."""
+    required = (ROOT / "requirements.txt").read_text().splitlines()
+    before = (ROOT / "pre-requirements.txt").read_text().splitlines()
+    (torch,) = [line for line in required if line.startswith("torch==")]
+    assert f"{torch}+cpu" in before and "--extra-index-url https://download.pytorch.org/whl/cpu" in before
+    assert not [line for line in required if line.startswith("-")]  # no index where start.sh installs
