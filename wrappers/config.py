@@ -31,10 +31,9 @@ TRANSFORMERS_DTYPES = ("auto", "float32", "bfloat16", "float16")
 SPACE_STORAGE = Path("/data")  # where a Space's persistent storage is mounted, once it is enabled
 REMOTE_SCHEMES = ("http", "https", "databricks")  # tracking servers: they keep the artifacts too
 STORAGE_NOTICE = (
-    "This Space keeps no records across restarts: its disk is wiped at every restart, so both models "
-    "are logged again and every trace, vote, batch and leaderboard rating is lost. To keep them, "
-    "enable persistent storage in the Space's settings (used at once, at /data), or set "
-    "MLFLOW_TRACKING_URI to a remote MLflow tracking server; see docs/space.md."
+    "This Space keeps no records across restarts: every trace, vote, batch and leaderboard rating is "
+    "lost, and both models are logged again. To keep them, enable persistent storage in the Space's "
+    "settings, or set MLFLOW_TRACKING_URI to an MLflow tracking server (see docs/space.md)."
 )
 
 
