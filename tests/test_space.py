@@ -68,6 +68,7 @@ def test_a_space_without_persistent_storage_says_so_in_the_log_and_at_the_top_of
 ):
     env = SPACE | {"PHI3_PERSISTENT_DIR": str(tmp_path / "no-persistent-storage")}
     with app_server(store_dir, "space-wiped", env) as (url, _), browser_page(url, 900) as page:
+        assert "storage-notice" in httpx.get(f"{url}config").text  # what the restart tests check is absent
         notice = page.locator("#storage-notice")
         expect(notice).to_contain_text("keeps no records across restarts", timeout=30_000)
         expect(notice).to_contain_text("enable persistent storage")
