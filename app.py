@@ -39,10 +39,12 @@ def build_app(
     recorder: Recorder | None = None,
     fidelity: bool = True,
     admins: frozenset[str] = frozenset(),
+    notice: str | None = None,
 ) -> gr.Blocks:
     """The Blocks UI plus the named API endpoints. Loads no model.
 
-    `admins` (user names) see everyone's history; everyone else sees their own.
+    `admins` (user names) see everyone's history; everyone else sees their own. `notice`: a warning
+    shown at the top of the page (a Space whose records will not survive a restart).
     """
     comparer = Comparer(backends, limits or Limits(), recorder, fidelity, startup)
     arena = Arena(SIDES)
@@ -53,6 +55,8 @@ def build_app(
             "**onnx** pyfunc.",
             elem_id="header",
         )
+        if notice:
+            gr.Markdown(f"⚠️ **{notice}**", elem_id="storage-notice")
         status = gr.Markdown(elem_id="startup-status")
         with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat"):
@@ -100,13 +104,18 @@ def main(argv: list[str] | None = None) -> None:
 
     config = load_config(argv)
     startup = Startup(list(SIDES))
+    startup.log(f"Records: {config.records_location}")
+    if config.storage_notice:
+        startup.log(f"WARNING: {config.storage_notice}")
     backends = build_backends(config, progress=startup.log)
     if config.log_only:  # e.g. a Space's build step or a server image: register, then exit
         raise SystemExit(0 if load_all(backends, startup) else 1)
     import_evaluation_flavors()  # before any other thread imports
     warm_up(backends, startup)
     recorder = Recorder(config.spool_dir)
-    demo = build_app(backends, startup, config.limits, recorder, config.fidelity, config.admin_users)
+    demo = build_app(
+        backends, startup, config.limits, recorder, config.fidelity, config.admin_users, config.storage_notice
+    )
     demo.queue(default_concurrency_limit=config.limits.concurrency, max_size=config.limits.queue_size)
     queue_share(config.limits).install(demo)
     export_trusted_proxies(config.trusted_proxies)  # the client address, for the share and the login throttle

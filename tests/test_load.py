@@ -2,7 +2,7 @@
 
 Also the guards for a public server: optional login with a back-off, a bounded queue
 that refuses a flood with a message, chat beside a running batch, and a SIGKILL under
-load that loses no answered comparison. Longer versions: `benchmarks/public_space.py`.
+load that loses no answered comparison. Longer versions: `benchmarks/public_space/load.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from benchmarks.public_space.users import user_client
 from tests.conftest import app_server
 from wrappers.config import Limits
 
-USERS = 12  # the benchmark's longer runs: benchmarks/public_space.py
+USERS = 12  # the benchmark's longer runs: benchmarks/public_space/load.py
 COUNTRIES = [
     ("Spain", "Madrid"),
     ("France", "Paris"),
