@@ -1,7 +1,10 @@
 """Batch comparison: many prompts through both models, a table, statistics and a plot.
 
 The whole batch is logged as one MLflow run (parameters, metrics, the table
-via `mlflow.log_table`, the plot and a CSV), so it can be browsed later.
+via `mlflow.log_table`, the plot and a CSV), so it can be browsed later. The run
+opens before the first row and is ended explicitly (FINISHED, KILLED or FAILED,
+tagged with why), so a process that dies leaves it RUNNING for the next start to
+end (`compare.interrupted`).
 """
 
 from __future__ import annotations
