@@ -39,7 +39,7 @@ from compare.batch import (
 )
 from compare.comparison import compare_stream
 from compare.fidelity import Scored, score
-from compare.interrupted import Journal, Lease, process_tags
+from compare.interrupted import Journal, Lease, log_journal, process_tags
 from compare.traces import Request, logged_model_id, write_trace
 from wrappers.backend import Backend
 from wrappers.errors import public_text
@@ -100,6 +100,9 @@ def run_batch(
         return _finish(batch, compared, run_id, journal, out_dir, abandoned)
     except Exception as exc:
         with contextlib.suppress(Exception):  # the store itself may be what failed
+            if "prompts" not in MlflowClient().get_run(run_id).data.metrics:  # the rows are not logged yet
+                log_journal(run_id, journal.path.parent if journal.path else None, len(batch.prompts))
+                journal.remove()
             reason = public_text(f"{type(exc).__name__}: {exc}")[:500]
             end_batch_run(run_id, "FAILED", {"ended": "failed", "ended.reason": reason})
         raise

@@ -147,28 +147,31 @@ def _end(run, lease: Lease) -> None:
 
 def _end_batch(run, lease: Lease) -> None:
     """Log the journaled rows (if the table was not logged yet), then end the run KILLED, saying why."""
-    run_id, journal = run.info.run_id, Journal(lease.journals, run.info.run_id)
-    rows, total = journal.rows(), run.data.tags.get("prompts.total", "?")
-    if rows:
-        table = pd.DataFrame(rows)
-        stats = summarize(table) | {
-            "unanswered_prompts": float(int(total) - len(rows)) if total != "?" else 0.0
-        }
-        with tempfile.TemporaryDirectory(prefix="interrupted-") as folder:
-            log_batch_run(run_id, table, stats, Path(folder))
-        during, kept = "rows", len(rows)
-    else:  # the table was logged already (the evaluation was running), or no row was answered
-        kept = int(run.data.metrics.get("prompts", 0))
-        during = "evaluation" if "prompts" in run.data.metrics else "rows"
+    run_id, total = run.info.run_id, run.data.tags.get("prompts.total", "?")
+    logged = "prompts" in run.data.metrics  # the table was logged: the evaluation was running
+    kept = int(run.data.metrics["prompts"]) if logged else log_journal(run_id, lease.journals, total)
     what = (
         f"during the evaluation, after all {kept} answered rows were logged"
-        if during == "evaluation"
+        if logged
         else f"after {kept} of {total} prompts; the answered rows are logged"
     )
     reason = f"The app process ({_who(run)}) died {what}. No evaluation verdict."
+    during = "evaluation" if logged else "rows"
     tags = {"ended": INTERRUPTED, "interrupted_at_row": str(kept), "interrupted_during": during}
     end_batch_run(run_id, "KILLED", tags | {"ended.reason": reason})
-    journal.remove()
+    Journal(lease.journals, run_id).remove()
+
+
+def log_journal(run_id: str, journals: Path | None, total: int | str) -> int:
+    """Log a batch's journaled rows into its run, as a finished batch's are; return how many."""
+    rows = Journal(journals, run_id).rows()
+    if rows:
+        table = pd.DataFrame(rows)
+        unanswered = float(int(total) - len(rows)) if str(total).isdigit() else None
+        stats = summarize(table) | ({"unanswered_prompts": unanswered} if unanswered is not None else {})
+        with tempfile.TemporaryDirectory(prefix="interrupted-") as folder:
+            log_batch_run(run_id, table, stats, Path(folder))
+    return len(rows)
 
 
 def _who(run) -> str:

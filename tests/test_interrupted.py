@@ -21,11 +21,13 @@ import mlflow
 import pytest
 
 from compare.acceptance import Thresholds
-from compare.batch import recent_batches
+from compare.batch import read_prompts, recent_batches
+from compare.evaluation import Batch, run_batch
 from compare.interrupted import Lease, end_interrupted, process_tags
 from tests.conftest import app_server
 from tests.test_abandoned import WAIT_S, call, wait_for_batch_run
 from ui import tables
+from wrappers import GenerationOptions
 from wrappers.config import ROOT, child_env
 from wrappers.registry import EXPERIMENT
 
@@ -183,3 +185,15 @@ def test_a_live_siblings_runs_are_kept_and_a_dead_ones_are_ended(store_dir, tmp_
         sibling.kill()
         if ids:
             mlflow.MlflowClient().set_terminated(ids[-1], "FINISHED")
+
+
+def test_a_batch_that_fails_ends_failed_saying_why(backends, tmp_path):
+    """A batch that raises does not stay RUNNING either (here: a pane the table needs is missing)."""
+    source = f"fails-{time.time_ns()}.csv"
+    (tmp_path / source).write_text("prompt\nWhat is the capital of Spain?\n")
+    batch = Batch(read_prompts(tmp_path / source), source, source, GenerationOptions(max_tokens=4))
+    with pytest.raises(KeyError):
+        run_batch({"transformers": backends["transformers"]}, batch, tmp_path)
+    run = batch_run(source)
+    assert run.info.status == "FAILED" and run.data.tags["ended"] == "failed"
+    assert run.data.tags["ended.reason"] == "KeyError: 'onnx'"
