@@ -7,12 +7,14 @@ Decisions live in `wrappers` and `compare`, the tabs and formatting in `ui`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import gradio as gr
 from starlette.middleware import Middleware
 
 from compare.arena import Arena
+from compare.interrupted import end_interrupted
 from compare.recorder import Recorder
 from compare.service import Comparer
 from ui.api import SIDES, described, register_api
@@ -113,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     import_evaluation_flavors()  # before any other thread imports
     warm_up(backends, startup)
     recorder = Recorder(config.spool_dir)
+    threading.Thread(
+        target=end_interrupted, args=(recorder.lease,), name="end-interrupted", daemon=True
+    ).start()
     demo = build_app(
         backends, startup, config.limits, recorder, config.fidelity, config.admin_users, config.storage_notice
     )

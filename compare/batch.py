@@ -1,7 +1,10 @@
 """Batch comparison: many prompts through both models, a table, statistics and a plot.
 
 The whole batch is logged as one MLflow run (parameters, metrics, the table
-via `mlflow.log_table`, the plot and a CSV), so it can be browsed later.
+via `mlflow.log_table`, the plot and a CSV), so it can be browsed later. The run
+opens before the first row and is ended explicitly (FINISHED, KILLED or FAILED,
+tagged with why), so a process that dies leaves it RUNNING for the next start to
+end (`compare.interrupted`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from threading import Event
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
 from wrappers.options import GenerationOptions
 from wrappers.registry import EXPERIMENT
@@ -182,37 +187,46 @@ def latency_figure(table: pd.DataFrame):
     return figure
 
 
-def log_batch_run(
-    table: pd.DataFrame,
-    stats: dict[str, float],
-    options: GenerationOptions,
-    models: dict[str, str],
-    source: str,
-    out_dir: Path,
-    owner: str = "",
-    abandoned: str | None = None,
-) -> str:
-    """Log the batch as one MLflow run, tagged with its owner (see records.owner_id); return its id.
+def start_batch_run(source: str, owner: str, total: int, process: dict[str, str]) -> str:
+    """Open the batch's MLflow run before its first row, tagged with its owner and process; its id.
 
-    The CSV (formula-safe, see `results_csv`) is also left in `out_dir` for download. A batch
-    whose client went away ends KILLED, tagged `abandoned` with the reason.
+    It stays RUNNING while the rows are answered and evaluated; if the process dies meanwhile,
+    the next start ends it (see `compare.interrupted`).
     """
-    mlflow.set_experiment(EXPERIMENT)
-    figure = latency_figure(table)
+    experiment = mlflow.set_experiment(EXPERIMENT)
+    tags = {"kind": "batch", "source": source, "owner": owner, "prompts.total": str(total)} | process
+    run = MlflowClient().create_run(experiment.experiment_id, tags=tags, run_name=f"batch: {source}")
+    return run.info.run_id
+
+
+def log_batch_params(run_id: str, options: GenerationOptions, models: dict[str, str]) -> None:
+    """The models and settings, logged once the first row has named the models."""
+    params = {**{f"model.{s}": m for s, m in models.items()}, **_settings(options)}
+    MlflowClient().log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+
+
+def log_batch_run(run_id: str, table: pd.DataFrame, stats: dict[str, float], out_dir: Path) -> None:
+    """Log the answered rows into the batch's run: metrics, the table, the plot and the CSV.
+
+    The CSV (formula-safe, see `results_csv`) is also left in `out_dir` for download. The run
+    is not ended here: `end_batch_run` does that.
+    """
+    client, figure = MlflowClient(), latency_figure(table)
     csv_file = out_dir / "batch_results.csv"
     csv_file.write_text(results_csv(table), encoding="utf-8")
-    tags = {"kind": "batch", "source": source, "owner": owner} | (
-        {"abandoned": abandoned} if abandoned else {}
-    )
-    with mlflow.start_run(run_name=f"batch: {source}", tags=tags) as run:
-        mlflow.log_params({**{f"model.{s}": m for s, m in models.items()}, **_settings(options)})
-        mlflow.log_metrics(stats)
-        mlflow.log_table(table, "batch_results.json")
-        mlflow.log_figure(figure, "latency.png")
-        mlflow.log_artifact(str(csv_file))
-        if abandoned:
-            mlflow.end_run("KILLED")  # ended in one step: nobody sees it FINISHED first
-    return run.info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in stats.items()])
+    client.log_table(run_id, table, "batch_results.json")
+    client.log_figure(run_id, figure, "latency.png")
+    client.log_artifact(run_id, str(csv_file))
+
+
+def end_batch_run(run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    """End a run FINISHED, KILLED or FAILED, with the tags that say why."""
+    client = MlflowClient()
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
+    client.set_terminated(run_id, status)
 
 
 def results_csv(table: pd.DataFrame) -> str:
@@ -256,7 +270,10 @@ def recent_batches(owner: str | None, limit: int = 50) -> pd.DataFrame:
     keep = [
         "run_id",
         "start_time",
+        "status",
         "tags.mlflow.runName",
+        "tags.fidelity.verdict",
+        "tags.ended.reason",
         "metrics.prompts",
         "metrics.agreement_rate",
         "metrics.transformers_median_latency_s",

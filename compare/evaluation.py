@@ -24,19 +24,29 @@ from threading import Event
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Feedback
+from mlflow import MlflowClient
+from mlflow.entities import Feedback, Param
 from mlflow.genai.scorers import scorer
 
 from compare.acceptance import Acceptance, Thresholds, accept, tag_export
-from compare.batch import answer_all, log_batch_run, summarize
+from compare.batch import (
+    answer_all,
+    end_batch_run,
+    log_batch_params,
+    log_batch_run,
+    start_batch_run,
+    summarize,
+)
 from compare.comparison import compare_stream
 from compare.fidelity import Scored, score
+from compare.interrupted import Journal, Lease, log_journal, process_tags
 from compare.traces import Request, logged_model_id, write_trace
 from wrappers.backend import Backend
+from wrappers.errors import public_text
 from wrappers.options import GenerationOptions
 from wrappers.results import Result
 
-Compared = tuple[dict[str, Result], Scored, int]  # both results, the fidelity, the start (ns)
+Compared = tuple[dict[str, Result], Scored, int, dict]  # both results, the fidelity, the start (ns), the row
 Progress = Callable[[int, int], None]  # (prompts done, prompts in all)
 
 
@@ -52,6 +62,7 @@ class Batch:
     time_limit_s: float | None = None  # per prompt
     deadline: float | None = None  # time.monotonic() after which no new prompt is started
     owner: str = ""  # who ran it (see records.owner_id), tagged on the run
+    lease: Lease | None = None  # the app's: where rows are journaled; None, only tagged with the pid
 
 
 @dataclass(frozen=True)
@@ -74,10 +85,31 @@ def run_batch(
 ):
     """Compare every prompt, evaluate both packagings in MLflow, and accept or reject the export.
 
-    Each prompt (answers and fidelity) runs inside `lane()`, which lets chat requests go first.
-    Once `abandoned` is set (the client went away), no new prompt starts; the rows answered
-    are logged in a run marked abandoned, with no evaluation and no verdict on the export.
+    The batch's run is open from the start, and each row is journaled before it is reported
+    (`compare.interrupted`), so a crash loses no answered row. Each prompt runs inside
+    `lane()`, which lets chat requests go first. Once `abandoned` is set (the client went
+    away), no new prompt starts; the rows answered are logged in a run ended KILLED and tagged
+    `abandoned`, with no evaluation and no verdict. An error ends the run FAILED, saying why.
     """
+    lease = batch.lease
+    process = lease.tags if lease else process_tags()
+    run_id = start_batch_run(batch.source, batch.owner, len(batch.prompts), process)
+    journal = Journal(lease.journals if lease else None, run_id)
+    try:
+        compared = _answer(backends, batch, run_id, journal, progress, lane, abandoned)
+        return _finish(batch, compared, run_id, journal, out_dir, abandoned)
+    except Exception as exc:
+        with contextlib.suppress(Exception):  # the store itself may be what failed
+            if "prompts" not in MlflowClient().get_run(run_id).data.metrics:  # the rows are not logged yet
+                log_journal(run_id, journal.path.parent if journal.path else None, len(batch.prompts))
+                journal.remove()
+            reason = public_text(f"{type(exc).__name__}: {exc}")[:500]
+            end_batch_run(run_id, "FAILED", {"ended": "failed", "ended.reason": reason})
+        raise
+
+
+def _answer(backends, batch: Batch, run_id: str, journal: Journal, progress, lane, abandoned) -> list:
+    """Both answers and the fidelity of each prompt, as (results, scored, started, row)."""
     compared: list[Compared] = []
 
     def compare(messages):
@@ -86,31 +118,41 @@ def run_batch(
             *_, results = compare_stream(
                 backends, {side: messages for side in backends}, batch.options, batch.time_limit_s
             )
-            compared.append((results, score(backends, results, batch.options), started))
+            compared.append((results, score(backends, results, batch.options), started, {}))
         return results
 
-    rows = []
     for i, row in answer_all(batch.prompts, compare, batch.deadline, abandoned):
-        rows.append(row | fidelity_columns(compared[i][1]))
+        compared[i][3].update(row | fidelity_columns(compared[i][1]))
+        journal.add(compared[i][3])  # on disk before it is reported
+        if i == 0:
+            models = {side: f"{r.model.name}/{r.model.version}" for side, r in compared[0][0].items()}
+            log_batch_params(run_id, batch.options, models)
         if progress is not None:
             progress(i + 1, len(batch.prompts))
-    table = pd.DataFrame(rows)
+    return compared
+
+
+def _finish(batch: Batch, compared: list, run_id: str, journal: Journal, out_dir: Path, abandoned):
+    """Log the rows; unless the client went away, evaluate both sides and give the verdict."""
+    table = pd.DataFrame([c[3] for c in compared])
     acceptance = accept(table, batch.thresholds)
     stats = summarize(table) | _acceptance_metrics(acceptance)
-    stats["unanswered_prompts"] = float(len(batch.prompts) - len(rows))
-    first = compared[0][0]
-    models = {side: f"{r.model.name}/{r.model.version}" for side, r in first.items()}
-    gone = abandoned is not None and abandoned.is_set() and len(rows) < len(batch.prompts)
-    note = f"the client went away after {len(rows)} of {len(batch.prompts)} prompts" if gone else None
-    run_id = log_batch_run(table, stats, batch.options, models, batch.source, out_dir, batch.owner, note)
+    stats["unanswered_prompts"] = float(len(batch.prompts) - len(table))
+    log_batch_run(run_id, table, stats, out_dir)
+    journal.remove()  # the run holds the rows now
     csv = str(out_dir / "batch_results.csv")
-    if gone:
+    if abandoned is not None and abandoned.is_set() and len(table) < len(batch.prompts):
+        note = f"the client went away after {len(table)} of {len(batch.prompts)} prompts"
+        end_batch_run(run_id, "KILLED", {"abandoned": note, "ended": "abandoned", "ended.reason": note})
         return BatchOutcome(table, stats, run_id, {}, acceptance, csv)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags({"fidelity.verdict": acceptance.verdict, "fidelity.dataset": batch.dataset})
-        mlflow.log_params(_threshold_params(batch.thresholds))
-    runs = evaluate_sides(batch.prompts.iloc[: len(rows)], compared, batch.options, run_id)
+    client = MlflowClient()
+    client.set_tag(run_id, "fidelity.verdict", acceptance.verdict)
+    client.set_tag(run_id, "fidelity.dataset", batch.dataset)
+    client.log_batch(run_id, params=[Param(k, v) for k, v in _threshold_params(batch.thresholds).items()])
+    runs = evaluate_sides(batch.prompts.iloc[: len(table)], compared, batch.options, run_id, batch.lease)
+    first = compared[0][0]
     tag_export(first["onnx"], first["transformers"], acceptance, batch.dataset, run_id)
+    end_batch_run(run_id, "FINISHED")
     return BatchOutcome(table, stats, run_id, runs, acceptance, csv)
 
 
@@ -136,19 +178,23 @@ def fidelity_columns(scored: Scored) -> dict:
 
 
 def evaluate_sides(
-    prompts: pd.DataFrame, compared: list[Compared], options: GenerationOptions, parent_run_id: str
+    prompts: pd.DataFrame,
+    compared: list[Compared],
+    options: GenerationOptions,
+    parent_run_id: str,
+    lease: Lease | None = None,
 ) -> dict[str, str]:
     """One `mlflow.genai.evaluate` run per side, nested under the batch run; return their ids."""
     data = [_eval_row(i, record) for i, record in enumerate(prompts.to_dict("records"))]
     has_expected = prompts["expected"].notna().any()
-    runs = {}
+    runs, process = {}, lease.tags if lease else process_tags()
     with _one_row_at_a_time(), mlflow.start_run(run_id=parent_run_id):
         for side in compared[0][0]:
             results = [c[0][side] for c in compared]
             model_id = logged_model_id(results[0].model)
             chosen = _scorers(side, has_expected)
             with mlflow.start_run(
-                run_name=f"evaluate {side}", nested=True, tags={"kind": "evaluation"}
+                run_name=f"evaluate {side}", nested=True, tags={"kind": "evaluation"} | process
             ) as run:
                 mlflow.set_tag("side", side)
                 mlflow.genai.evaluate(
@@ -169,7 +215,7 @@ def _replay(side: str, compared: list[Compared], options: GenerationOptions) -> 
     """predict_fn: this side's answer to row `row`, traced with its real timings and usage."""
 
     def predict(row: int, prompt: str) -> str:
-        results, scored, started_ns = compared[row]
+        results, scored, started_ns, _ = compared[row]
         result = results[side]
         other = next(r for s, r in results.items() if s != side)
         request = Request(

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from compare.interrupted import Lease
 from compare.spool import Entry, Spool
 from compare.traces import Request, export_synchronously, search, trace_payload, write_payload
 from wrappers.errors import public_text
@@ -31,6 +32,7 @@ class Recorder:
     def __init__(self, spool_dir: Path, max_wait_s: float = 10.0) -> None:
         export_synchronously()
         self.spool = Spool(spool_dir)
+        self.lease = Lease(spool_dir)  # this process's runs, and where its batches journal rows
         self._failures: Counter[int] = Counter()  # spool entry id -> failed attempts here
         self._write_lock = threading.Lock()
         self._idle = threading.Condition()

@@ -58,7 +58,9 @@ def _batch_form() -> BatchForm:
         "built-in set. Both models answer every prompt (greedy, 64 new tokens), and the ONNX answers "
         "are scored against the transformers ones (teacher-forced KL). The batch is one MLflow run, with "
         "an MLflow GenAI evaluation per packaging under it, and ends with *accept* or *reject* for the "
-        "ONNX packaging, tagged on its model version."
+        "ONNX packaging, tagged on its model version. Each answered row is kept on disk at once: if the "
+        "app stops during a batch, its next start logs the rows answered in the batch's run and ends "
+        "it *KILLED*, and the History tab says where it stopped."
     )
     with gr.Row():
         upload = gr.File(label="Prompts (CSV or JSONL)", file_types=[".csv", ".jsonl"], elem_id="batch-file")
@@ -185,6 +187,7 @@ def run_batch(
         limits.request_timeout_s,
         deadline=time.monotonic() + limits.batch_timeout_s,
         owner=asker.owner,
+        lease=comparer.recorder.lease if comparer.recorder else None,
     )
 
     outcome = evaluate_batch(

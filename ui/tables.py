@@ -57,16 +57,21 @@ def comparisons(table: pd.DataFrame) -> gr.Dataframe:
 
 
 def batches(table: pd.DataFrame) -> gr.Dataframe:
-    """History: one row per batch run, with its verdict and median times."""
+    """History: one row per batch run, with its status, verdict and median times, and why it ended early.
+
+    An interrupted batch (the app died) shows KILLED and where it stopped; a running one, RUNNING.
+    """
     columns = {
         "start_time": ("Started (UTC)", _time),
         "run_id": ("Run", short_id),
         "tags.mlflow.runName": ("Batch", str),
+        "status": ("Status", str),
         "tags.fidelity.verdict": ("ONNX verdict", str),
         "metrics.prompts": ("Prompts", _count),
         "metrics.agreement_rate": ("Same answers (%)", _percent),
         "metrics.transformers_median_latency_s": ("transformers median (ms)", _ms),
         "metrics.onnx_median_latency_s": ("onnx median (ms)", _ms),
+        "tags.ended.reason": ("What happened", str),
     }
     return _shown(table, columns)
 
