@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.engines import prompt_of_length
-from benchmarks.shaped_model import CACHE, build_shaped_model
+from benchmarks.shaped_model import build_shaped_model
 from compare.comparison import SCHEDULES, compare_stream
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.backend import Backend, Messages
@@ -61,21 +61,22 @@ def arrivals(
     }
 
 
-def shaped_backends(layers: int, shape: dict | None = None, root: Path = CACHE) -> dict[str, Backend]:
-    """Both MLflow packagings of a shaped checkpoint, logged on first use into a store under `root`."""
-    name = f"shaped-{layers}" if shape is None else f"shaped-{layers}-narrow"
-    checkpoint = build_shaped_model(layers, root / name, shape)
-    config = AppConfig(checkpoint=checkpoint, model_prefix=name, data_dir=root / f"{name}-store")
+def shaped_backends(checkpoint: Path) -> dict[str, Backend]:
+    """Both MLflow packagings of a shaped checkpoint, logged on first use into a store beside it."""
+    config = AppConfig(
+        checkpoint=checkpoint, model_prefix=checkpoint.name, data_dir=Path(f"{checkpoint}-store")
+    )
     backends = build_backends(config, progress=lambda message: None)
     for backend in backends.values():
         backend.model_ref()  # loaded now, not inside the first measurement
     return backends
 
 
-def prompt_messages(checkpoint_tokenizer: Path, tokens: int) -> Messages:
+def prompt_messages(checkpoint: Path, tokens: int) -> Messages:
+    """A user message whose chat-templated prompt is exactly `tokens` long for `checkpoint`."""
     import transformers
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(checkpoint_tokenizer))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(checkpoint))
     return prompt_of_length(tokenizer, tokens).messages
 
 
@@ -116,10 +117,11 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    backends = shaped_backends(args.layers)
+    checkpoint = build_shaped_model(args.layers)
+    backends = shaped_backends(checkpoint)
     options = GenerationOptions(max_tokens=args.new_tokens)
     for tokens in args.prompt_tokens:
-        messages = prompt_messages(CACHE / f"shaped-{args.layers}", tokens)
+        messages = prompt_messages(checkpoint, tokens)
         runs = measure(backends, messages, options, args.repeats)
         print(f"\n{args.layers}-layer shaped model, {tokens}-token prompt, {args.new_tokens} new tokens, "
               f"medians of {args.repeats}:")  # fmt: skip

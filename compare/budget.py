@@ -45,8 +45,8 @@ def over_time(
         count = speed and backends[side].prompt_tokens(messages)
         if speed and count:
             speeds[side], tokens[side] = speed, count
-    if not speeds:
-        return None
+    if not speeds or any(_too_long(backends[side], tokens[side]) for side in tokens):
+        return None  # nothing known, or the token limit's own refusal is the one that helps
     expected = {side: speeds[side].seconds(tokens[side], options.max_tokens) for side in speeds}
     if sum(expected.values()) <= time_limit_s:
         return None
@@ -100,6 +100,11 @@ def refused(backends: Mapping[str, Backend], message: str) -> dict[str, Result]:
         side: Result(model=backend.model_ref(), error=message, done=True)
         for side, backend in backends.items()
     }
+
+
+def _too_long(backend: Backend, tokens: int) -> bool:
+    limit = getattr(backend, "max_prompt_tokens", None)
+    return limit is not None and tokens > limit
 
 
 def _speed(backend: Backend) -> Speed | None:
