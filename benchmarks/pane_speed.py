@@ -27,6 +27,7 @@ from benchmarks.shaped_model import build_shaped_model
 from compare.comparison import SCHEDULES, compare_stream
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.backend import Backend, Messages
+from wrappers.startup import measure_pace
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ def main() -> None:
     args = parser.parse_args()
     checkpoint = build_shaped_model(args.layers)
     backends = shaped_backends(checkpoint)
+    for side, backend in backends.items():  # the app's own warm-up, and what it logs
+        print(f"{side}: {measure_pace(backend)}")
     options = GenerationOptions(max_tokens=args.new_tokens)
     for tokens in args.prompt_tokens:
         messages = prompt_messages(checkpoint, tokens)

@@ -13,8 +13,9 @@ import pytest
 
 from compare.budget import over_time
 from wrappers import GenerationOptions
-from wrappers.pace import Pace, Speed, measure_pace
+from wrappers.pace import Pace, Speed
 from wrappers.results import Latency, Result, Usage
+from wrappers.startup import measure_pace
 
 QUESTION = [{"role": "user", "content": "What is the capital of Spain?"}]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.fullscale import NARROW
+from benchmarks.fullscale.rehearsal import NARROW
 from benchmarks.pane_speed import arrivals, prompt_messages, shaped_backends, table
 from benchmarks.shaped_model import build_shaped_model
 from compare.comparison import SHARED, TURNS, compare_stream

@@ -27,7 +27,7 @@ from tests.test_chat_ui import send as send_and_wait
 from ui.panels import run_batch
 from wrappers.config import Limits
 from wrappers.options import MAX_NEW_TOKENS_LIMIT
-from wrappers.pace import measure_pace
+from wrappers.startup import measure_pace
 
 QUESTION = "What is the capital of Spain?"
 MOST = MAX_NEW_TOKENS_LIMIT

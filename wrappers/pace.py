@@ -1,7 +1,7 @@
 """How fast a backend runs on this machine: its prefill and decode speed, a running estimate.
 
-Measured once when the model loads (`measure_pace`: a warm-up request of known size,
-named in the start-up log), then updated from every answer it finishes (`stream_result`
+Measured once when the model loads (`startup.measure_pace`: a warm-up request of known
+size, named in the start-up log), then updated from every answer it finishes (`stream_result`
 feeds it). Both figures are seconds of the side's own compute per token, read from the
 same clocks as the panes' figures: prefill from the time to the first token over the
 prompt's tokens, decode from the time after it over the tokens after the first.
@@ -82,24 +82,3 @@ class Pace:
 
     def _add(self, sums: tuple[float, float], seconds: float, tokens: int) -> tuple[float, float]:
         return (sums[0] * self._decay + seconds, sums[1] * self._decay + tokens)
-
-
-def measure_pace(backend) -> str:
-    """Time a warm-up request of known size on `backend`, which its `Pace` starts from; say what it found.
-
-    A first one-token request pays the one-off costs (allocations, the first graph run)
-    that no later request pays, and is then forgotten.
-    """
-    from wrappers.backend import run  # backend.py imports this module
-    from wrappers.options import GenerationOptions
-
-    messages = [{"role": "user", "content": WARM_UP_PROMPT}]
-    run(backend, messages, GenerationOptions(max_tokens=1))
-    backend.pace.forget()
-    result = run(backend, messages, GenerationOptions(max_tokens=WARM_UP_TOKENS))
-    size = f"{result.usage.prompt_tokens}-token prompt, {result.usage.completion_tokens} new tokens"
-    speed = backend.pace.speed()
-    if speed is None:
-        reason = result.error or "its answer was too short to time decoding"
-        return f"speed not measured on the warm-up request ({size}): {reason}"
-    return f"{speed.describe()} (warm-up request: {size}, {result.latency.total_s:.2f} s)"

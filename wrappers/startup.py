@@ -12,8 +12,9 @@ import threading
 import time
 from collections.abc import Mapping
 
-from wrappers.backend import Backend
-from wrappers.pace import measure_pace
+from wrappers.backend import Backend, run
+from wrappers.options import GenerationOptions
+from wrappers.pace import WARM_UP_PROMPT, WARM_UP_TOKENS
 
 
 class Startup:
@@ -81,3 +82,21 @@ def _measured(backend: Backend) -> str:
         return measure_pace(backend)
     except Exception as exc:  # the model still serves; only the up-front time check waits for an answer
         return f"speed not measured: the warm-up request failed ({exc})"
+
+
+def measure_pace(backend) -> str:
+    """Time a warm-up request of known size on `backend`, which its `Pace` starts from; say what it found.
+
+    A first one-token request pays the one-off costs (allocations, the first graph run)
+    that no later request pays, and is then forgotten.
+    """
+    messages = [{"role": "user", "content": WARM_UP_PROMPT}]
+    run(backend, messages, GenerationOptions(max_tokens=1))
+    backend.pace.forget()
+    result = run(backend, messages, GenerationOptions(max_tokens=WARM_UP_TOKENS))
+    size = f"{result.usage.prompt_tokens}-token prompt, {result.usage.completion_tokens} new tokens"
+    speed = backend.pace.speed()
+    if speed is None:
+        reason = result.error or "its answer was too short to time decoding"
+        return f"speed not measured on the warm-up request ({size}): {reason}"
+    return f"{speed.describe()} (warm-up request: {size}, {result.latency.total_s:.2f} s)"
