@@ -254,7 +254,7 @@ CRASH = textwrap.dedent("""
 
     config = AppConfig(data_dir=Path(sys.argv[1]))
     recorder = Recorder(config.spool_dir, max_wait_s=3600)
-    comparer = Comparer(build_backends(config, progress=lambda m: None), patient_limits(), recorder)
+    comparer = Comparer(build_backends(config, progress=lambda m: None), Limits(), recorder)
     conversation = [{"role": "user", "content": "What is the capital of Spain?"}]
     with recorder.generating():  # as if other users kept the models busy: no trace is written yet
         for comparison_id in sys.argv[2:]:
