@@ -37,6 +37,7 @@ from compare.batch import (
     start_batch_run,
     summarize,
 )
+from compare.budget import over_time, refused
 from compare.comparison import compare_stream
 from compare.fidelity import Scored, score
 from compare.interrupted import Journal, Lease, log_journal, process_tags
@@ -114,10 +115,12 @@ def _answer(backends, batch: Batch, run_id: str, journal: Journal, progress, lan
 
     def compare(messages):
         with lane():
-            started = time.time_ns()
-            *_, results = compare_stream(
-                backends, {side: messages for side in backends}, batch.options, batch.time_limit_s
-            )
+            started, conversations = time.time_ns(), {side: messages for side in backends}
+            refusal = over_time(backends, conversations, batch.options, batch.time_limit_s)
+            if refusal:  # this row's error; the next prompt may fit
+                results = refused(backends, refusal)
+            else:
+                *_, results = compare_stream(backends, conversations, batch.options, batch.time_limit_s)
             compared.append((results, score(backends, results, batch.options), started, {}))
         return results
 

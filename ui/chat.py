@@ -196,18 +196,18 @@ def _wire_comparisons(comparer: Comparer, shown: Shown, buttons: Buttons, settin
     generate = chat_handler(comparer, shown, stops)
     asked = [prompt, *settings, scoring, turns]
     for trigger in (b.send.click, prompt.submit):
-        trigger(check, [prompt, *settings], None, concurrency_limit=None, **private).success(
+        trigger(check, [prompt, *settings, turns], None, concurrency_limit=None, **private).success(
             generate, asked, shown.all(), **run, **private
         )
     b.retry.click(take_last_prompt, turns, [prompt, turns], **private).success(
-        check, [prompt, *settings], None, concurrency_limit=None, **private
+        check, [prompt, *settings, turns], None, concurrency_limit=None, **private
     ).success(generate, asked, shown.all(), **run, **private)
     b.edit.click(take_last_prompt, turns, [prompt, turns], **private).success(
         shown.loaded, turns, shown.all(), **private
     )  # the comparison taken back can no longer be voted on
     for side, button in b.regenerate.items():
         button.click(
-            regenerate_checker(comparer, stops),
+            regenerate_checker(comparer, stops, side),
             [turns, shown.results, *settings],
             None,
             concurrency_limit=None,
