@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -123,6 +124,32 @@ def test_the_app_refuses_up_front_in_a_container_too_small_and_is_never_oom_kill
         assert group.oom_kills() == 0
     assert out.returncode == 1, out.stdout[-2000:]
     assert "needs about" in out.stdout and "under its container's memory limit" in out.stdout
+
+
+@needs_cgroups
+@pytest.mark.usefixtures("backends")  # the tiny models are registered in store_dir: loading takes seconds
+def test_where_memory_is_short_the_limits_are_lowered_and_said_and_both_sides_load(store_dir):
+    """Limits whose KV caches would not fit beside both models: lowered at start-up, in proportion,
+    said in the log, and both sides still load; at the defaults, in the same cgroup, nothing changes."""
+    limit = 3 * GiB
+    huge = {"PHI3_MAX_PROMPT_TOKENS": "400000", "PHI3_MAX_NEW_TOKENS": "100000"}  # 3.8 GiB of KV caches
+    runs = {}
+    for name, env in {"huge": huge, "defaults": {}}.items():
+        with cgroup.memory_cgroup(limit, "test") as group:
+            runs[name] = subprocess.run(
+                [sys.executable, str(ROOT / "app.py"), "--log-only"], cwd=ROOT,
+                env=child_env(store_dir, **env), capture_output=True, text=True, preexec_fn=group.join,
+                timeout=300,
+            )  # fmt: skip
+            assert group.oom_kills() == 0, name
+    for out in runs.values():
+        assert out.returncode == 0 and out.stdout.count(": ready: ") == 2, out.stdout[-2000:]
+    lowered = re.search(r"lowered to prompts of (\d+) tokens and answers of (\d+)", runs["huge"].stdout)
+    assert lowered, runs["huge"].stdout[-2000:]
+    prompt, new = map(int, lowered.groups())
+    assert 256 <= prompt < 400_000 and 64 <= new < 100_000
+    assert abs(prompt / new - 4) < 0.1  # the configured ratio of prompt to answer is kept
+    assert "lowered" not in runs["defaults"].stdout
 
 
 def test_a_build_killed_by_a_signal_is_reported_and_the_app_lives_on(tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -67,6 +68,16 @@ def serving(side: str, size: int, kv_per_token: int, tokens: int) -> tuple[int, 
     loaded = need(f"load_{side}", size)
     cache = kv_per_token * (tokens - _fit_file()["serve_tokens"])
     return max(need(f"serve_{side}", size) + cache, loaded), loaded
+
+
+@dataclass(frozen=True)
+class ServingLine:
+    """A side answering the longest request the limits allow needs `need` bytes; each token fewer
+    in that request needs `per_token` bytes less (its KV cache)."""
+
+    side: str
+    need: int
+    per_token: int
 
 
 def require(needed: int, what: str) -> None:

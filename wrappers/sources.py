@@ -90,11 +90,23 @@ def resolve(source: Source, needs: str, progress: Callable[[str], None] = print)
     return path
 
 
+def local_folder(source: Source, needs: str) -> Path | None:
+    """The folder holding `source` if it is on this machine already (never downloads), else None."""
+    if source.kind == "hub":
+        try:
+            path = _fetch(source, progress=lambda line: None, download=False)
+        except ModelLoadError:
+            return None
+    else:
+        path = Path(source.location)
+    return path if (path / needs).is_file() else None
+
+
 def _what(needs: str) -> str:
     return "onnxruntime-genai model" if needs == "genai_config.json" else "Hugging Face checkpoint"
 
 
-def _fetch(source: Source, progress: Callable[[str], None]) -> Path:
+def _fetch(source: Source, progress: Callable[[str], None], download: bool = True) -> Path:
     from huggingface_hub import snapshot_download
 
     patterns = [f"{source.subfolder}/*"] if source.subfolder else None
@@ -102,6 +114,8 @@ def _fetch(source: Source, progress: Callable[[str], None]) -> Path:
     try:
         root = snapshot_download(**kwargs, local_files_only=True)
     except Exception:
+        if not download:
+            raise ModelLoadError(f"{source} is not in the Hugging Face cache") from None
         _require_hub(source)
         what = f"{source.subfolder} of {source.location}" if source.subfolder else source.location
         progress(f"Downloading {what} from the Hugging Face Hub (first start only; progress in the terminal)")
