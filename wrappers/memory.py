@@ -89,8 +89,8 @@ def require(needed: int, what: str) -> None:
     where = "" if free >= host else " under its container's memory limit"
     raise ModelLoadError(
         f"{what} needs about {needed / GiB:.1f} GiB of memory (measured; see docs/fullscale.md); this "
-        f"process may use {free / GiB:.1f} GiB now{where}. Use a machine with more memory, or see the "
-        "README's 'What it takes' for lighter settings."
+        f"process may use {free / GiB:.1f} GiB now{where}. Use a machine with more memory, or see "
+        "'What it takes' in docs/real-phi3.md for lighter settings."
     )
 
 

@@ -1,6 +1,6 @@
 """A public Space under load: chat beside a batch, a SIGKILL under load, and a soak.
 
-Prints the figures the README's limits section quotes. `tests/test_load.py` runs the
+Prints the figures docs/limits-and-safety.md quotes (*Under load*). `tests/test_load.py` runs the
 same scenarios, shorter, in CI.
 
     .venv/bin/python -m benchmarks.public_space --data-dir DIR [--users 30] [--batch-rows 100]
