@@ -1,6 +1,6 @@
 """What logging the ONNX export costs, with and without MLflow running its input example.
 
-    .venv/bin/python -m benchmarks.log_export_cost EXPORT_DIR [--tries 1]
+    .venv/bin/python -m benchmarks.fullscale.log_export_cost EXPORT_DIR [--tries 1]
 
 Each try logs the export into a fresh SQLite store, in a fresh process as the
 app's child step does, two ways:

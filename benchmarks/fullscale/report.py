@@ -87,7 +87,7 @@ def speed_table(rows: list[dict], shape, export_bytes_per_token: int, machine: d
     the int4 export at accuracy level 4). Decode: the weights one token reads, plus the KV cache
     of its context, at the measured read bandwidth.
     """
-    from benchmarks.model_cost import fp32_bytes_per_token
+    from benchmarks.suite.model_cost import fp32_bytes_per_token
 
     weights = {"transformers": fp32_bytes_per_token(shape) // 2, "onnx": export_bytes_per_token}
     kv_per_token = 2 * shape.layers * shape.kv_heads * (shape.hidden // shape.heads)

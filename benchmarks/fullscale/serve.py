@@ -1,7 +1,7 @@
 """Serving at full size, on a kept store: when each pane's tokens arrive, each side's speed, and the
 memory of both sides answering the longest request.
 
-    .venv/bin/python -m benchmarks.fullscale_serve --data DIR [--memory-limit-gib 16]
+    .venv/bin/python -m benchmarks.fullscale.serve --data DIR [--memory-limit-gib 16]
         [--phases panes,speed,longest] [--request-timeout-s 1800]
 
 `DIR` is an app data folder; on its first use the app's own `--log-only` fills
@@ -33,7 +33,15 @@ import time
 from pathlib import Path
 
 from benchmarks.engines import prompt_of_length
-from benchmarks.fullscale import CACHE, RESULTS, Settings, _launch, _limited, _wait_for_models, run_app
+from benchmarks.fullscale.rehearsal import (
+    CACHE,
+    RESULTS,
+    Settings,
+    _launch,
+    _limited,
+    _wait_for_models,
+    run_app,
+)
 from benchmarks.machine import PeakRss
 from benchmarks.served import free_port
 from wrappers.config import Limits
