@@ -30,12 +30,12 @@ from wrappers.config import ROOT
 GiB = 2**30
 CHILD = """
 import sys, mlflow
-from wrappers.registry import use_store
+from wrappers.registry import EXPERIMENT, use_store
 from wrappers import onnx_backend as ob
 from pathlib import Path
 data, export, way = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 use_store(f"sqlite:///{data}/mlflow.db", data / "artifacts")
-mlflow.set_experiment("phi3-compare")
+mlflow.set_experiment(EXPERIMENT)  # its artifacts under data, not ./mlruns
 with mlflow.start_run():
     if way == "stored":
         ob.log_onnx_model(export, [])

@@ -51,7 +51,7 @@ def markdown(result: dict) -> str:
 
 def fit_table(fit: dict, parameters: int, export_bytes: int) -> str:
     """memory_fit.json as a table, with each step's estimate for the full-size model."""
-    from wrappers.memory import HEADROOM, MARGIN
+    from wrappers.memory import HEADROOM, MARGIN, SERVE_HEADROOM, serve_margin
 
     lines = ["| step | measured (size → GiB) | per unit | base | at full size |", "|---|---|---|---|---|"]
     for step, line in fit["steps"].items():
@@ -59,6 +59,8 @@ def fit_table(fit: dict, parameters: int, export_bytes: int) -> str:
         size = export_bytes if exported else parameters
         fitted = line["per_unit"] * size + line["base"]
         estimate = fitted if step.startswith("export_bytes") else fitted * MARGIN + HEADROOM
+        if step.startswith("serve_"):  # at the fit's own tokens, with the full-size margin
+            estimate = fitted * serve_margin() + SERVE_HEADROOM
         unit = "GB" if exported else "B"
         points = ", ".join(f"{x / 1e9:.2f} {unit} → {y / GiB:.2f}" for x, y in sorted(line["points"]))
         lines.append(f"| `{step}` | {points} | {line['per_unit']:.2f} B per {line['unit']} | "
