@@ -148,8 +148,8 @@ def anonymous(battle: Battle, latest: Mapping[str, Result]) -> dict[str, dict]:
 def lockstep(updates: Iterator[dict[str, Result]]) -> Iterator[dict[str, Result]]:
     """Only the updates after which every side still running has moved on.
 
-    `compare_stream` steps one side, then the other; between the two steps the
-    client would see which side is the quicker one, and which goes first.
+    A battle's `compare_stream` takes turns (one side's step, then the other's); between
+    the two steps the client would see which side is the quicker one, and which goes first.
     """
     shown: dict[str, tuple[int, bool]] = {}  # side -> (pieces, done) at the last update let through
     pending = None

@@ -1,8 +1,19 @@
-"""One request to both backends, interleaved token by token, and the verdict.
+"""One request to both backends, interleaved step by step on one thread, and the verdict.
 
 Interleaving on one thread means both panes stream at once while never
 competing for the CPU: each backend's clock runs only during its own step,
 so its figures match what it measures when run alone.
+
+Which side steps next is processor sharing: the side that has used the least
+compute of its own so far (read from its latest `Result`, so the clocks
+measure exactly what they measured before), ties in the backends' order. Each
+side gets an equal share of the CPU, so the faster side's tokens arrive sooner
+and it finishes first in the page, as it would on a machine of its own.
+Concession: a step cannot be cut short, so while one side is in a long step
+(its first one reads the whole prompt) the other waits for that step to end;
+the faster side can be held up by the slower one's prefill, never by more.
+Blind battles ask for `TURNS` (one token each in turn), so that the finishing
+order does not tell which engine is which.
 """
 
 from __future__ import annotations
@@ -38,31 +49,62 @@ class Verdict:
         return {k: v for k, v in asdict(self).items() if k != "names"} | named
 
 
+SHARED = "shared"  # processor sharing: the side with the least own compute so far steps next
+TURNS = "turns"  # round-robin: one step each in turn, whatever each step costs
+SCHEDULES = (SHARED, TURNS)
+
+
 def compare_stream(
     backends: Mapping[str, Backend],
     conversations: Mapping[str, Messages],
     options: GenerationOptions,
     time_limit_s: float | None = None,
+    schedule: str = SHARED,
 ) -> Iterator[dict[str, Result]]:
     """Yield every side's latest `Result` after each step of either side."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     streams = {
         side: stream_result(backend, conversations[side], options, deadline)
         for side, backend in backends.items()
     }
     latest = {side: Result() for side in backends}
+    steps = dict.fromkeys(backends, 0)
     try:
         while streams:
-            for side, stream in list(streams.items()):
-                result = next(stream, None)
-                if result is None:
-                    del streams[side]
-                    continue
-                latest[side] = result
-                yield dict(latest)
+            side = next_side(list(streams), latest, steps, schedule)
+            result = next(streams[side], None)
+            if result is None:
+                del streams[side]
+                continue
+            latest[side], steps[side] = result, steps[side] + 1
+            yield dict(latest)
     finally:
         for stream in streams.values():
             stream.close()
+
+
+def next_side(
+    running: list[str], latest: Mapping[str, Result], steps: Mapping[str, int], schedule: str
+) -> str:
+    """The side to step next: least own compute (SHARED) or fewest steps (TURNS); ties in order.
+
+    >>> from wrappers.results import Latency
+    >>> latest = {"slow": Result(latency=Latency(total_s=0.8)), "fast": Result(latency=Latency(total_s=0.1))}
+    >>> next_side(["slow", "fast"], latest, {"slow": 1, "fast": 5}, SHARED)
+    'fast'
+    >>> next_side(["slow", "fast"], latest, {"slow": 1, "fast": 5}, TURNS)
+    'slow'
+    """
+    if schedule == TURNS:
+        return min(running, key=lambda side: steps[side])  # min keeps the first of equals
+    return min(running, key=lambda side: own_compute(latest[side]))
+
+
+def own_compute(result: Result) -> float:
+    """Seconds a side has spent in its own steps so far (0 before its first)."""
+    return result.latency.total_s or 0.0
 
 
 def judge(

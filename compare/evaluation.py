@@ -29,6 +29,7 @@ from mlflow.genai.scorers import scorer
 
 from compare.acceptance import Acceptance, Thresholds, accept, tag_export
 from compare.batch import answer_all, log_batch_run, summarize
+from compare.budget import over_time, refused
 from compare.comparison import compare_stream
 from compare.fidelity import Scored, score
 from compare.traces import Request, logged_model_id, write_trace
@@ -82,10 +83,12 @@ def run_batch(
 
     def compare(messages):
         with lane():
-            started = time.time_ns()
-            *_, results = compare_stream(
-                backends, {side: messages for side in backends}, batch.options, batch.time_limit_s
-            )
+            started, conversations = time.time_ns(), {side: messages for side in backends}
+            refusal = over_time(backends, conversations, batch.options, batch.time_limit_s)
+            if refusal:  # this row's error; the next prompt may fit
+                results = refused(backends, refusal)
+            else:
+                *_, results = compare_stream(backends, conversations, batch.options, batch.time_limit_s)
             compared.append((results, score(backends, results, batch.options), started))
         return results
 

@@ -1,7 +1,8 @@
 """The comparison service: both models under the configured limits, and every comparison recorded.
 
 `Comparer` streams a comparison (or one side, or one side again), refuses a
-conversation that cannot fit before any model runs, scores fidelity once the
+conversation that cannot fit, or cannot finish within the time limit on this
+machine (`compare/budget.py`), before any model runs, scores fidelity once the
 answers are final, records every answer (an abandoned one too, marked as such)
 and stores votes. The UI and the API call it; it answers with return values
 and raises `compare.errors` exceptions, which the UI shows as Gradio errors.
@@ -17,7 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from compare.comparison import compare_stream
+from compare.budget import over_time
+from compare.comparison import SHARED, compare_stream
 from compare.conversation import AnswerMemory
 from compare.errors import RequestError, StoreError
 from compare.fidelity import Scored, score
@@ -89,19 +91,20 @@ class Comparer:
         asker: Asker | None = None,
         lane: str = "chat",
         tags: Mapping[str, str] | None = None,
+        schedule: str = SHARED,
     ) -> Iterator[dict[str, Result]]:
         """Stream both sides; once both are done, record them as a linked pair of traces.
 
-        Refused at once if the conversation cannot fit the token limit; `lane` "batch" waits
-        for every chat request that is waiting.
+        Refused at once if the conversation cannot fit the token limit or the time limit;
+        `lane` "batch" waits for every chat request that is waiting. `schedule`: see
+        `compare_stream` (a blind battle takes turns).
         """
-        for messages in conversations.values():
-            self.check_length(messages)
+        self.check(conversations, options)
         started, latest = time.time_ns(), {}
         try:
             with self.slot.take(lane), self._generating():
                 for latest in compare_stream(
-                    self.backends, conversations, options, self.limits.request_timeout_s
+                    self.backends, conversations, options, self.limits.request_timeout_s, schedule
                 ):
                     yield latest
         except GeneratorExit:  # the client went away: generation stopped and the slot is free
@@ -135,7 +138,7 @@ class Comparer:
         asker: Asker | None = None,
     ) -> Iterator[Result]:
         """Stream `side` again; record it with the `kept` answers of the other sides, as one comparison."""
-        self.check_length(conversations[side])
+        self.check({side: conversations[side]}, options)
         started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
         try:
             with self.slot.take("chat"), self._generating():
@@ -147,6 +150,14 @@ class Comparer:
             raise
         others = {s: r for s, r in kept.items() if s != side}
         self._record(comparison_id, conversations, options, {side: result, **others}, started, asker)
+
+    def check(self, conversations: Mapping[str, Messages], options: GenerationOptions) -> None:
+        """Refuse, before any model runs, what cannot fit the token limit or finish in time here."""
+        for messages in conversations.values():
+            self.check_length(messages)
+        refusal = over_time(self.backends, conversations, options, self.limits.request_timeout_s)
+        if refusal:
+            raise RequestError(refusal)
 
     def check_length(self, messages: Messages) -> None:
         try:

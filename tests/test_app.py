@@ -62,6 +62,23 @@ def test_compare_streams_partial_results_before_the_final_one(client):
     assert texts[0] is None and texts[-1] is not None
 
 
+def test_the_faster_side_finishes_first_in_the_stream(client):
+    """Processor sharing: on the tiny model ONNX's own compute is a fraction of transformers', so
+    its last token streams while transformers is still early in its answer."""
+    job = client.submit(prompt="Tell me about Spain.", max_tokens=16, fidelity=False, api_name="/compare")
+    updates = list(job)
+    final = updates[-1]
+    own = {side: final[side]["latency"]["total_s"] for side in ("onnx", "transformers")}
+    assert own["onnx"] * 3 < own["transformers"]  # the premise: ONNX needs much less compute
+    done = {
+        side: next(i for i, u in enumerate(updates) if u[side]["response"] is not None)
+        for side in ("onnx", "transformers")
+    }
+    assert done["onnx"] < done["transformers"]
+    streamed = updates[done["onnx"]]["transformers"]["usage"]["completion_tokens"] or 0
+    assert streamed < final["transformers"]["usage"]["completion_tokens"] / 2
+
+
 def test_system_prompt_reaches_both_models(client):
     out = client.predict(
         prompt="Tell me a joke about atom", system_prompt="You are a stand-up comedian.", api_name="/compare"

@@ -48,6 +48,15 @@ def test_a_battle_streams_model_a_and_model_b_without_names_or_figures(client):
     assert len({u["battle_id"] for u in updates}) == 1
 
 
+def test_a_battle_takes_turns_so_the_finishing_order_does_not_name_the_faster_model(client):
+    """A named comparison shares the processor, so the faster side finishes first; a battle takes
+    turns, so two answers of the same length finish within one update of each other."""
+    updates = battle(client)
+    last = updates[-1]
+    assert last["model_a"]["text"] == last["model_b"]["text"]  # the premise: answers of one length
+    assert sum(u["model_a"]["done"] != u["model_b"]["done"] for u in updates) <= 1
+
+
 def test_the_vote_reveals_the_names_the_figures_and_is_stored_as_blind(client):
     last = battle(client, "What is 7 plus 5?")[-1]
     reveal = client.predict(

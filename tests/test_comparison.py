@@ -1,4 +1,4 @@
-"""Interleaved comparison: fair per-model clocks, and the verdict.
+"""Interleaved comparison: fair per-model clocks, processor sharing, and the verdict.
 
 The fake backend here only exercises the shared measuring code; the real
 models are compared in test_wrappers.py and test_app.py.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from compare.comparison import compare_stream, judge
+from compare.comparison import SHARED, TURNS, compare_stream, judge
 from wrappers import GenerationOptions, Result, run
 from wrappers.backend import Report
 from wrappers.results import Latency, ModelRef, Usage
@@ -47,14 +47,54 @@ def test_each_side_is_charged_only_for_its_own_steps():
     assert abs(both["fast"].latency.total_s - alone.latency.total_s) < 0.4
 
 
-def test_both_sides_stream_at_once():
+def test_taking_turns_steps_each_side_once_in_order():
     seen = [
         tuple(len(r.pieces) for r in step.values())
         for step in compare_stream(
-            {"a": Sleeper(0), "b": Sleeper(0)}, {"a": [], "b": []}, GenerationOptions()
+            {"a": Sleeper(0), "b": Sleeper(0)}, {"a": [], "b": []}, GenerationOptions(), schedule=TURNS
         )
     ]
     assert seen[:4] == [(1, 0), (1, 1), (2, 1), (2, 2)]
+
+
+def pieces_when_done(updates, side: str) -> dict[str, int]:
+    """How many pieces each side had streamed in the update where `side` finished."""
+    for update in updates:
+        if update[side].done:
+            return {s: len(r.pieces) for s, r in update.items()}
+    raise AssertionError(f"{side} never finished")
+
+
+def test_sharing_the_processor_lets_the_faster_side_finish_first():
+    """The slow side goes first (ties in order) and takes one 0.1 s step; the fast one then streams
+    all five of its 0.01 s steps before the slow side has used more than its own second step."""
+    pair, conversations = {"slow": Sleeper(0.1), "fast": Sleeper(0.01)}, {"slow": [], "fast": []}
+    shared = list(compare_stream(pair, conversations, GenerationOptions()))
+    when_fast_done = pieces_when_done(shared, "fast")
+    assert when_fast_done["fast"] == 5
+    assert when_fast_done["slow"] in (1, 2)  # 2: a busy machine stretched the fast sleeps past 0.1 s
+    assert shared[-1]["slow"].done and shared[-1]["slow"].text == "The capital is Madrid."
+    turns = list(compare_stream(pair, conversations, GenerationOptions(), schedule=TURNS))
+    assert pieces_when_done(turns, "fast")["slow"] == 5  # round-robin: the panes finish together
+
+
+def test_an_unknown_schedule_is_refused():
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        next(compare_stream({"a": Sleeper(0)}, {"a": []}, GenerationOptions(), schedule="fifo"))
+
+
+def test_on_the_real_models_the_faster_side_finishes_before_the_slower_is_half_done(backends):
+    """On the tiny model ONNX int4 needs a fraction of transformers' time per token: under
+    processor sharing its last token arrives while transformers is still early in its answer
+    (taking turns, it arrived one step before transformers' last)."""
+    options = GenerationOptions(max_tokens=16)
+    question = [{"role": "user", "content": "Tell me about Spain."}]
+    updates = list(compare_stream(backends, {side: question for side in backends}, options, schedule=SHARED))
+    final = updates[-1]
+    onnx, transformers = final["onnx"], final["transformers"]
+    assert onnx.latency.total_s * 3 < transformers.latency.total_s  # the premise: ONNX is much faster
+    assert len(transformers.pieces) >= 8
+    assert pieces_when_done(updates, "onnx")["transformers"] < len(transformers.pieces) / 2
 
 
 def test_a_failing_side_reports_its_error_and_the_other_finishes():

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 import gradio as gr
 
 from compare.arena import ARENA_CHOICES, LABELS, Arena, ArenaError, Battle, anonymous, lockstep
-from compare.comparison import judge
+from compare.comparison import TURNS, judge
 from compare.owners import Asker
 from compare.service import Comparer, new_comparison_id
 from compare.votes import CHOICES
@@ -86,17 +86,27 @@ def play_turn(
     options: GenerationOptions,
     asker: Asker | None = None,
 ) -> Iterator[tuple[Battle, dict[str, Result]]]:
-    """Stream one turn of a battle in lockstep; the last item carries the updated battle."""
-    opening = prompt_messages(prompt, system)  # the system prompt (if any) and the prompt
-    conversations = {
-        side: [*battle.conversations[side], opening[-1]] if battle.conversations else opening
-        for side in SIDES
-    }
+    """Stream one turn of a battle in lockstep; the last item carries the updated battle.
+
+    The two sides take turns (round-robin), not the processor-sharing schedule of a named
+    comparison: there, the faster side finishes first, and that alone would name it.
+    """
+    conversations = turn_conversations(battle, prompt, system)
     comparison_id, latest = new_comparison_id(), {}
-    updates = comparer.compare(conversations, options, comparison_id, asker, tags={"arena": "true"})
+    tags = {"arena": "true"}
+    updates = comparer.compare(conversations, options, comparison_id, asker, tags=tags, schedule=TURNS)
     for latest in paced(lockstep(updates), comparer.limits.stream_interval_s):
         yield battle, latest
     yield arena.add_turn(battle, conversations, latest, comparison_id), latest
+
+
+def turn_conversations(battle: Battle, prompt: str, system: str) -> dict[str, list[dict[str, str]]]:
+    """Each side's conversation for the battle's next turn."""
+    opening = prompt_messages(prompt, system)  # the system prompt (if any) and the prompt
+    return {
+        side: [*battle.conversations[side], opening[-1]] if battle.conversations else opening
+        for side in SIDES
+    }
 
 
 def blind_payload(battle: Battle, latest: dict[str, Result]) -> dict:
@@ -290,6 +300,7 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
             raise input_error("Type a prompt first.")
         owner = owner_of(request)
         opened = _open_battle(arena, battle_id, owner)
+        comparer.check(turn_conversations(opened, prompt, system or ""), options)  # a toast, panes untouched
         shown = (chat_a, chat_b) if opened.comparison_ids else ([], [])  # a new battle starts empty
         histories = dict(zip(LABELS, shown, strict=True))
         # A new battle also takes back the names the last vote put on the panes.

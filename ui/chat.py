@@ -146,18 +146,18 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     generate = chat_handler(comparer, shown, stops)
     asked = [prompt, *settings, scoring, turns]
     for trigger in (send.click, prompt.submit):
-        trigger(check, [prompt, *settings], None, concurrency_limit=None, **private).success(
+        trigger(check, [prompt, *settings, turns], None, concurrency_limit=None, **private).success(
             generate, asked, shown.all(), **run, **private
         )
     retry.click(take_last_prompt, turns, [prompt, turns], **private).success(
-        check, [prompt, *settings], None, concurrency_limit=None, **private
+        check, [prompt, *settings, turns], None, concurrency_limit=None, **private
     ).success(generate, asked, shown.all(), **run, **private)
     edit.click(take_last_prompt, turns, [prompt, turns], **private).success(
         shown.loaded, turns, shown.all(), **private
     )  # the comparison taken back can no longer be voted on
     for side, button in regenerate.items():
         button.click(
-            regenerate_checker(comparer, stops),
+            regenerate_checker(comparer, stops, side),
             [turns, results, *settings],
             None,
             concurrency_limit=None,

@@ -117,12 +117,13 @@ def _all_sides(latest: Mapping) -> dict:
 
 def checker(comparer: Comparer, stops: StopSignals):
     @at_boundary
-    def check(prompt, system, max_tokens, temperature, top_p, stop_text, request: gr.Request):
+    def check(prompt, system, max_tokens, temperature, top_p, stop_text, turns, request: gr.Request):
         """Refuse bad input with one toast, before any output is touched."""
         comparer.require_ready()
-        comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
         if not (prompt or "").strip():
             raise input_error("Type a prompt first.")
+        comparer.check({side: messages_for(turns, side, system, prompt) for side in SIDES}, options)
         stops.arm(request.session_hash)
 
     return check
@@ -176,13 +177,15 @@ def _stopped_summary(latest: Mapping) -> str:
     )
 
 
-def regenerate_checker(comparer: Comparer, stops: StopSignals):
+def regenerate_checker(comparer: Comparer, stops: StopSignals, side: str):
     @at_boundary
     def check(turns, results, system, max_tokens, temperature, top_p, stop_text, request: gr.Request):
         comparer.require_ready()
-        comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
         if not turns or not results:
             raise input_error("Regenerate needs a finished comparison above: send a prompt first.")
+        *earlier, last = turns
+        comparer.check({side: messages_for(earlier, side, system, last.prompt)}, options)
         stops.arm(request.session_hash)
 
     return check

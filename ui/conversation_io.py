@@ -18,6 +18,7 @@ from typing import TypedDict
 import gradio as gr
 import pandas as pd
 
+from compare.budget import refused
 from compare.conversation import (
     MAX_BYTES,
     ConversationError,
@@ -29,6 +30,7 @@ from compare.conversation import (
     settings_of,
     turns_of,
 )
+from compare.errors import RequestError
 from compare.service import Comparer, new_comparison_id
 from compare.turns import STOPPED, Turn, messages_for
 from ui.api import MODEL_EVENTS, SIDES, at_boundary, described, input_error
@@ -132,7 +134,10 @@ def replay_rows(comparer: Comparer, content: dict):
         raise input_error(str(exc)) from exc
 
     def compare(conversations):
-        *_, last = comparer.compare(conversations, options, new_comparison_id())
+        try:
+            *_, last = comparer.compare(conversations, options, new_comparison_id())
+        except RequestError as exc:  # this turn cannot run here (too long, or too slow): its rows say why
+            return refused(comparer.backends, str(exc))
         return last
 
     rows = []

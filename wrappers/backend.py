@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from wrappers.chat import safe_messages
 from wrappers.errors import BackendError, GenerationError, public_text
 from wrappers.options import GenerationOptions
+from wrappers.pace import Pace
 from wrappers.registry import LazyModel
 from wrappers.results import Latency, ModelRef, Result, Usage
 
@@ -71,9 +72,17 @@ class MlflowBackend:
     model: LazyModel
     predict: Callable[..., Iterator[str]]  # (pyfunc, messages, options, report) -> pieces
     max_prompt_tokens: int | None = None
+    count: Callable[..., int] | None = None  # (pyfunc, messages) -> the prompt's tokens
+    pace: Pace = field(default_factory=Pace)  # its speed here, learnt from its answers
 
     def model_ref(self) -> ModelRef:
         return self.model.get().ref
+
+    def prompt_tokens(self, messages: Messages) -> int | None:
+        """How many tokens `messages` make for this model, as `stream` would feed them."""
+        if self.count is None:
+            return None
+        return self.count(self.model.get().pyfunc, safe_messages(messages))
 
     def stream(self, messages: Messages, options: GenerationOptions, report: Report) -> Iterator[str]:
         report.max_prompt_tokens = self.max_prompt_tokens
@@ -130,7 +139,11 @@ def stream_result(
         return
     finally:
         context.run(chunks.close)
-    yield _finish(result, report, spent, ttft)
+    result = _finish(result, report, spent, ttft)
+    pace = getattr(backend, "pace", None)  # remote endpoints keep none
+    if pace is not None:
+        pace.observe(result)
+    yield result
 
 
 def run(

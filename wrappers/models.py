@@ -61,6 +61,7 @@ def _in_process(config: AppConfig, locks: Path, progress: Progress) -> dict[str,
             LazyModel(lambda report: onnx_spec(config, report), locks, progress, reserved),
             onnx_backend.stream_predict,
             config.limits.max_prompt_tokens,
+            onnx_backend.count_prompt,
         ),
         "transformers": MlflowBackend(
             transformers_backend.TITLE,
@@ -68,6 +69,7 @@ def _in_process(config: AppConfig, locks: Path, progress: Progress) -> dict[str,
             LazyModel(lambda report: transformers_spec(config, report), locks, progress, reserved),
             transformers_backend.stream_predict,
             config.limits.max_prompt_tokens,
+            transformers_backend.count_prompt,
         ),
     }
 

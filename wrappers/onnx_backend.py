@@ -166,6 +166,12 @@ def predict_params(options: GenerationOptions) -> dict[str, Any]:
     }
 
 
+def count_prompt(pyfunc, messages: list[dict[str, str]]) -> int:
+    """The prompt's length in tokens, as `stream_predict` feeds it."""
+    engine = pyfunc.unwrap_python_model()
+    return len(engine.tokenizer.encode(engine.format_chat(messages)))
+
+
 def stream_predict(
     pyfunc, messages: list[dict[str, str]], options: GenerationOptions, report
 ) -> Iterator[str]:

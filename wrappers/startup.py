@@ -1,7 +1,9 @@
 """Start-up progress: what each model is doing while it is logged or loaded.
 
 Both the terminal and the UI read this, so a first start (which logs, builds
-and registers the models) is never a silent wait.
+and registers the models) is never a silent wait. Before the app serves, each
+model answers one warm-up request of known size, which measures its speed here
+(see `pace.py`); the log says so, and what it measured.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import threading
 import time
 from collections.abc import Mapping
 
-from wrappers.backend import Backend
+from wrappers.backend import Backend, run
+from wrappers.options import GenerationOptions
+from wrappers.pace import WARM_UP_PROMPT, WARM_UP_TOKENS
 
 
 class Startup:
@@ -58,21 +62,53 @@ class Startup:
 
 
 def warm_up(backends: Mapping[str, Backend], startup: Startup) -> threading.Thread:
-    """Log or load every model in the background, one after the other."""
-    thread = threading.Thread(target=load_all, args=(backends, startup), name="warm-up", daemon=True)
+    """Log or load every model in the background, one after the other, and measure its speed."""
+    thread = threading.Thread(target=load_all, args=(backends, startup, True), name="warm-up", daemon=True)
     thread.start()
     return thread
 
 
-def load_all(backends: Mapping[str, Backend], startup: Startup) -> bool:
-    """Log or load every model, one after the other; True if all are ready."""
+def load_all(backends: Mapping[str, Backend], startup: Startup, measure: bool = False) -> bool:
+    """Log or load every model, one after the other; True if all are ready.
+
+    With `measure`, each model then answers a warm-up request that measures its speed.
+    """
     ready = True
     for side, backend in backends.items():
         startup.set_state(side, "logging or loading")
         try:
             ref = backend.model_ref()
-            startup.set_state(side, f"ready: {ref.uri}")
         except Exception as exc:  # shown in that pane; the other still loads
             startup.set_state(side, f"failed: {exc}")
             ready = False
+            continue
+        if measure and hasattr(backend, "pace"):  # a remote endpoint's speed is not ours to measure
+            startup.set_state(side, "measuring its speed on a warm-up request")
+            startup.log(f"{side}: {_measured(backend)}")
+        startup.set_state(side, f"ready: {ref.uri}")
     return ready
+
+
+def _measured(backend: Backend) -> str:
+    try:
+        return measure_pace(backend)
+    except Exception as exc:  # the model still serves; only the up-front time check waits for an answer
+        return f"speed not measured: the warm-up request failed ({exc})"
+
+
+def measure_pace(backend) -> str:
+    """Time a warm-up request of known size on `backend`, which its `Pace` starts from; say what it found.
+
+    A first one-token request pays the one-off costs (allocations, the first graph run)
+    that no later request pays, and is then forgotten.
+    """
+    messages = [{"role": "user", "content": WARM_UP_PROMPT}]
+    run(backend, messages, GenerationOptions(max_tokens=1))
+    backend.pace.forget()
+    result = run(backend, messages, GenerationOptions(max_tokens=WARM_UP_TOKENS))
+    size = f"{result.usage.prompt_tokens}-token prompt, {result.usage.completion_tokens} new tokens"
+    speed = backend.pace.speed()
+    if speed is None:
+        reason = result.error or "its answer was too short to time decoding"
+        return f"speed not measured on the warm-up request ({size}): {reason}"
+    return f"{speed.describe()} (warm-up request: {size}, {result.latency.total_s:.2f} s)"

@@ -107,6 +107,11 @@ def stream_predict(
     report.finish_reason = "stop" if lockstep.scanner.stopped else completion["choices"][0]["finish_reason"]
 
 
+def count_prompt(pyfunc, messages: list[dict[str, str]]) -> int:
+    """The prompt's length in tokens, as `stream_predict` feeds it."""
+    return len(prompt_ids(pyfunc.get_raw_model().tokenizer, messages))
+
+
 def prompt_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
     """The ids the flavor will feed for `messages`: its chat template, no extra special tokens."""
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
