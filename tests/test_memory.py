@@ -3,6 +3,7 @@ that come up front, in a real memory cgroup, instead of the out-of-memory killer
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -131,25 +132,29 @@ def test_the_app_refuses_up_front_in_a_container_too_small_and_is_never_oom_kill
 def test_where_memory_is_short_the_limits_are_lowered_and_said_and_both_sides_load(store_dir):
     """Limits whose KV caches would not fit beside both models: lowered at start-up, in proportion,
     said in the log, and both sides still load; at the defaults, in the same cgroup, nothing changes."""
-    limit = 3 * GiB
     huge = {"PHI3_MAX_PROMPT_TOKENS": "400000", "PHI3_MAX_NEW_TOKENS": "100000"}  # 3.8 GiB of KV caches
-    runs = {}
-    for name, env in {"huge": huge, "defaults": {}}.items():
-        with cgroup.memory_cgroup(limit, "test") as group:
-            runs[name] = subprocess.run(
-                [sys.executable, str(ROOT / "app.py"), "--log-only"], cwd=ROOT,
-                env=child_env(store_dir, **env), capture_output=True, text=True, preexec_fn=group.join,
-                timeout=300,
-            )  # fmt: skip
-            assert group.oom_kills() == 0, name
-    for out in runs.values():
-        assert out.returncode == 0 and out.stdout.count(": ready: ") == 2, out.stdout[-2000:]
-    lowered = re.search(r"lowered to prompts of (\d+) tokens and answers of (\d+)", runs["huge"].stdout)
-    assert lowered, runs["huge"].stdout[-2000:]
+    plan = (  # the plan alone, at the default limits: no model loaded
+        "from wrappers import load_config; from wrappers.limits_fit import fit_limits; "
+        "fit_limits(load_config([]))"
+    )
+    with cgroup.memory_cgroup(3 * GiB, "test") as group:
+        run = functools.partial(
+            subprocess.run, cwd=ROOT, capture_output=True, text=True, preexec_fn=group.join
+        )
+        out = run(
+            [sys.executable, str(ROOT / "app.py"), "--log-only"],
+            env=child_env(store_dir, **huge),
+            timeout=300,
+        )
+        defaults = run([sys.executable, "-c", plan], env=child_env(store_dir), timeout=120, check=True)
+        assert group.oom_kills() == 0
+    assert out.returncode == 0 and out.stdout.count(": ready: ") == 2, out.stdout[-2000:]
+    lowered = re.search(r"lowered to prompts of (\d+) tokens and answers of (\d+)", out.stdout)
+    assert lowered, out.stdout[-2000:]
     prompt, new = map(int, lowered.groups())
     assert 256 <= prompt < 400_000 and 64 <= new < 100_000
     assert abs(prompt / new - 4) < 0.1  # the configured ratio of prompt to answer is kept
-    assert "lowered" not in runs["defaults"].stdout
+    assert "lowered" not in defaults.stdout + defaults.stderr
 
 
 def test_a_build_killed_by_a_signal_is_reported_and_the_app_lives_on(tmp_path):

@@ -68,10 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tries", type=int, default=1)
     parser.add_argument("--ways", default="checked,stored")
     args = parser.parse_args(argv)
-    rows = [log_once(args.export, way) for _ in range(args.tries) for way in args.ways.split(",")]
-    for row in rows:
-        peak = row["peak_rss"] / GiB
-        print(f"{row['way']:8} exit {row['exit']}  {row['seconds']:6.1f} s  peak RSS {peak:.2f} GiB")
+    rows = []
+    for _ in range(args.tries):
+        for way in args.ways.split(","):
+            rows.append(row := log_once(args.export, way))
+            peak = row["peak_rss"] / GiB
+            print(f"{way:8} exit {row['exit']}  {row['seconds']:6.1f} s  peak RSS {peak:.2f} GiB", flush=True)
     print(json.dumps(rows))
 
 

@@ -50,6 +50,7 @@ GiB = 2**30
 OUT = RESULTS.with_name("fullscale_serve.json")
 SPEED_PROMPTS = (128, 1024, 2048)
 LONGEST_DEADLINE_S = 1500  # a longest answer still going after this is cancelled
+PANE_TOKENS = 24  # new tokens of the panes and turns phases
 LOWERED = re.compile(r"lowered to prompts of (\d+) tokens and answers of (\d+)")
 
 
@@ -76,6 +77,7 @@ def measure(settings: Settings, data: Path, phases: list[str], progress=print) -
             progress(f"ready in {result['ready_s']:.0f} s, RSS {result['rss_ready'] / GiB:.1f} GiB, {limits}")
             for phase in phases:
                 result[phase] = PHASES[phase](client, tokenizer, limits, memory)
+                save(result)  # a run cut short keeps the phases it finished
                 progress(f"{phase}: {json.dumps(result[phase])[:300]}")
         finally:
             memory.stop()
@@ -87,10 +89,39 @@ def measure(settings: Settings, data: Path, phases: list[str], progress=print) -
     return result
 
 
-def panes(client, tokenizer, limits: dict, memory: PeakRss, new_tokens: int = 24) -> dict:
-    """When each pane shows its first and last token, from the request's start."""
+def panes(client, tokenizer, limits: dict, memory: PeakRss) -> dict:
+    """When each pane shows its first and last token, from the request's start (processor sharing)."""
     prompt = prompt_of_length(tokenizer, 128).messages[-1]["content"]
-    return stream_compare(client, prompt, new_tokens)
+    return stream_compare(client, prompt, PANE_TOKENS)
+
+
+def turns(client, tokenizer, limits: dict, memory: PeakRss) -> dict:
+    """The same through /arena, whose blind battles take turns token by token, as /compare did
+    before processor sharing; the vote's reveal says which label was which side."""
+    prompt = prompt_of_length(tokenizer, 128).messages[-1]["content"]
+    started = time.perf_counter()
+    seen: dict[str, dict] = {}
+    last = None
+    for update in client.submit(prompt=prompt, max_tokens=PANE_TOKENS, api_name="/arena"):
+        now = time.perf_counter() - started
+        for label in ("model_a", "model_b"):
+            text = (update.get(label) or {}).get("text") or ""
+            mark = seen.setdefault(label, {"text": "", "first_s": None, "last_s": None})
+            if text and text != mark["text"]:
+                mark["first_s"] = mark["first_s"] or now
+                mark["last_s"], mark["text"] = now, text
+        last = update
+    wall = time.perf_counter() - started
+    reveal = client.predict(battle_id=last["battle_id"], choice="tie", api_name="/arena_vote")
+    result = {"wall_s": wall}
+    for label in ("model_a", "model_b"):
+        side = reveal[label]
+        result[side["side"]] = {
+            "pane_first_s": seen[label]["first_s"], "pane_last_s": seen[label]["last_s"],
+            "own_ttft_s": side["latency"]["ttft_s"], "own_total_s": side["latency"]["total_s"],
+            "completion_tokens": side["usage"]["completion_tokens"], "error": side["error"],
+        }  # fmt: skip
+    return result
 
 
 def stream_compare(client, prompt: str, new_tokens: int, deadline_s: float | None = None) -> dict:
@@ -149,6 +180,11 @@ def longest(client, tokenizer, limits: dict, memory: PeakRss) -> dict:
     return figures | {"peak_rss": memory.peak_since(mark), "prompt_tokens": limits["prompt"]}
 
 
+def save(result: dict) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=1) + "\n")
+
+
 def app_limits(settings: Settings, log_text: str) -> dict:
     """The token limits the app runs with: its own, lowered at start-up if its log says so."""
     lowered = LOWERED.search(log_text)
@@ -163,11 +199,11 @@ def app_limits(settings: Settings, log_text: str) -> dict:
     }
 
 
-PHASES = {"panes": panes, "speed": speed, "longest": longest}
+PHASES = {"panes": panes, "turns": turns, "speed": speed, "longest": longest}
 
 
 def main(argv: list[str] | None = None) -> None:
-    global SPEED_PROMPTS, LONGEST_DEADLINE_S  # one run's settings
+    global SPEED_PROMPTS, LONGEST_DEADLINE_S, PANE_TOKENS, OUT  # one run's settings
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the app's data folder, kept between runs")
     parser.add_argument("--memory-limit-gib", type=float)
@@ -178,9 +214,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--speed-prompts", default="128,1024,2048", help="prompt lengths of the speed phase")
     parser.add_argument("--longest-deadline-s", type=float, default=LONGEST_DEADLINE_S)
+    parser.add_argument("--pane-tokens", type=int, default=PANE_TOKENS)
     args = parser.parse_args(argv)
     SPEED_PROMPTS = tuple(int(n) for n in args.speed_prompts.split(","))
-    LONGEST_DEADLINE_S = args.longest_deadline_s
+    LONGEST_DEADLINE_S, PANE_TOKENS, OUT = args.longest_deadline_s, args.pane_tokens, args.out
     env = {"PHI3_REQUEST_TIMEOUT_S": args.request_timeout_s, "PHI3_MAX_PROMPT_TOKENS": args.prompt_limit,
            "PHI3_MAX_NEW_TOKENS": args.new_limit}  # fmt: skip
     settings = Settings(
