@@ -139,7 +139,7 @@ def stream_compare(client, prompt: str, new_tokens: int, deadline_s: float | Non
             job.cancel()
             break
         for side in ("transformers", "onnx"):
-            text = (update.get(side) or {}).get("text") or ""
+            text = _shown(update.get(side) or {})
             mark = seen.setdefault(side, {"text": "", "first_s": None, "last_s": None})
             if text and text != mark["text"]:
                 mark["first_s"] = mark["first_s"] or now
@@ -153,6 +153,12 @@ def stream_compare(client, prompt: str, new_tokens: int, deadline_s: float | Non
                "completion_tokens": final[side]["usage"]["completion_tokens"], "error": final[side]["error"]}
         for side in ("transformers", "onnx")
     } | {"wall_s": time.perf_counter() - started}  # fmt: skip
+
+
+def _shown(side: dict) -> str:
+    """What a pane shows so far: /compare streams each side's raw text and token count."""
+    tokens = (side.get("usage") or {}).get("completion_tokens") or 0
+    return f"{tokens}:{side.get('raw') or ''}" if tokens or side.get("raw") else ""
 
 
 def speed(client, tokenizer, limits: dict, memory: PeakRss, new_tokens: int = 16) -> list[dict]:
