@@ -62,7 +62,7 @@ def refusal(
 ) -> str:
     r"""The message: the expected time, each side's share, the limit, and what would fit.
 
-    >>> speeds = {"transformers": Speed(0.026, 0.6), "onnx": Speed(0.032, 0.146)}  # as at full size
+    >>> speeds = {"transformers": Speed(0.026, 0.6), "onnx": Speed(0.032, 0.146)}  # s per token
     >>> tokens = {"transformers": 2048, "onnx": 2048}
     >>> expected = {s: speeds[s].seconds(tokens[s], 16) for s in speeds}
     >>> print(refusal(speeds, tokens, expected, 16, 120.0).replace(" (", "\n(").replace("; ", ";\n"))

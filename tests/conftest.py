@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wrappers import AppConfig, build_backends
-from wrappers.config import ROOT, TINY_CHECKPOINT, child_env
+from wrappers.config import ROOT, TINY_CHECKPOINT, Limits, child_env
 from wrappers.registry import use_store
 
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots and logs kept by CI
@@ -60,6 +60,16 @@ def fp32_backends(config, backends):
     return pair
 
 
+def patient_limits(**changes) -> Limits:
+    """The app's limits with 10 minutes per request, for tests whose subject is not the time limit.
+
+    A request's expected time is its worst case (every allowed token), which a machine shared
+    with other jobs can push past the default 2 minutes even on the tiny model; the refusal
+    itself is tested in test_time_limits.py.
+    """
+    return Limits(request_timeout_s=600.0, **changes)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,8 +106,18 @@ def server_process(store_dir, backends):
     """The app on the store the tests already logged into.
 
     Its API streams every token (no pacing), so the tests can watch a tiny model's short answers stream.
+    It trusts loopback as its front proxy, so a test can be many visitors, each naming its own address
+    in X-Forwarded-For (benchmarks.public_space.visitor); 127.0.0.2 is an untrusted peer.
+    Its time limit is 10 minutes: a request's expected time is its worst case (every allowed token),
+    which a machine shared with other jobs can push past 2 minutes even for the tiny model; the
+    refusal itself is tested in test_time_limits.py.
     """
-    with app_server(store_dir, "server", {"PHI3_STREAM_INTERVAL_S": "0"}) as handle:
+    env = {
+        "PHI3_STREAM_INTERVAL_S": "0",
+        "PHI3_TRUSTED_PROXIES": "127.0.0.1",
+        "PHI3_REQUEST_TIMEOUT_S": "600",
+    }
+    with app_server(store_dir, "server", env) as handle:
         yield handle
 
 

@@ -21,10 +21,10 @@ from compare.acceptance import Thresholds
 from compare.owners import owner_id
 from compare.recorder import Recorder
 from compare.service import Comparer, new_comparison_id
+from tests.conftest import patient_limits
 from tests.test_records import wait_for_traces
 from ui.api import SIDES
 from wrappers import GenerationOptions
-from wrappers.config import Limits
 from wrappers.registry import EXPERIMENT
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
@@ -87,7 +87,7 @@ def test_a_stream_whose_client_goes_away_leaves_the_models_free(server, client):
 
 def test_a_closed_stream_stops_within_a_step_frees_the_slot_and_is_recorded_as_abandoned(backends, tmp_path):
     """What closing does (Gradio's close, on a client's disconnect), step by step, in process."""
-    comparer = Comparer(backends, Limits(), Recorder(tmp_path / "spool"))
+    comparer = Comparer(backends, patient_limits(), Recorder(tmp_path / "spool"))
     threads = threading.active_count()
     conversation = [{"role": "user", "content": "What is the capital of Spain?"}]
     comparison_id = new_comparison_id()

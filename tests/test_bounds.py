@@ -19,9 +19,9 @@ from compare.batch import read_prompts, results_csv, summarize
 from compare.lanes import ModelSlot
 from compare.owners import Asker
 from compare.service import Comparer
-from tests.conftest import raw_call
+from tests.conftest import patient_limits, raw_call
 from ui.panels import run_batch
-from wrappers.config import ROOT, Limits
+from wrappers.config import ROOT
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
@@ -141,7 +141,7 @@ def test_batches_leave_no_work_folders_behind(client, server_process, tmp_path):
 
 
 def test_a_batch_stops_at_its_time_limit_and_keeps_what_it_answered(backends, tmp_path):
-    comparer = Comparer(backends, Limits(batch_timeout_s=0.0), None, fidelity=False)
+    comparer = Comparer(backends, patient_limits(batch_timeout_s=0.0), None, fidelity=False)
     prompts = tmp_path / "three.csv"
     prompts.write_text(f"prompt\n{SPAIN}\nHello\nWhat is 7 plus 5?\n")
     result = run_batch(comparer, prompts, "three.csv", Asker.of(None, "s"), tmp_path)

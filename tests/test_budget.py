@@ -36,7 +36,7 @@ def test_the_warm_up_measures_each_side_and_says_what_it_measured(backends, meas
         speed = backends[side].pace.speed()
         assert speed is not None and speed.prefill_s > 0 and speed.decode_s > 0, side
         assert re.fullmatch(
-            r"prefill [\d.e+]+ tokens/s, decode [\d.e+]+ tokens/s "
+            r"prefill [\d,.]+ tokens/s, decode [\d,.]+ tokens/s "
             r"\(warm-up request: \d+-token prompt, 8 new tokens, [\d.]+ s\)",
             line,
         ), line

@@ -10,18 +10,18 @@ from gradio_client import Client
 from compare.conversation import MAX_BYTES, ConversationError, read_conversation, turns_of
 from compare.service import Comparer, new_comparison_id
 from compare.turns import ERROR, OK, Answer, Turn, messages_for
+from tests.conftest import patient_limits
 from ui import formatting as fmt
 from ui.api import SIDES
 from ui.conversation_io import conversation_turns, export_file, replay_rows
 from wrappers import GenerationOptions
-from wrappers.config import Limits
 
 PROMPTS = ("What is the capital of Spain?", "What is 7 plus 5?")
 
 
 @pytest.fixture(scope="module")
 def comparer(backends):
-    return Comparer(backends, Limits(), recorder=None, fidelity=False)
+    return Comparer(backends, patient_limits(), recorder=None, fidelity=False)
 
 
 OPTIONS = GenerationOptions(max_tokens=24)

@@ -24,10 +24,10 @@ from compare.recorder import Recorder
 from compare.service import Comparer
 from compare.traces import RecordError, Request, search, write_payload, write_trace
 from compare.votes import log_vote, vote_table
-from tests.conftest import raw_call
+from tests.conftest import patient_limits, raw_call
 from ui.history import history_of
 from wrappers import GenerationOptions
-from wrappers.config import ROOT, Limits
+from wrappers.config import ROOT
 from wrappers.registry import EXPERIMENT, use_store
 from wrappers.results import ModelRef, Result
 
@@ -148,7 +148,7 @@ def test_a_tracking_store_that_is_down_leaves_chatting_working_with_a_notice(
     backends, config, monkeypatch, tmp_path
 ):
     recorder = Recorder(tmp_path / "spool")
-    comparer = Comparer(backends, Limits(), recorder)
+    comparer = Comparer(backends, patient_limits(), recorder)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     mlflow.set_tracking_uri("http://127.0.0.1:9")  # nothing listens there
@@ -284,7 +284,7 @@ def test_answers_killed_before_their_traces_are_written_are_replayed_at_the_next
 
 def test_history_shows_each_visitor_their_own_comparisons_and_admins_everything(backends, tmp_path):
     recorder = Recorder(tmp_path / "spool")
-    comparer = Comparer(backends, Limits(), recorder)
+    comparer = Comparer(backends, patient_limits(), recorder)
     askers = {
         "alice in one tab": Asker.of("alice", "s1"),
         "alice in another browser": Asker.of("alice", "s2"),

@@ -20,10 +20,9 @@ import pytest
 from gradio_client import Client
 
 from compare.service import Comparer
-from tests.conftest import ARTIFACTS, app_server, free_port
+from tests.conftest import ARTIFACTS, app_server, free_port, patient_limits
 from ui.api import SIDES
 from wrappers import GenerationOptions, build_backends, run
-from wrappers.config import Limits
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
@@ -155,7 +154,7 @@ def test_an_endpoint_that_goes_down_shows_an_error_and_recovers_when_back(config
         assert "Madrid" in run(pane, [{"role": "user", "content": PROMPTS[0]}], GenerationOptions()).text
     conversations = {side: [{"role": "user", "content": PROMPTS[0]}] for side in SIDES}
     mixed = {"transformers": backends["transformers"], "onnx": pane}
-    *_, down = Comparer(mixed, Limits()).compare(conversations, GenerationOptions(), "2" * 32)
+    *_, down = Comparer(mixed, patient_limits()).compare(conversations, GenerationOptions(), "2" * 32)
     assert "is not reachable" in down["onnx"].error
     assert "Madrid" in down["transformers"].text  # the other pane keeps working
     with serving(config, MODELS["onnx"], "onnx-restart-2", port):

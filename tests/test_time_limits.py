@@ -152,12 +152,18 @@ def test_the_chat_tab_refuses_with_one_toast_and_leaves_the_panes_as_they_were(t
         one_toast(page, "would take about")
         expect(page.locator("#prompt textarea")).to_have_value(QUESTION)  # nothing lost
         expect(page.locator("#chat-transformers [data-testid='user']")).to_have_count(0)
-        page.locator("#blind-mode input").check()  # blind mode: the same, before the battle starts
+
+
+def test_blind_mode_refuses_with_one_toast_before_the_battle_starts(tight):
+    with chat_page(tight) as page:
+        settings(page, max_tokens=MOST)
+        page.locator("#blind-mode input").check()
         page.locator("#arena-prompt textarea").fill(QUESTION)
         page.locator("#arena-send").click()
-        expect(page.locator(".toast-body").filter(has_text="would take about")).to_have_count(2)
-        expect(page.locator("#arena-prompt textarea")).to_have_value(QUESTION)
+        expect(page.locator(".toast-body").filter(has_text="would take about")).to_have_count(1)
+        expect(page.locator("#arena-prompt textarea")).to_have_value(QUESTION)  # nothing lost
         expect(page.locator("#arena-status")).not_to_contain_text("answering")
+        expect(page.locator("#chat-model_a [data-testid='user']")).to_have_count(0)
 
 
 def test_regenerating_the_slower_side_is_refused_on_its_own_time(roomy):

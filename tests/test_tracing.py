@@ -15,10 +15,10 @@ from playwright.sync_api import expect, sync_playwright
 from compare.recorder import Recorder
 from compare.service import Comparer
 from compare.traces import logged_model_id
-from tests.conftest import ARTIFACTS, free_port
+from tests.conftest import ARTIFACTS, free_port, patient_limits
 from tests.test_browser import CHROMIUM, FLAGS
 from wrappers import GenerationOptions
-from wrappers.config import Limits, child_env
+from wrappers.config import child_env
 from wrappers.registry import EXPERIMENT, use_store
 
 SIDES = ("transformers", "onnx")
@@ -29,7 +29,7 @@ def traced(backends, config, tmp_path_factory):
     """One comparison, traced by the app's recorder; its traces by side."""
     use_store(config.store_uri, config.artifact_root)
     recorder = Recorder(tmp_path_factory.mktemp("spool"))
-    comparer = Comparer(backends, Limits(), recorder)
+    comparer = Comparer(backends, patient_limits(), recorder)
     messages = [{"role": "user", "content": "What is the capital of Japan?"}]
     *_, results = comparer.compare({side: messages for side in SIDES}, GenerationOptions(), "7" * 32)
     recorder.flush()

@@ -28,9 +28,9 @@ from ui.api import (
     at_boundary,
     described,
     input_error,
-    paced,
     prompt_messages,
 )
+from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 
 ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}

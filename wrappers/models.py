@@ -46,7 +46,7 @@ def build_backends(config: AppConfig, progress: Progress = print) -> dict[str, B
     A side with a configured endpoint is served by that remote MLflow scoring server instead.
     """
     locks = config.data_dir / "locks"
-    use_store(config.store_uri, config.artifact_root, locks)
+    use_store(config.store_uri, None if config.remote_store else config.artifact_root, locks)
     return _in_process(config, locks, progress) | remote_backends(config)
 
 
@@ -77,7 +77,7 @@ def _in_process(config: AppConfig, locks: Path, progress: Progress) -> dict[str,
 def transformers_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
     source, name = config.sources[0], f"{config.model_prefix}-transformers"
     try:
-        checkpoint = resolve(source, "config.json", progress)
+        checkpoint = resolve(source, "config.json", progress, config.hub_cache)
     except ModelLoadError as error:
         return _registered_spec(name, source, error, _dtype_tags(config.transformers_dtype))
     dtype, parameters, kv = _transformers_shape(config, checkpoint)
@@ -108,7 +108,7 @@ def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
         return _built_onnx_spec(config, transformers_source, progress)
     name = f"{config.model_prefix}-onnx"
     try:
-        folder = resolve(source, "genai_config.json", progress)
+        folder = resolve(source, "genai_config.json", progress, config.hub_cache)
     except ModelLoadError as error:
         return _registered_spec(name, source, error)
     serve, loaded = _onnx_folder_serving(config, folder)
@@ -126,7 +126,7 @@ def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
 def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: Progress) -> ModelSpec:
     name, precision = f"{config.model_prefix}-onnx-{config.onnx_precision}", config.onnx_precision
     try:
-        checkpoint = resolve(transformers_source, "config.json", progress)
+        checkpoint = resolve(transformers_source, "config.json", progress, config.hub_cache)
     except ModelLoadError as error:
         return _registered_spec(name, transformers_source, error)
     parameters = parameter_count(checkpoint)
@@ -166,7 +166,7 @@ def serving_lines(config: AppConfig) -> list[memory.ServingLine]:
     """Each in-process side's serving need at the configured limits, for the sides whose model is
     on this machine already (planning never downloads)."""
     transformers_source, onnx_source = config.sources
-    checkpoint = local_folder(transformers_source, "config.json")
+    checkpoint = local_folder(transformers_source, "config.json", config.hub_cache)
     lines = []
     if config.transformers_endpoint is None and checkpoint:
         dtype, parameters, kv = _transformers_shape(config, checkpoint)
@@ -175,7 +175,9 @@ def serving_lines(config: AppConfig) -> list[memory.ServingLine]:
     if config.onnx_endpoint is None and onnx_source.kind == "build" and checkpoint:
         serve, _ = _built_onnx_serving(config, checkpoint)
         lines.append(memory.ServingLine("onnx", serve, kv_bytes_per_token(checkpoint)))
-    elif config.onnx_endpoint is None and (folder := local_folder(onnx_source, "genai_config.json")):
+    elif config.onnx_endpoint is None and (
+        folder := local_folder(onnx_source, "genai_config.json", config.hub_cache)
+    ):
         serve, _ = _onnx_folder_serving(config, folder)
         lines.append(memory.ServingLine("onnx", serve, kv_bytes_per_token(folder)))
     return lines

@@ -42,10 +42,15 @@ class Speed:
         return prompt_tokens * self.prefill_s + max(max_tokens - 1, 0) * self.decode_s
 
     def describe(self) -> str:
-        """>>> Speed(0.002, 0.04).describe()
-        'prefill 500 tokens/s, decode 25 tokens/s'
+        """>>> Speed(0.002, 0.04).describe(), Speed(0.00077, 1.5).describe()
+        ('prefill 500 tokens/s, decode 25 tokens/s', 'prefill 1,299 tokens/s, decode 0.667 tokens/s')
         """
-        return f"prefill {1 / self.prefill_s:.3g} tokens/s, decode {1 / self.decode_s:.3g} tokens/s"
+        return f"prefill {_rate(self.prefill_s)} tokens/s, decode {_rate(self.decode_s)} tokens/s"
+
+
+def _rate(seconds_per_token: float) -> str:
+    rate = 1 / seconds_per_token
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
 
 
 class Pace:

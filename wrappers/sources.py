@@ -80,9 +80,14 @@ def parse_source(text: str, revision: str | None = None) -> Source:
     return Source("hub", text, revision)
 
 
-def resolve(source: Source, needs: str, progress: Callable[[str], None] = print) -> Path:
-    """The local folder holding `source`; `needs` is a file it must contain."""
-    path = _fetch(source, progress) if source.kind == "hub" else Path(source.location)
+def resolve(
+    source: Source, needs: str, progress: Callable[[str], None] = print, cache: Path | None = None
+) -> Path:
+    """The local folder holding `source`; `needs` is a file it must contain.
+
+    `cache`: where Hub downloads go (None: huggingface_hub's own, from HF_HOME).
+    """
+    path = _fetch(source, progress, cache) if source.kind == "hub" else Path(source.location)
     if not path.is_dir():
         raise ModelLoadError(f"Model folder not found: {path}")
     if not (path / needs).is_file():
@@ -90,11 +95,11 @@ def resolve(source: Source, needs: str, progress: Callable[[str], None] = print)
     return path
 
 
-def local_folder(source: Source, needs: str) -> Path | None:
+def local_folder(source: Source, needs: str, cache: Path | None = None) -> Path | None:
     """The folder holding `source` if it is on this machine already (never downloads), else None."""
     if source.kind == "hub":
         try:
-            path = _fetch(source, progress=lambda line: None, download=False)
+            path = _fetch(source, lambda line: None, cache, download=False)
         except ModelLoadError:
             return None
     else:
@@ -106,17 +111,20 @@ def _what(needs: str) -> str:
     return "onnxruntime-genai model" if needs == "genai_config.json" else "Hugging Face checkpoint"
 
 
-def _fetch(source: Source, progress: Callable[[str], None], download: bool = True) -> Path:
+def _fetch(
+    source: Source, progress: Callable[[str], None], cache: Path | None, download: bool = True
+) -> Path:
     from huggingface_hub import snapshot_download
 
     patterns = [f"{source.subfolder}/*"] if source.subfolder else None
     kwargs = {"repo_id": source.location, "revision": source.revision, "allow_patterns": patterns}
+    kwargs["cache_dir"] = str(cache) if cache else None
     try:
         root = snapshot_download(**kwargs, local_files_only=True)
     except Exception:
         if not download:
             raise ModelLoadError(f"{source} is not in the Hugging Face cache") from None
-        _require_hub(source)
+        _require_hub(source, cache)
         what = f"{source.subfolder} of {source.location}" if source.subfolder else source.location
         progress(f"Downloading {what} from the Hugging Face Hub (first start only; progress in the terminal)")
         try:
@@ -126,9 +134,9 @@ def _fetch(source: Source, progress: Callable[[str], None], download: bool = Tru
     return Path(root) / source.subfolder if source.subfolder else Path(root)
 
 
-def _require_hub(source: Source) -> None:
+def _require_hub(source: Source, cache: Path | None = None) -> None:
     if (problem := _hub_unreachable()) is not None:
-        fetch = f"hf download {source.location}"
+        fetch = f"hf download {source.location}" + (f" --cache-dir {cache}" if cache else "")
         if source.revision:
             fetch += f" --revision {source.revision}"
         if source.subfolder:
