@@ -29,6 +29,7 @@ from ui.panels import BATCH_EVENTS, batch_tab
 from wrappers import load_config
 from wrappers.backend import MlflowBackend
 from wrappers.config import Limits, export_trusted_proxies
+from wrappers.limits_fit import fit_limits
 from wrappers.startup import Startup, load_all, warm_up
 
 TITLE = "Phi-3 in MLflow: transformers flavor vs ONNX pyfunc"
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     startup.log(f"Records: {config.records_location}")
     if config.storage_notice:
         startup.log(f"WARNING: {config.storage_notice}")
+    config = fit_limits(config, startup.notice)  # lowered, and said, where memory is short
     backends = build_backends(config, progress=startup.log)
     if config.log_only:  # e.g. a Space's build step or a server image: register, then exit
         raise SystemExit(0 if load_all(backends, startup) else 1)

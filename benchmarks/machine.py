@@ -92,6 +92,25 @@ def matmul_peak(size: int, tries: int) -> float:
     return 2 * size**3 / _best_time(lambda: torch.mm(a, b), tries)
 
 
+def matmul_peaks(size: int = 4096, tries: int = 5) -> dict[str, float]:
+    """Operations per second of a square matrix multiply in each precision the two sides compute in.
+
+    fp32; bf16 (side (a), through oneDNN, on AMX tiles where the CPU has them); int8 x int8 with
+    int32 sums (`torch._int_mm`: what the int4 export at accuracy level 4 computes, its weights
+    unpacked to int8 and its activations quantized to int8).
+    """
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    peaks = {"fp32": 2 * size**3 / _best_time(lambda: torch.mm(a, b), tries)}
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    peaks["bf16"] = 2 * size**3 / _best_time(lambda: torch.mm(a16, b16), tries)
+    a8 = torch.randint(-128, 127, (size, size), dtype=torch.int8)
+    b8 = torch.randint(-128, 127, (size, size), dtype=torch.int8)
+    peaks["int8"] = 2 * size**3 / _best_time(lambda: torch._int_mm(a8, b8), tries)
+    return peaks
+
+
 def _best_time(work, tries: int) -> float:
     work()
     times = []

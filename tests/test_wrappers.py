@@ -9,11 +9,12 @@ import textwrap
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.models import convert_input_example_to_serving_input, validate_serving_input
 from transformers import AutoTokenizer
 
 from wrappers import GenerationOptions, run
 from wrappers.config import ROOT, TINY_CHECKPOINT
-from wrappers.onnx_backend import predict_params
+from wrappers.onnx_backend import INPUT_EXAMPLE, predict_params
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
@@ -103,6 +104,17 @@ def test_onnx_signature_takes_a_prompt_and_generation_params(backends):
     assert {"max_new_tokens", "max_length", "temperature", "top_p", "top_k", "do_sample", "stop"} == {
         param.name for param in signature.params.params
     }
+
+
+def test_registered_onnx_model_keeps_its_input_example_and_answers_it(backends):
+    """Logging no longer runs the input example (a full-size first start loaded the export
+    again for it); the registered model must still carry it, and serve it as MLflow would."""
+    loaded = backends["onnx"].model.get()
+    example = loaded.pyfunc.input_example
+    assert example == INPUT_EXAMPLE
+    serving = convert_input_example_to_serving_input(INPUT_EXAMPLE)
+    answer = validate_serving_input(loaded.ref.uri, serving)  # loads the registered version afresh
+    assert "Madrid" in answer  # predict returns the answer itself
 
 
 def test_transformers_signature_is_openai_chat(backends):

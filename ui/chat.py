@@ -272,11 +272,8 @@ def _status_poll(demo, comparer: Comparer, status, panes, send) -> None:
         if startup is None:
             return {timer: gr.Timer(active=False)}
         states, lines = startup.snapshot()
-        text = public_text(" · ".join(f"**{side}**: {state}" for side, state in states.items()))
-        log = public_text("\n".join(lines[-4:]))
-        updates = {status: f"Start-up: {text}\n\n```\n{log}\n```"}
+        updates = {status: startup_status(states, lines, startup.notices, startup.finished)}
         if startup.finished:
-            updates[status] = "<small>" + text + "</small>"
             updates |= {panes[side]["card"]: _card(comparer, side, states[side]) for side in SIDES}
             updates |= {timer: gr.Timer(active=False), send: gr.Button("Send", interactive=True)}
         return updates
@@ -284,6 +281,21 @@ def _status_poll(demo, comparer: Comparer, status, panes, send) -> None:
     outputs = [status, timer, send, *(panes[side]["card"] for side in SIDES)]
     timer.tick(poll, None, outputs, api_visibility="private", concurrency_limit=None)
     demo.load(poll, None, outputs, api_visibility="private", concurrency_limit=None)
+
+
+def startup_status(states: dict[str, str], lines: list[str], notices: list[str], finished: bool) -> str:
+    """The status line above the panes: each side's state, and what a visitor should know all along
+    (e.g. limits lowered to fit the memory); during start-up, also the last lines of its log.
+
+    >>> startup_status({"onnx": "ready"}, [], ["Limits lowered."], finished=True)
+    '<small>**onnx**: ready</small>\\n\\n⚠️ Limits lowered.'
+    """
+    text = public_text(" · ".join(f"**{side}**: {state}" for side, state in states.items()))
+    notes = "".join(f"\n\n⚠️ {public_text(notice)}" for notice in notices)
+    if finished:
+        return f"<small>{text}</small>{notes}"
+    log = public_text("\n".join(lines[-4:]))
+    return f"Start-up: {text}{notes}\n\n```\n{log}\n```"
 
 
 def _card(comparer: Comparer, side: str, state: str) -> str:

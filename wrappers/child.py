@@ -36,7 +36,7 @@ STEPS = {  # the only functions a child runs
     "log_transformers": "wrappers.transformers_backend:log_transformers_model",
     "build_onnx": "wrappers.onnx_build:build_export",
     "build_and_log_onnx": "wrappers.onnx_build:build_and_log",
-    "log_onnx": "wrappers.onnx_backend:log_onnx_model",  # MLflow loads it to check the input example
+    "log_onnx": "wrappers.onnx_backend:log_onnx_model",
 }
 PROGRESS, RESULT = "@@progress ", "@@result "
 

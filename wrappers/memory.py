@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -38,6 +39,7 @@ GiB = 2**30
 FITS = Path(__file__).with_name("memory_fit.json")
 MARGIN = 1.10  # on the fitted line
 HEADROOM = GiB // 2  # page cache and allocator slack a step needs beyond its own peak
+SERVE_HEADROOM = GiB // 4  # the same, for each of the two sides serving in one process
 
 
 @functools.cache
@@ -62,11 +64,33 @@ def need(step: str, size: int) -> int:
 
 def serving(side: str, size: int, kv_per_token: int, tokens: int) -> tuple[int, int]:
     """(answering, idle) needs of a loaded side, e.g. "transformers/bfloat16", for requests of
-    up to `tokens` (prompt and answer): the fits' KV cache is rescaled from the tokens they were
-    measured at, by its exact size per token."""
+    up to `tokens` (prompt and answer): its fitted line, with the KV cache rescaled from the tokens
+    the fit held by its exact size per token, times the margin the full-size check calibrated."""
     loaded = need(f"load_{side}", size)
-    cache = kv_per_token * (tokens - _fit_file()["serve_tokens"])
-    return max(need(f"serve_{side}", size) + cache, loaded), loaded
+    answering = serving_line(side, size, kv_per_token, tokens) * serve_margin() + SERVE_HEADROOM
+    return max(int(answering), loaded), loaded
+
+
+def serving_line(side: str, size: int, kv_per_token: int, tokens: int) -> int:
+    """The fitted serving memory of `side` at `tokens`, without margin."""
+    return fitted(f"serve_{side}", size) + kv_per_token * (tokens - _fit_file()["serve_tokens"])
+
+
+def serve_margin() -> float:
+    """The serving fits' margin: the whole app's peak at full size over their estimate there
+    (`full_size` in memory_fit.json, from benchmarks/fullscale/calibrate.py), at least 1; else MARGIN."""
+    check = _fit_file().get("full_size")
+    return max(check["peak"] / check["estimate"], 1.0) if check else MARGIN
+
+
+@dataclass(frozen=True)
+class ServingLine:
+    """A side answering the longest request the limits allow needs `need` bytes; each token fewer
+    in that request needs `per_token` bytes less (its KV cache)."""
+
+    side: str
+    need: int
+    per_token: int
 
 
 def require(needed: int, what: str) -> None:

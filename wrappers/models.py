@@ -31,6 +31,7 @@ from wrappers.sources import (
     Source,
     hub_commit,
     kv_bytes_per_token,
+    local_folder,
     parameter_count,
     published_precision,
     resolve,
@@ -79,9 +80,7 @@ def transformers_spec(config: AppConfig, progress: Progress = print) -> ModelSpe
         checkpoint = resolve(source, "config.json", progress, config.hub_cache)
     except ModelLoadError as error:
         return _registered_spec(name, source, error, _dtype_tags(config.transformers_dtype))
-    dtype = effective_dtype(config.transformers_dtype, stored_dtype(checkpoint))
-    parameters = parameter_count(checkpoint)
-    kv = kv_bytes_per_token(checkpoint, dtype)
+    dtype, parameters, kv = _transformers_shape(config, checkpoint)
     serve, loaded = memory.serving(f"transformers/{dtype}", parameters, kv, _longest(config))
     needs = Memory(memory.need(f"log_transformers/{dtype}", parameters), serve, loaded)
     memory.require(needs.serve, f"{name} in {dtype} ({source})")  # before hashing gigabytes
@@ -112,8 +111,7 @@ def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
         folder = resolve(source, "genai_config.json", progress, config.hub_cache)
     except ModelLoadError as error:
         return _registered_spec(name, source, error)
-    fit = "onnx/int4" if published_precision(folder) == "int4" else "onnx/fp32"
-    serve, loaded = memory.serving(fit, weights_bytes(folder), kv_bytes_per_token(folder), _longest(config))
+    serve, loaded = _onnx_folder_serving(config, folder)
     needs = Memory(loaded, serve, loaded)  # logging loads it once, to check the input example
     memory.require(needs.serve, f"{name} ({source})")
     return ModelSpec(
@@ -133,8 +131,7 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
         return _registered_spec(name, transformers_source, error)
     parameters = parameter_count(checkpoint)
     export_bytes = memory.fitted(f"export_bytes/{precision}", parameters)
-    kv = kv_bytes_per_token(checkpoint)  # the CPU export keeps its cache in float32
-    serve, loaded = memory.serving(f"onnx/{precision}", export_bytes, kv, _longest(config))
+    serve, loaded = _built_onnx_serving(config, checkpoint)
     needs = Memory(max(memory.need(f"build_onnx/{precision}", parameters), loaded), serve, loaded)
     memory.require(needs.serve, f"{name} ({transformers_source})")
     tags = _tags(transformers_source, checkpoint, precision, "onnx")
@@ -163,6 +160,47 @@ def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: P
         log=build_and_log,
         memory=needs,
     )
+
+
+def serving_lines(config: AppConfig) -> list[memory.ServingLine]:
+    """Each in-process side's serving need at the configured limits, for the sides whose model is
+    on this machine already (planning never downloads)."""
+    transformers_source, onnx_source = config.sources
+    checkpoint = local_folder(transformers_source, "config.json", config.hub_cache)
+    lines = []
+    if config.transformers_endpoint is None and checkpoint:
+        dtype, parameters, kv = _transformers_shape(config, checkpoint)
+        serve, _ = memory.serving(f"transformers/{dtype}", parameters, kv, _longest(config))
+        lines.append(memory.ServingLine("transformers", serve, kv))
+    if config.onnx_endpoint is None and onnx_source.kind == "build" and checkpoint:
+        serve, _ = _built_onnx_serving(config, checkpoint)
+        lines.append(memory.ServingLine("onnx", serve, kv_bytes_per_token(checkpoint)))
+    elif config.onnx_endpoint is None and (
+        folder := local_folder(onnx_source, "genai_config.json", config.hub_cache)
+    ):
+        serve, _ = _onnx_folder_serving(config, folder)
+        lines.append(memory.ServingLine("onnx", serve, kv_bytes_per_token(folder)))
+    return lines
+
+
+def _transformers_shape(config: AppConfig, checkpoint: Path) -> tuple[str, int, int]:
+    """(dtype side (a) runs in, its parameters, its KV cache's bytes per token)."""
+    dtype = effective_dtype(config.transformers_dtype, stored_dtype(checkpoint))
+    return dtype, parameter_count(checkpoint), kv_bytes_per_token(checkpoint, dtype)
+
+
+def _built_onnx_serving(config: AppConfig, checkpoint: Path) -> tuple[int, int]:
+    """(answering, idle) needs of the app's own export of `checkpoint`."""
+    precision = config.onnx_precision
+    export_bytes = memory.fitted(f"export_bytes/{precision}", parameter_count(checkpoint))
+    kv = kv_bytes_per_token(checkpoint)  # the CPU export keeps its cache in float32
+    return memory.serving(f"onnx/{precision}", export_bytes, kv, _longest(config))
+
+
+def _onnx_folder_serving(config: AppConfig, folder: Path) -> tuple[int, int]:
+    """(answering, idle) needs of a published onnxruntime-genai folder."""
+    fit = "onnx/int4" if published_precision(folder) == "int4" else "onnx/fp32"
+    return memory.serving(fit, weights_bytes(folder), kv_bytes_per_token(folder), _longest(config))
 
 
 def _longest(config: AppConfig) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
 from wrappers.child import run_step
@@ -111,19 +111,38 @@ def _builder_log(out_dir: Path) -> Path:
 def log_onnx_model(export_dir: Path | str, pip_requirements: list[str]) -> str:
     """Log the export as a models-from-code pyfunc in the active run; return its URI.
 
-    MLflow loads the model and runs the input example to check it serves: call it through
-    `log_in_child` from the app, so that memory goes when the check is done.
+    The signature and input example are stored, but MLflow does not load the model to run the
+    example: that check loaded the whole export once more right after the build, and generated a
+    full answer from it (88 s of a 289 s first start at full size). The app test-loads the
+    registered model next anyway, and tests/test_wrappers.py checks that the logged model loads
+    and answers its own input example.
     """
-    info = mlflow.pyfunc.log_model(
+    info = Model.log(
+        artifact_path=None,  # deprecated, yet still positional
         name="model",
+        flavor=_PyfuncUnchecked,
         python_model=str(MODEL_CODE),
         artifacts={ARTIFACT_KEY: str(export_dir)},
         code_paths=[str(PACKAGE_DIR)],
         signature=SIGNATURE,
         input_example=INPUT_EXAMPLE,
         pip_requirements=pip_requirements,
+        validate_serving_input=False,
+        flavor_name="pyfunc.ModelFromCode",  # what mlflow.pyfunc.log_model records for it
     )
     return info.model_uri
+
+
+class _PyfuncUnchecked:
+    """`mlflow.pyfunc` as `Model.log`'s flavor, taking its `validate_serving_input` switch.
+
+    `Model.log` reads the switch and also passes it on to the flavor's `save_model`: the
+    transformers flavor accepts it, `mlflow.pyfunc.save_model` refuses it, and
+    `mlflow.pyfunc.log_model` has no way to pass it (MLflow 3.17)."""
+
+    @staticmethod
+    def save_model(validate_serving_input: bool = True, **kwargs) -> None:
+        mlflow.pyfunc.save_model(**kwargs)
 
 
 def log_in_child(export_dir: Path, pip_requirements: list[str], what: str, progress: Progress) -> str:

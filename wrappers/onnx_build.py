@@ -66,7 +66,7 @@ def build_and_log(
     from wrappers.onnx_backend import log_onnx_model
 
     build_export(checkpoint, precision, out_dir, options, lean)
-    report("Logging the export (MLflow loads it once to check its input example)")
+    report("Logging the export (its input example is stored, not run: the app test-loads it next)")
     return log_onnx_model(out_dir, pip_requirements)
 
 

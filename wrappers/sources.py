@@ -95,11 +95,25 @@ def resolve(
     return path
 
 
+def local_folder(source: Source, needs: str, cache: Path | None = None) -> Path | None:
+    """The folder holding `source` if it is on this machine already (never downloads), else None."""
+    if source.kind == "hub":
+        try:
+            path = _fetch(source, lambda line: None, cache, download=False)
+        except ModelLoadError:
+            return None
+    else:
+        path = Path(source.location)
+    return path if (path / needs).is_file() else None
+
+
 def _what(needs: str) -> str:
     return "onnxruntime-genai model" if needs == "genai_config.json" else "Hugging Face checkpoint"
 
 
-def _fetch(source: Source, progress: Callable[[str], None], cache: Path | None) -> Path:
+def _fetch(
+    source: Source, progress: Callable[[str], None], cache: Path | None, download: bool = True
+) -> Path:
     from huggingface_hub import snapshot_download
 
     patterns = [f"{source.subfolder}/*"] if source.subfolder else None
@@ -108,6 +122,8 @@ def _fetch(source: Source, progress: Callable[[str], None], cache: Path | None) 
     try:
         root = snapshot_download(**kwargs, local_files_only=True)
     except Exception:
+        if not download:
+            raise ModelLoadError(f"{source} is not in the Hugging Face cache") from None
         _require_hub(source, cache)
         what = f"{source.subfolder} of {source.location}" if source.subfolder else source.location
         progress(f"Downloading {what} from the Hugging Face Hub (first start only; progress in the terminal)")

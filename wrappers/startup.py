@@ -24,6 +24,7 @@ class Startup:
         self._lock = threading.Lock()
         self._states = {side: "waiting" for side in sides}
         self._lines: list[str] = []
+        self._notices: list[str] = []  # what a visitor should know all along, e.g. lowered limits
         self._started = time.monotonic()
         self._echo = echo
 
@@ -33,6 +34,17 @@ class Startup:
             self._lines.append(line)
         if self._echo:
             print(line, flush=True)
+
+    def notice(self, message: str) -> None:
+        """Log `message`, and keep it for the page after start-up too."""
+        with self._lock:
+            self._notices.append(message)
+        self.log(message)
+
+    @property
+    def notices(self) -> list[str]:
+        with self._lock:
+            return list(self._notices)
 
     def set_state(self, side: str, state: str) -> None:
         with self._lock:

@@ -51,7 +51,7 @@ def markdown(result: dict) -> str:
 
 def fit_table(fit: dict, parameters: int, export_bytes: int) -> str:
     """memory_fit.json as a table, with each step's estimate for the full-size model."""
-    from wrappers.memory import HEADROOM, MARGIN
+    from wrappers.memory import HEADROOM, MARGIN, SERVE_HEADROOM, serve_margin
 
     lines = ["| step | measured (size → GiB) | per unit | base | at full size |", "|---|---|---|---|---|"]
     for step, line in fit["steps"].items():
@@ -59,6 +59,8 @@ def fit_table(fit: dict, parameters: int, export_bytes: int) -> str:
         size = export_bytes if exported else parameters
         fitted = line["per_unit"] * size + line["base"]
         estimate = fitted if step.startswith("export_bytes") else fitted * MARGIN + HEADROOM
+        if step.startswith("serve_"):  # at the fit's own tokens, with the full-size margin
+            estimate = fitted * serve_margin() + SERVE_HEADROOM
         unit = "GB" if exported else "B"
         points = ", ".join(f"{x / 1e9:.2f} {unit} → {y / GiB:.2f}" for x, y in sorted(line["points"]))
         lines.append(f"| `{step}` | {points} | {line['per_unit']:.2f} B per {line['unit']} | "
@@ -77,3 +79,38 @@ def _s(seconds: float | None) -> str:
 
 def _g(n: int) -> str:
     return f"{n / GiB:.1f} GiB"
+
+
+def speed_table(rows: list[dict], shape, export_bytes_per_token: int, machine: dict) -> str:
+    """Each side's time to first token and decode speed at full size, against the machine's bounds.
+
+    Prefill: the least FLOPs of the prompt (`model_cost.Shape.prefill_flops`) at the measured
+    matrix-multiply peak of the precision the side computes in (bf16 for transformers, int8 for
+    the int4 export at accuracy level 4). Decode: the weights one token reads, plus the KV cache
+    of its context, at the measured read bandwidth.
+    """
+    from benchmarks.suite.model_cost import fp32_bytes_per_token
+
+    weights = {"transformers": fp32_bytes_per_token(shape) // 2, "onnx": export_bytes_per_token}
+    kv_per_token = 2 * shape.layers * shape.kv_heads * (shape.hidden // shape.heads)
+    kv_itemsize = {"transformers": 2, "onnx": 4}  # bfloat16 cache; the CPU export's float32 cache
+    peak = {"transformers": ("bf16", machine["peaks"]["bf16"]), "onnx": ("int8", machine["peaks"]["int8"])}
+    bandwidth = machine["bandwidth_gbs"] * 1e9
+    lines = [
+        "| side | prompt tokens | time to first token | prefill bound (precision, peak) | % of bound "
+        "| decode tok/s | decode bound tok/s (bytes per token) | % of bound |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        side, tokens = row["side"], row["prompt_tokens"]
+        precision, ops = peak[side]
+        floor_s = shape.prefill_flops(tokens) / ops
+        context = tokens + row["completion_tokens"] // 2
+        per_token = weights[side] + kv_per_token * kv_itemsize[side] * context
+        bound = bandwidth / per_token
+        lines.append(
+            f"| {side} | {tokens} | {_s(row['ttft_s'])} | {_s(floor_s)} ({precision}, {ops / 1e12:.2f} T/s) "
+            f"| {100 * floor_s / row['ttft_s']:.0f} % | {row['tokens_per_s']:.2f} | {bound:.2f} "
+            f"({per_token / 1e9:.2f} GB) | {100 * row['tokens_per_s'] / bound:.0f} % |"
+        )
+    return "\n".join(lines) + "\n"
