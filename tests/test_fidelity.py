@@ -7,7 +7,7 @@ import pytest
 import torch
 import transformers
 
-from benchmarks.int4_quality import teacher_forced_kl, tiny_chat_ids
+from benchmarks.suite.int4_quality import teacher_forced_kl, tiny_chat_ids
 from compare.comparison import compare_stream
 from compare.fidelity import OnnxScorer, TransformersScorer, compare_answers, score, scorer_for
 from wrappers import AppConfig, GenerationOptions, build_backends

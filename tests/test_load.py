@@ -15,7 +15,7 @@ import psutil
 import pytest
 from gradio_client import Client
 
-from benchmarks.public_space import chat_beside_batch, kill_under_load
+from benchmarks.public_space.load import chat_beside_batch, kill_under_load
 from tests.conftest import app_server
 
 USERS = 12  # the benchmark's longer runs: benchmarks/public_space.py
