@@ -79,6 +79,27 @@ def test_a_prompt_with_html_and_markdown_is_shown_as_typed(browser, server, list
         bubble = page.locator(f"#chat-{side} [data-testid='user']").last
         expect(bubble).to_contain_text(prompt)
         no_elements(page, f"#chat-{side} [data-testid='user'], #chat-{side} [data-testid='bot']")
+    page.get_by_role("tab", name="History").click()  # the prompt is in the comparisons table, as text
+    expect(page.locator("#history-comparisons")).to_contain_text(payloads(base)[0], timeout=30_000)
+    no_elements(page, "#history-comparisons tbody")
+    page.wait_for_timeout(500)
+    assert seen == [], f"the page called out: {seen}"
+    page.close()
+
+
+def test_a_message_quoting_a_file_shows_it_as_text(browser, server, listener, tmp_path):
+    """A refused batch file's toast names its columns, which the file chose."""
+    base, seen = listener
+    img = payloads(base)[0]
+    prompts = tmp_path / "columns.csv"
+    prompts.write_text(f'"{img.replace(chr(34), chr(34) * 2)}"\nWhat is 7 plus 5?\n')
+    page = open_page(browser, server, DESK)
+    page.get_by_role("tab", name="Batch comparison").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(prompts))
+    page.locator("#batch-run").click()
+    toast = page.locator(".toast-body").filter(has_text="needs a 'prompt' column")
+    expect(toast.first).to_contain_text(img, timeout=15_000)
+    no_elements(page, ".toast-body")
     page.wait_for_timeout(500)
     assert seen == [], f"the page called out: {seen}"
     page.close()
