@@ -6,7 +6,7 @@ same words wherever it is made. The schemas are built once per `Limits`, since
 the limits are part of each field's description.
 
     >>> from wrappers.config import Limits
-    >>> check(schemas(Limits()).prompt, {"prompt": " ", "max_tokens": 8}).prompt  # doctest: +ELLIPSIS
+    >>> checked(schemas(Limits()).prompt, {"prompt": " ", "max_tokens": 8}).prompt  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     wrappers.schema.InputError: prompt must be text that is not blank, at most 32,768 characters ..., got " ".
 """
@@ -15,19 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, create_model, model_validator
 
+from compare.arena import ARENA_CHOICES
+from compare.votes import ALIASES, CHOICES
 from wrappers.chat import check_length, max_characters
 from wrappers.config import Limits
-from wrappers.options import GenerationOptions, settings_schema
+from wrappers.options import GenerationOptions, settings_schema, stops_as_lines
 from wrappers.schema import Strict, check
 
-__all__ = ["Schemas", "check", "options_of", "schemas"]
+__all__ = ["Schemas", "checked", "options_of", "schemas"]
 ROLES = ("system", "user", "assistant")
-VOTE_CHOICES = ("transformers", "onnx", "tie", "both_bad", "left", "right")
-ARENA_CHOICES = ("a", "b", "tie", "both_bad")
+VOTE_CHOICES = (*CHOICES, *ALIASES)  # left and right: the older names of the two sides
 HEX_ID = r"^[0-9a-f]{32}$"
 SETTINGS = ("max_tokens", "temperature", "top_p", "stop")
 
@@ -128,9 +129,14 @@ def schemas(limits: Limits) -> Schemas:
     return Schemas(single, messages, settings, vote, arena_vote, replay, thresholds)
 
 
-def options_of(checked: Strict) -> GenerationOptions:
+def checked(model: type[Strict], values: Any, where: str = "") -> Any:
+    """`values` checked as `model` (stop sequences may be text, one per line), or `InputError`."""
+    return check(model, stops_as_lines(values), where)
+
+
+def options_of(request: Strict) -> GenerationOptions:
     """The generation options of a checked request."""
-    return GenerationOptions(*(getattr(checked, name) for name in SETTINGS))
+    return GenerationOptions(*(getattr(request, name) for name in SETTINGS))
 
 
 def _prompt_fits(max_prompt_tokens: int):

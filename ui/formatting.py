@@ -138,15 +138,25 @@ def answer_text(answer: Answer | Result, stopped: bool = False) -> str:
 
 
 def chat_messages(turns: list[Turn], side: str) -> list[dict[str, str]]:
-    """One pane's messages: every turn's prompt and this side's answer."""
+    """One pane's messages: every turn's prompt and this side's answer, as text (`pane_text`)."""
     messages = []
     for turn in turns:
         answer = turn.answers.get(side, Answer())
         messages += [
-            {"role": "user", "content": turn.prompt},
-            {"role": "assistant", "content": answer_text(answer, turn.status == STOPPED)},
+            {"role": "user", "content": pane_text(turn.prompt)},
+            {"role": "assistant", "content": pane_text(answer_text(answer, turn.status == STOPPED))},
         ]
     return messages
+
+
+def pane_text(text: str) -> str:
+    """A chat pane's message, shown as typed: the panes render no Markdown (`render_markdown=False`)
+    but do render HTML, so its three HTML characters are escaped.
+
+    >>> pane_text('<img src="x"> & ![a](b)')
+    '&lt;img src="x"&gt; &amp; ![a](b)'
+    """
+    return html.escape(text, quote=False)
 
 
 def difference_html(left: Result, right: Result, names: tuple[str, str]) -> str:

@@ -22,8 +22,9 @@ MAX_STOP_SEQUENCES = 16
 MAX_STOP_CHARACTERS = 256  # per stop sequence: the scanner holds back text as long as the longest
 MAX_NEW_TOKENS_LIMIT = 4096
 MIN_SAMPLING_TEMPERATURE = 0.01  # below it, logits / temperature overflow float32: treated as greedy
-STOP_DESCRIPTION = f"at most {MAX_STOP_SEQUENCES} stop sequences (one per line), each at most " + (
-    f"{MAX_STOP_CHARACTERS} characters"
+STOP_DESCRIPTION = (
+    f"text with at most {MAX_STOP_SEQUENCES} stop sequences, one per line (or a list of them), "
+    f"each at most {MAX_STOP_CHARACTERS} characters"
 )
 
 
@@ -31,8 +32,9 @@ StopSequence = Annotated[str, Field(max_length=MAX_STOP_CHARACTERS)]
 
 
 class _Settings(Strict):
-    """Sampling settings as a request or a file gives them; `max_tokens` is added per server."""
+    """Sampling settings as a request or a file gives them; `max_tokens`'s limit is set per server."""
 
+    max_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="a number from 0 to 2 (0: greedy)")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="a number above 0 and at most 1")
     stop: tuple[StopSequence, ...] = Field((), max_length=MAX_STOP_SEQUENCES, description=STOP_DESCRIPTION)
@@ -109,7 +111,16 @@ class GenerationOptions:
         Traceback (most recent call last):
         wrappers.schema.InputError: settings.max_tokens must be a whole number from 1 to 512, got 600.
         """
-        if isinstance(settings, Mapping) and isinstance(settings.get("stop"), str):  # one per line
-            settings = {**settings, "stop": settings["stop"].splitlines()}
-        values = check(settings_schema(max_new_tokens), settings, where)
+        values = check(settings_schema(max_new_tokens), stops_as_lines(settings), where)
         return cls(values.max_tokens, values.temperature, values.top_p, values.stop)
+
+
+def stops_as_lines(values: Any) -> Any:
+    """Request values with stop sequences given as text split into lines, as the schema takes them.
+
+    >>> stops_as_lines({"stop": "###\\n\\nEND"})
+    {'stop': ['###', '', 'END']}
+    """
+    if isinstance(values, Mapping) and isinstance(values.get("stop"), str):
+        return {**values, "stop": values["stop"].splitlines()}
+    return values

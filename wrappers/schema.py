@@ -131,7 +131,7 @@ def bounded_json(text: str | bytes, max_bytes: int, what: str, max_depth: int = 
         accumulate(1 if b in "[{" else -1 for b in _BRACKET.findall(_STRING.sub("", text))), default=0
     )
     if depth > max_depth:
-        raise InputError(f"{what} nests {depth} levels deep; at most {max_depth} are read.")
+        raise InputError(f"{what} nests {depth:,} levels deep; at most {max_depth} are read.")
     try:
         return json.loads(text)
     except ValueError as exc:  # includes integers over Python's 4,300 digits
