@@ -62,17 +62,14 @@ def send(page, prompt: str, button: str = "#send") -> str:
 
 
 def settings(page, temperature: float | None = None, max_tokens: int | None = None, stop: str | None = None):
-    accordion = page.get_by_text("Generation settings")
-    if not page.get_by_label("Stop sequences (one per line)").is_visible():
-        accordion.click()
+    if not page.locator("#setting-stop textarea").is_visible():
+        page.get_by_text("Generation settings").click()
     if temperature is not None:
-        page.get_by_label("number input for Temperature (0 = greedy)").fill(str(temperature))
-        page.get_by_label("number input for Temperature (0 = greedy)").press("Enter")
+        page.locator("#setting-temperature input").fill(str(temperature))
     if max_tokens is not None:
-        page.get_by_label("number input for Max new tokens").fill(str(max_tokens))
-        page.get_by_label("number input for Max new tokens").press("Enter")
+        page.locator("#setting-max-tokens input").fill(str(max_tokens))
     if stop is not None:
-        page.get_by_label("Stop sequences (one per line)").fill(stop)
+        page.locator("#setting-stop textarea").fill(stop)
 
 
 def error_badges(page):

@@ -43,8 +43,14 @@ def browser():
 
 
 def snapshot(page) -> dict[str, str]:
-    texts = {selector: page.locator(selector).first.inner_text() for selector in SHOWN}
-    return texts | {"prompt": page.locator("#prompt textarea").input_value()}
+    """The text of each output (empty where it is not on the page yet) and the prompt box."""
+    return page.evaluate(
+        """(selectors) => Object.fromEntries([
+            ...selectors.map((s) => [s, document.querySelector(s)?.innerText ?? ""]),
+            ["prompt", document.querySelector("#prompt textarea")?.value ?? ""],
+        ])""",
+        SHOWN,
+    )
 
 
 def refused(page, action, message: str) -> None:
@@ -55,8 +61,11 @@ def refused(page, action, message: str) -> None:
     page.wait_for_timeout(300)  # an output that was going to change would have by now
     assert error_badges(page).count() == 0, f"Error badges after: {message}"
     assert snapshot(page) == before, f"the page changed after: {message}"
-    for close in page.locator(".toast-close").all():
-        close.click()
+    close_toasts(page)
+
+
+def close_toasts(page) -> None:
+    page.evaluate("document.querySelectorAll('.toast-close').forEach((button) => button.click())")
     expect(page.locator(".toast-body")).to_have_count(0, timeout=10_000)
 
 
@@ -83,6 +92,8 @@ def chat_actions(page, tmp_path) -> None:
     refused(page, click(page, "#export"), "There is no conversation to export yet")
     refused(page, click(page, "#replay"), "Import a conversation first")
     send(page, "What is the capital of Spain?")
+    expect(page.locator("#fidelity")).to_contain_text("Fidelity", timeout=30_000)
+    expect(page.locator("#fidelity")).not_to_contain_text("scoring the answers", timeout=30_000)
     refused(page, click(page, "#send"), "Type a prompt first")
     page.locator("#prompt textarea").fill("x" * 40_000)
     refused(page, click(page, "#send"), "prompt must be text that is not blank, at most 32,768 characters")
@@ -97,7 +108,20 @@ def chat_actions(page, tmp_path) -> None:
         refused(page, click(page, "#send"), message)
         setting(page, name, {"max-tokens": "64", "temperature": "0", "top-p": "1"}[name])
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"format": "phi3-mlflow-compare/conversation", "version": 1, "models": [1, 2]}))
+    answer = {"text": "Madrid."}
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "phi3-mlflow-compare/conversation",
+                "version": 1,
+                "settings": {"system_prompt": "", "max_tokens": 16, "temperature": 0, "top_p": 1, "stop": []},
+                "models": [1, 2],  # the issue's case
+                "turns": [
+                    {"prompt": "Capital of Spain?", "answers": {"transformers": answer, "onnx": answer}}
+                ],
+            }
+        )
+    )
     refused(
         page,
         lambda: page.locator("#import-file input[type=file]").set_input_files(str(bad)),
@@ -108,6 +132,7 @@ def chat_actions(page, tmp_path) -> None:
 
 def blind_actions(page) -> None:
     page.locator("#blind-mode input").check()
+    expect(page.locator("#chat-model_b")).to_contain_text("Model B", timeout=10_000)
     refused(page, click(page, "#arena-send"), "Type a prompt first")
     refused(page, click(page, "#arena-vote-a"), "Start a blind comparison first")
     page.locator("#arena-prompt textarea").fill("What is 7 plus 5?")
@@ -115,8 +140,7 @@ def blind_actions(page) -> None:
     expect(page.locator("#arena-status")).to_contain_text("Vote to reveal", timeout=60_000)
     page.locator("#arena-vote-a").click()
     expect(page.locator("#arena-status")).to_contain_text("Revealed", timeout=30_000)
-    for close in page.locator(".toast-close").all():
-        close.click()
+    close_toasts(page)
     refused(page, click(page, "#arena-vote-b"), "already been voted on")
     page.locator("#blind-mode input").uncheck()
 
@@ -125,7 +149,11 @@ def batch_actions(page, tmp_path) -> None:
     page.get_by_role("tab", name="Batch comparison").click()
     refused(page, click(page, "#batch-run"), "Upload a file of prompts or pick a built-in set")
     page.locator("#accept-accuracy input").fill("5")
-    refused(page, click(page, "#batch-run"), "accept_accuracy must be a number from 0 to 1, or blank, got 5")
+    refused(
+        page,
+        click(page, "#batch-run"),
+        "accept_accuracy must be a number from 0 to 1, or blank (not checked), got 5.",
+    )
     page.locator("#accept-accuracy input").fill("0")
     no_prompts = tmp_path / "questions.csv"
     no_prompts.write_text("question\nWhat is 7 plus 5?\n")

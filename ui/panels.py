@@ -63,9 +63,8 @@ def batch_tab(comparer: Comparer) -> None:
     @at_boundary
     def check_from_ui(file, chosen, max_kl, agreement, accuracy) -> None:
         """The whole input, refused before any output changes: thresholds, then the file's prompts."""
-        path, _ = chosen_file(file, chosen)
         thresholds(comparer, max_kl, agreement, accuracy)
-        prompts_of(comparer, path)
+        prompts_of(comparer, chosen_file(file, chosen)[0])
 
     @at_boundary
     def run_from_ui(file, chosen, max_kl, agreement, accuracy, request: gr.Request, progress=gr.Progress()):  # noqa: B008
