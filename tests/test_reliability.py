@@ -67,7 +67,8 @@ def test_nan_settings_are_refused_where_json_can_carry_them(backends):
 @pytest.mark.parametrize(
     ("messages", "message"),
     [
-        ("not json", "messages is not JSON"),
+        ("not json", 'messages must be a list of 1 to 401 .*, got "not json".'),
+        ("[1, ", "messages is not JSON"),
         ([], "messages must be a list of 1 to 401"),
         ([{"role": "hacker", "content": "hi"}], r"messages\[0\].role must be one of system, user, assistant"),
         ([{"role": "user", "content": 5}], r"messages\[0\].content must be text"),

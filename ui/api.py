@@ -214,7 +214,7 @@ def register_api(comparer: Comparer) -> None:
         request: gr.Request = None,
     ) -> Iterator[Comparison]:
         """Like /compare, for a whole conversation: a list of {"role", "content"}."""
-        if isinstance(messages, str):  # the list as JSON text
+        if isinstance(messages, str) and messages.lstrip().startswith("["):  # the list as JSON text
             messages = bounded_json(messages, MAX_MESSAGES_BYTES, "messages")
         settings = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop}
         asked = comparer.check("messages", {"messages": messages, "fidelity": fidelity} | settings)
