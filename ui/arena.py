@@ -155,15 +155,15 @@ def reveal_markdown(revealed: dict) -> str:
     lines = []
     for label in LABELS:
         side = revealed[label]
-        model = side["model"]
         usage, latency = side["usage"], side["latency"]
         lines.append(
-            f"- **{NAMES[label]} was {side['side']}** (`{model['name']}/{model['version']}`): "
+            f"- **{NAMES[label]} was {side['side']}** ({fmt.code(_ref(side))}): "
             f"{usage['completion_tokens'] or '–'} tokens · total {_seconds(latency['total_s'])} · "
             f"first token {_seconds(latency['ttft_s'])} · decode {_rate(latency['tokens_per_s'])}"
         )
     winner = revealed["winner"] or revealed["choice"].replace("_", " ")
-    return f"**Your vote**: {winner}\n\n" + "\n".join(lines) + f"\n\n{revealed['verdict']['summary']}"
+    summary = fmt.plain(revealed["verdict"]["summary"])  # it quotes the models' tokens
+    return f"**Your vote**: {winner}\n\n" + "\n".join(lines) + f"\n\n{summary}"
 
 
 def register_arena_api(comparer: Comparer, arena: Arena) -> None:

@@ -162,7 +162,7 @@ def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
             return
         verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(turns, SIDES))
         notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
-        yield shown.finished(final, latest, f"{label} {verdict.summary}{notice}", comparison_id)
+        yield shown.finished(final, latest, f"{label} {fmt.plain(verdict.summary)}{notice}", comparison_id)
         yield from _fidelity(comparer, shown, latest, options, scoring)
 
     return chat
@@ -223,7 +223,7 @@ def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, sid
             return
         final = [*earlier, last.answered({side: latest[side]})]
         verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(earlier, SIDES))
-        yield shown.finished(final, latest, f"{label} {verdict.summary}", comparison_id)
+        yield shown.finished(final, latest, f"{label} {fmt.plain(verdict.summary)}", comparison_id)
         yield from _fidelity(comparer, shown, latest, options, scoring)
 
     return regenerate
