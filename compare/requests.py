@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, create_model, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
 from compare.arena import ARENA_CHOICES
 from compare.votes import ALIASES, CHOICES
@@ -51,7 +52,7 @@ def schemas(limits: Limits) -> Schemas:
     """The schemas with `limits` in their fields and descriptions."""
     chars, tokens = max_characters(limits.max_prompt_tokens), limits.max_prompt_tokens
     text = f"at most {chars:,} characters ({tokens} tokens)"
-    prompt = Annotated[str, StringConstraints(max_length=chars, pattern=r"\S")]
+    prompt = Annotated[str, StringConstraints(max_length=chars), AfterValidator(_not_blank)]
     system = Annotated[str, StringConstraints(max_length=chars)]
     settings = settings_schema(limits.max_new_tokens)
     fidelity = (bool, Field(True, description="true or false"))
@@ -132,6 +133,14 @@ def schemas(limits: Limits) -> Schemas:
 def checked(model: type[Strict], values: Any, where: str = "") -> Any:
     """`values` checked as `model` (stop sequences may be text, one per line), or `InputError`."""
     return check(model, stops_as_lines(values), where)
+
+
+def _not_blank(text: str) -> str:
+    """A prompt of spaces is refused (in Python: a regex `pattern` fails on lone surrogates,
+    which the app accepts and stores as U+FFFD)."""
+    if not text.strip():
+        raise PydanticCustomError("blank", "blank")
+    return text
 
 
 def options_of(request: Strict) -> GenerationOptions:

@@ -28,6 +28,7 @@ M = TypeVar("M", bound=BaseModel)
 MAX_JSON_DEPTH = 16  # a conversation file needs 5 levels; the parser recurses once per level
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InputError(ValueError):
@@ -57,7 +58,7 @@ def check(model: type[M], data: Any, where: str = "") -> M:
     if not isinstance(data, Mapping):
         raise InputError(f"{where or 'The input'} must be an object, got {shown(data)}.")
     try:
-        return model.model_validate(dict(data))
+        return model.model_validate(encodable(dict(data)))
     except ValidationError as exc:
         raise InputError(explain(exc, model, where, data)) from None
 
@@ -83,6 +84,22 @@ def explain(error: ValidationError, model: type[BaseModel], where: str = "", dat
     else:
         requirement = _description(model, loc) or first["msg"].lower()
     return f"{path} must be {requirement}, got {shown(value)}.{more}"
+
+
+def encodable(value: Any) -> Any:
+    """`value` with every lone surrogate in its text as U+FFFD, as the models and the store take it
+    (pydantic cannot check such text against a length or a pattern).
+
+    >>> encodable({"a": ["x\\ud800"]}) == {"a": ["x\\ufffd"]}
+    True
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {encodable(key): encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(encodable(item) for item in value)
+    return value
 
 
 def shown(value: Any) -> str:
