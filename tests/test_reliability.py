@@ -45,7 +45,10 @@ def special_ids():
         ({"prompt": SPAIN, "max_tokens": 0}, "max_tokens must be a whole number from 1 to"),
         ({"prompt": SPAIN, "max_tokens": -7}, "max_tokens must be a whole number from 1 to"),
         ({"prompt": SPAIN, "max_tokens": 10**9}, "max_tokens must be a whole number from 1 to 512"),
-        ({"prompt": SPAIN, "stop": "\n".join(f"stop{i}" for i in range(100))}, "stop must be text with at most 16 stop sequences"),
+        (
+            {"prompt": SPAIN, "stop": "\n".join(f"stop{i}" for i in range(100))},
+            "stop must be text with at most 16 stop sequences",
+        ),
         ({"prompt": 42}, "prompt must be text that is not blank"),
         ({"prompt": SPAIN, "max_tokens": "many"}, "max_tokens must be a whole number"),
         ({"prompt": SPAIN, "temperature": "warm"}, "temperature must be a number"),
