@@ -19,7 +19,6 @@ from compare.batch import read_prompts, results_csv, summarize
 from compare.lanes import ModelSlot
 from compare.owners import Asker
 from compare.service import Comparer
-from tests.conftest import raw_call
 from ui.panels import run_batch
 from wrappers.config import ROOT, Limits
 
@@ -184,8 +183,12 @@ def test_a_chat_request_is_answered_while_a_batch_runs(server, client, tmp_path)
 
 
 def test_a_wrong_shaped_call_gets_a_reason_not_null(server):
-    event, data = raw_call(server, "compare", '{"data": ["Hi", "", 8]}')
-    assert event == "error" and "didn't receive enough input values" in data["error"], data
+    import httpx
+
+    answer = httpx.post(f"{server}gradio_api/call/compare", json={"data": ["Hi", "", 8]}, timeout=30)
+    assert answer.status_code == 422, answer.text
+    names = "prompt, system_prompt, max_tokens, temperature, top_p, stop, fidelity"
+    assert answer.json()["detail"] == f"/compare takes 7 values ({names}); got 3."
 
 
 def test_nothing_a_visitor_sees_names_a_server_path(server, client, config):
