@@ -172,28 +172,6 @@ def at_boundary(handler):
     return answering
 
 
-def box_options(comparer: Comparer, max_tokens, temperature, top_p, stop) -> GenerationOptions:
-    """The settings boxes' values as options, checked as an API request's are.
-
-    A number box gives 64.0 for 64; a whole number is taken as one, and 2.5 is refused as it
-    would be from a client.
-    """
-    whole = int(max_tokens) if isinstance(max_tokens, float) and max_tokens.is_integer() else max_tokens
-    return comparer.options(whole, temperature, top_p, stop or "")
-
-
-def check_send(comparer: Comparer, prompt, system, settings: tuple, turns: list) -> None:
-    """Refuse a prompt the way the API would (`compare/requests.py`), and a conversation too long to send."""
-    comparer.require_ready()
-    if not (prompt or "").strip():
-        raise input_error("Type a prompt first.")
-    options = box_options(comparer, *settings)
-    fields = {"max_tokens": options.max_tokens, "temperature": options.temperature, "top_p": options.top_p}
-    comparer.check("prompt", {"prompt": prompt, "system_prompt": system or "", "stop": options.stop} | fields)
-    for side in SIDES:
-        comparer.check_length(messages_for(turns or [], side, system, prompt))
-
-
 def asker_of(request: gr.Request | None) -> Asker:
     """Who is asking: the logged-in user, else the browser or gradio_client session."""
     if request is None:

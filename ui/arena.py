@@ -27,13 +27,12 @@ from ui.api import (
     Side,
     asker_of,
     at_boundary,
-    box_options,
-    check_send,
     described,
     input_error,
     paced,
     prompt_messages,
 )
+from ui.checks import box_options, check_send
 from wrappers import GenerationOptions, Result
 
 ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}

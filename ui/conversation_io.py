@@ -31,7 +31,8 @@ from compare.conversation import (
 from compare.service import Comparer, new_comparison_id
 from compare.turns import STOPPED, Turn, messages_for
 from ui import formatting as fmt
-from ui.api import MODEL_EVENTS, SIDES, at_boundary, box_options, described, input_error
+from ui.api import MODEL_EVENTS, SIDES, at_boundary, described, input_error
+from ui.checks import box_options
 from wrappers import GenerationOptions
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
