@@ -42,7 +42,7 @@ def share(items, answers, wanted) -> float:
 
 
 # The targets: 80% of all held-out phrasings, and of the capital phrasings and follow-ups
-# alone, in both panes. The committed checkpoint is above them (see the README).
+# alone, in both panes. The committed checkpoint is above them (see docs/tiny-model.md).
 CAPITALS_FLOOR, PHRASINGS_FLOOR = 0.8, 0.8
 
 

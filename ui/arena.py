@@ -29,10 +29,10 @@ from ui.api import (
     at_boundary,
     described,
     input_error,
-    paced,
     prompt_messages,
 )
 from ui.checks import box_options, check_send
+from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 
 ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}

@@ -86,42 +86,92 @@ class ChatTab:
 
 def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markdown) -> ChatTab:
     """Arrange the Chat tab and wire its events."""
-    stops = StopSignals()
     switch = blind_switch()
     with gr.Column() as named:
-        with gr.Row(equal_height=True, elem_id="panes"):
-            panes = {side: _pane(side, comparer.backends[side].title) for side in SIDES}
-        prompt, send, stop = _prompt_row(comparer)
-        with gr.Row(elem_id="actions"):
-            small = {"size": "sm", "min_width": 110}  # several to a line on a phone
-            regenerate = {
-                side: gr.Button(f"↻ {side} only", elem_id=f"regenerate-{side}", **small) for side in SIDES
-            }
-            edit = gr.Button("✎ Edit last prompt", elem_id="edit", **small)
-            retry = gr.Button("Retry both", elem_id="retry", **small)
-            clear = gr.Button("Clear", elem_id="clear", **small)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                verdict = gr.Markdown(elem_id="verdict")
-                fidelity = {
-                    "line": gr.Markdown(elem_id="fidelity"),
-                    "strip": gr.HTML(elem_id="fidelity-strip"),
-                }
-            with gr.Column(scale=2, min_width=380):
-                metrics = gr.Markdown(
-                    fmt.metrics_markdown({s: fmt.Result() for s in SIDES}), elem_id="metrics"
-                )
-        last_id, turns, results = gr.State(""), gr.State([]), gr.State({})
-        vote_events = vote_row(comparer, last_id)
-        with gr.Accordion("Difference view", open=True):
-            diff = gr.HTML(elem_id="diff")
-        with gr.Row():
-            for side in SIDES:
-                _details(panes[side], side)
+        shown, buttons, vote_events = _named_mode(comparer)
     blind = arena_panel(switch, named)
     refresh_board = leaderboard_panel(demo)
     for event in vote_events:
         refresh_board(event)
+    settings, scoring = _settings(comparer)
+    wire_arena_panel(blind, comparer, arena, settings, refresh_board)
+    conversation_panel(comparer, shown.turns, settings, shown.all(), shown.loaded)
+    system = settings[0]
+    gr.Examples(EXAMPLES, inputs=[shown.prompt, system], label="Examples")
+
+    tab = ChatTab(
+        shown.prompt,
+        shown.verdict,
+        shown.last_id,
+        shown.turns,
+        [*shown.all(), system],
+        reopener(shown, system),
+        shown.panes,
+    )
+    _wire_comparisons(comparer, shown, buttons, settings, scoring)
+    _status_poll(demo, comparer, status, shown.panes, buttons.send)
+    return tab
+
+
+@dataclass(frozen=True)
+class Buttons:
+    """What starts, stops and takes back a comparison in named mode."""
+
+    send: gr.Button
+    stop: gr.Button
+    regenerate: dict[str, gr.Button]  # side -> "↻ side only"
+    edit: gr.Button
+    retry: gr.Button
+    clear: gr.Button
+
+
+def _named_mode(comparer: Comparer) -> tuple[Shown, Buttons, list]:
+    """The named panes, from the prompt to the details; returns them, the buttons and the vote events."""
+    with gr.Row(equal_height=True, elem_id="panes"):
+        panes = {side: _pane(side, comparer.backends[side].title) for side in SIDES}
+    prompt, send, stop = _prompt_row(comparer)
+    regenerate, edit, retry, clear = _action_row()
+    verdict, fidelity, metrics = _verdict_row()
+    last_id, turns, results = gr.State(""), gr.State([]), gr.State({})
+    vote_events = vote_row(comparer, last_id)
+    with gr.Accordion("Difference view", open=True):
+        diff = gr.HTML(elem_id="diff")
+    with gr.Row():
+        for side in SIDES:
+            _details(panes[side], side)
+    shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results)
+    return shown, Buttons(send, stop, regenerate, edit, retry, clear), vote_events
+
+
+def _action_row() -> tuple[dict[str, gr.Button], gr.Button, gr.Button, gr.Button]:
+    """Regenerate one side, edit the last prompt, retry both, clear."""
+    with gr.Row(elem_id="actions"):
+        small = {"size": "sm", "min_width": 110}  # several to a line on a phone
+        regenerate = {
+            side: gr.Button(f"↻ {side} only", elem_id=f"regenerate-{side}", **small) for side in SIDES
+        }
+        edit = gr.Button("✎ Edit last prompt", elem_id="edit", **small)
+        retry = gr.Button("Retry both", elem_id="retry", **small)
+        clear = gr.Button("Clear", elem_id="clear", **small)
+    return regenerate, edit, retry, clear
+
+
+def _verdict_row() -> tuple[gr.Markdown, dict, gr.Markdown]:
+    """The verdict with its fidelity line and token strip, beside the metrics table."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            verdict = gr.Markdown(elem_id="verdict")
+            fidelity = {
+                "line": gr.Markdown(elem_id="fidelity"),
+                "strip": gr.HTML(elem_id="fidelity-strip"),
+            }
+        with gr.Column(scale=2, min_width=380):
+            metrics = gr.Markdown(fmt.metrics_markdown({s: fmt.Result() for s in SIDES}), elem_id="metrics")
+    return verdict, fidelity, metrics
+
+
+def _settings(comparer: Comparer) -> tuple[list, gr.Checkbox]:
+    """The generation settings: (system, max_tokens, temperature, top_p, stop) and the fidelity switch."""
     with gr.Accordion("Generation settings (applied to both models)", open=False):
         system = gr.Textbox("", label="System prompt", lines=2)
         max_tokens, temperature, top_p = _setting_boxes(comparer.limits.max_new_tokens)
@@ -132,49 +182,48 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
             interactive=comparer.fidelity,  # off in the configuration: off for everyone
             elem_id="fidelity-switch",
         )
-    settings = [system, max_tokens, temperature, top_p, stops_box]
-    wire_arena_panel(blind, comparer, arena, settings, refresh_board)
-    shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results)
-    conversation_panel(comparer, turns, settings, shown.all(), shown.loaded)
-    gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
+    return [system, max_tokens, temperature, top_p, stops_box], scoring
 
-    tab = ChatTab(prompt, verdict, last_id, turns, [*shown.all(), system], reopener(shown, system), panes)
+
+def _wire_comparisons(comparer: Comparer, shown: Shown, buttons: Buttons, settings: list, scoring) -> None:
+    """Send, retry, edit, regenerate, Stop and Clear: each checks first, then runs in the models' queue."""
+    stops = StopSignals()
+    prompt, turns, b = shown.prompt, shown.turns, buttons
     run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     private = {"api_visibility": "private"}
     check, quick = checker(comparer, stops), {"concurrency_limit": None, **private}
     generate = chat_handler(comparer, shown, stops)
     asked = [prompt, *settings, scoring, turns]
-    for trigger in (send.click, prompt.submit):  # every check is a step with no outputs: one toast
+    for trigger in (b.send.click, prompt.submit):  # every check is a step with no outputs: one toast
         trigger(check, [prompt, *settings, turns], None, **quick).success(
             generate, asked, shown.all(), **run, **private
         )
-    retry.click(retry_checker(comparer, stops), [*settings, turns], None, **quick).success(
+    b.retry.click(retry_checker(comparer, stops), [*settings, turns], None, **quick).success(
         take_last_prompt, turns, [prompt, turns], **private
     ).success(generate, asked, shown.all(), **run, **private)
-    edit.click(check_take_back, turns, None, **quick).success(
+    b.edit.click(check_take_back, turns, None, **quick).success(
         take_last_prompt, turns, [prompt, turns], **private
     ).success(
         shown.loaded, turns, shown.all(), **private
     )  # the comparison taken back can no longer be voted on
-    for side, button in regenerate.items():
+    for side, button in b.regenerate.items():
         button.click(
             regenerate_checker(comparer, stops),
-            [turns, results, *settings],
+            [turns, shown.results, *settings],
             None,
             concurrency_limit=None,
             **private,
         ).success(
             regenerate_handler(comparer, shown, stops, side),
-            [*settings, scoring, turns, results],
+            [*settings, scoring, turns, shown.results],
             shown.all(),
             **run,
             **private,
         )
-    stop.click(stopper(stops), None, None, concurrency_limit=None, **private)
-    for trigger in (clear.click, *(panes[side]["chat"].clear for side in SIDES)):  # a pane never clears alone
+    b.stop.click(stopper(stops), None, None, concurrency_limit=None, **private)
+    chats = [shown.panes[side]["chat"] for side in SIDES]
+    for trigger in (b.clear.click, *(chat.clear for chat in chats)):  # a pane never clears alone
         trigger(clearer(shown, stops), None, shown.all(), concurrency_limit=None, **private)
-    _status_poll(demo, comparer, status, panes, send)
-    return tab
 
 
 def _prompt_row(comparer: Comparer) -> tuple[gr.Textbox, gr.Button, gr.Button]:

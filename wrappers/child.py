@@ -112,7 +112,7 @@ def _killed(what: str, signum: int, seconds: float) -> str:
     cause = " by the out-of-memory killer, most likely" if signum == signal.SIGKILL else ""
     return (
         f"{what} was killed ({name}){cause}, after {seconds:.0f} s. The app is unharmed; "
-        "give it more memory (see the README's 'What it takes') and start again."
+        "give it more memory (see 'What it takes' in docs/real-phi3.md) and start again."
     )
 
 
