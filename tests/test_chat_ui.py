@@ -62,14 +62,17 @@ def send(page, prompt: str, button: str = "#send") -> str:
 
 
 def settings(page, temperature: float | None = None, max_tokens: int | None = None, stop: str | None = None):
+    """Type into the setting boxes (opening the accordion first); each box is checked to hold the value."""
     if not page.locator("#setting-stop textarea").is_visible():
         page.get_by_text("Generation settings").click()
-    if temperature is not None:
-        page.locator("#setting-temperature input").fill(str(temperature))
-    if max_tokens is not None:
-        page.locator("#setting-max-tokens input").fill(str(max_tokens))
-    if stop is not None:
-        page.locator("#setting-stop textarea").fill(stop)
+    boxes = {"temperature input": temperature, "max-tokens input": max_tokens, "stop textarea": stop}
+    for box, value in boxes.items():
+        if value is not None:
+            field = page.locator(f"#setting-{box}")
+            expect(field).to_be_visible()
+            field.fill(str(value))
+            expect(field).to_have_value(str(value))
+            field.press("Tab")
 
 
 def error_badges(page):
