@@ -22,6 +22,7 @@ from ui.arena import register_arena_api
 from ui.chat import CSS, chat_tab
 from ui.conversation_io import register_replay_api
 from ui.fair_queue import QueueShare
+from ui.gate import RequestGate
 from ui.history import history_tab
 from ui.leaderboard import Board, leaderboard_api
 from ui.login import LoginThrottle
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         theme=gr.themes.Soft(),
         css=CSS,
         max_file_size=int(config.limits.max_upload_mb * 2**20),
-        app_kwargs={"middleware": [login_throttle(config.limits)]},
+        app_kwargs={"middleware": [login_throttle(config.limits), Middleware(RequestGate, blocks=demo)]},
     )
 
 

@@ -5,11 +5,14 @@ settings, both sides' conversations turn by turn (each prompt and both
 answers), each answer's figures (usage, latency) where this server measured
 them, and the registered model versions that answered.
 
-Reading is strict and bounded: at most `MAX_BYTES` and `MAX_TURNS`, and every
-problem is named with its place in the file ("turns[2].prompt must be a
-string"). A replay sends the prompts again, in order, to the current models
-with the file's settings, each side continuing its own new conversation, and
-says per turn and side whether the answer is the one recorded.
+Reading is strict and bounded: the file is one schema (`conversation_schema`,
+built on `wrappers/schema.py` with the server's limits), its nesting is refused
+before the JSON parser runs, the whole file is checked before any of it is
+used, and a mistake is named with its place in the file, in the words the API
+uses ("turns[2].prompt must be text that is not blank, ..."). A replay sends
+the prompts again, in order, to the current models with the file's settings,
+each side continuing its own new conversation, and says per turn and side
+whether the answer is the one recorded.
 """
 
 from __future__ import annotations
@@ -21,22 +24,106 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, create_model
 
 from compare.comparison import first_difference
+from compare.requests import schemas
 from compare.turns import ERROR, OK, Answer, Turn
+from wrappers.config import Limits
 from wrappers.options import GenerationOptions
 from wrappers.results import Result
+from wrappers.schema import InputError, Strict, bounded_json, check
 
 FORMAT = "phi3-mlflow-compare/conversation"
 VERSION = 1
-MAX_BYTES = 2_000_000
-MAX_TURNS = 200
+MAX_BYTES = Limits().max_conversation_bytes
+MAX_TURNS = Limits().max_conversation_turns
 SIDES = ("transformers", "onnx")
-SETTINGS = {"system_prompt": str, "max_tokens": int, "temperature": float, "top_p": float, "stop": list}
+SETTINGS = ("system_prompt", "max_tokens", "temperature", "top_p", "stop")
+NAME = Annotated[str, StringConstraints(max_length=500)]
+COUNT = Field(None, ge=0, description="a whole number of at least 0, or null")
+SECONDS = Field(None, ge=0.0, description="a number of at least 0, or null")
+NOTE = Field(None, description="text of at most 2,000 characters, or null")
 
 
-class ConversationError(ValueError):
+class UsageRecord(Strict):
+    prompt_tokens: int | None = COUNT
+    completion_tokens: int | None = COUNT
+    total_tokens: int | None = COUNT
+
+
+class LatencyRecord(Strict):
+    total_s: float | None = SECONDS
+    ttft_s: float | None = SECONDS
+    tokens_per_s: float | None = SECONDS
+    network_s: float | None = SECONDS
+
+
+class ModelRecord(Strict):
+    """A registered model version; a side that failed to load has only its `error`."""
+
+    name: NAME | None = Field(None, description="text of at most 500 characters, or null")
+    version: NAME | None = Field(None, description="text of at most 500 characters, or null")
+    uri: NAME | None = Field(None, description="text of at most 500 characters, or null")
+    error: Annotated[str, StringConstraints(max_length=2000)] | None = NOTE
+
+
+class AnswerRecord(Strict):
+    text: str = Field(description="text")  # bounded by the file's size
+    usage: UsageRecord | None = Field(None, description="an object of token counts, or null")
+    latency: LatencyRecord | None = Field(None, description="an object of times in seconds, or null")
+    model: ModelRecord | None = Field(None, description="an object naming the model version, or null")
+    error: Annotated[str, StringConstraints(max_length=2000)] | None = NOTE
+
+
+class Answers(Strict):
+    transformers: AnswerRecord = Field(description="the transformers side's answer: an object with text")
+    onnx: AnswerRecord = Field(description="the onnx side's answer: an object with text")
+
+
+class Models(Strict):
+    transformers: ModelRecord | None = Field(None, description="an object naming the model version, or null")
+    onnx: ModelRecord | None = Field(None, description="an object naming the model version, or null")
+
+
+@cache
+def conversation_schema(limits: Limits) -> type[Strict]:
+    """The file's schema on a server with `limits`: its settings are checked as any request's."""
+    request = schemas(limits).prompt
+    turn = create_model(
+        "TurnRecord",
+        __base__=Strict,
+        prompt=(request.model_fields["prompt"].annotation, request.model_fields["prompt"]),
+        answers=(Answers, Field(description="an object with an answer for each of transformers, onnx")),
+    )
+    settings = create_model(
+        "FileSettings",
+        __base__=schemas(limits).settings,
+        system_prompt=(str, request.model_fields["system_prompt"]),
+    )
+    return create_model(
+        "ConversationFile",
+        __base__=Strict,
+        format=(Literal[FORMAT], Field(description=f"{FORMAT!r}, as in a file exported by this app")),
+        version=(Literal[VERSION], Field(description=f"{VERSION}, the only version known here")),
+        exported_at=(NAME | None, Field(None, description="a date as text, or null")),
+        settings=(settings, Field(description="an object with " + ", ".join(SETTINGS))),
+        models=(Models | None, Field(None, description="an object with transformers and onnx, or null")),
+        turns=(
+            list[turn],
+            Field(
+                min_length=1,
+                max_length=limits.max_conversation_turns,
+                description=f"a list of 1 to {limits.max_conversation_turns} turns (prompt and answers)",
+            ),
+        ),
+    )
+
+
+class ConversationError(InputError):
     """A conversation file that cannot be read, with the reason and where."""
 
 
@@ -67,45 +154,29 @@ def answer_of(result: Result | None, text: str) -> dict:
     return {"text": text} | {key: public[key] for key in ("usage", "latency", "model", "error")}
 
 
-def read_conversation(data: bytes | str) -> dict:
-    """A checked conversation from the file's bytes, or a `ConversationError` saying what is wrong."""
-    if len(data) > MAX_BYTES:
-        raise ConversationError(
-            f"The file is {len(data):,} bytes; a conversation file is at most {MAX_BYTES:,}."
-        )
+def read_conversation(data: bytes | str, limits: Limits | None = None) -> dict:
+    """A checked conversation from the file's bytes, or a `ConversationError` saying what is wrong.
+
+    The whole file is checked (size, nesting, every field against `limits`) before any of it is used.
+    """
+    limits = limits or Limits()
     try:
-        content = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConversationError(f"The file is not JSON: {exc}") from exc
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
-        raise ConversationError(
-            f"This is not a conversation exported by this app (its 'format' is not {FORMAT!r})."
-        )
-    if content.get("version") != VERSION:
-        raise ConversationError(
-            f"Conversation files of version {content.get('version')!r} are not known here."
-        )
-    _check_settings(content.get("settings"))
-    _check_turns(content.get("turns"))
-    return content
+        content = bounded_json(data, limits.max_conversation_bytes, "The file")
+        if not isinstance(content, dict) or content.get("format") != FORMAT:
+            raise InputError(
+                f"This is not a conversation exported by this app (its 'format' is not {FORMAT!r})."
+            )
+        return check(conversation_schema(limits), content).model_dump()
+    except InputError as exc:
+        raise ConversationError(str(exc)) from None
 
 
-def options_of(content: Mapping[str, Any], max_tokens_limit: int) -> GenerationOptions:
-    """The file's generation options, checked as any request's are."""
+def options_of(content: Mapping[str, Any]) -> GenerationOptions:
+    """The generation options of a conversation that `read_conversation` checked."""
     settings = content["settings"]
-    if not 1 <= settings["max_tokens"] <= max_tokens_limit:
-        raise ConversationError(
-            f"settings.max_tokens must be between 1 and {max_tokens_limit} on this server."
-        )
-    try:
-        return GenerationOptions(
-            settings["max_tokens"],
-            float(settings["temperature"]),
-            float(settings["top_p"]),
-            tuple(settings["stop"]),
-        )
-    except ValueError as exc:
-        raise ConversationError(f"settings: {exc}") from exc
+    return GenerationOptions(
+        settings["max_tokens"], settings["temperature"], settings["top_p"], settings["stop"]
+    )
 
 
 class AnswerMemory:
@@ -197,35 +268,3 @@ def _replay_row(number: int, prompt: str, side: str, recorded: Mapping[str, Any]
         "replayed_tokens_per_s": result.latency.tokens_per_s,
         "model": f"{result.model.name}/{result.model.version}",
     }
-
-
-def _check_settings(settings: Any) -> None:
-    if not isinstance(settings, dict):
-        raise ConversationError("'settings' must be an object with " + ", ".join(SETTINGS) + ".")
-    for key, kind in SETTINGS.items():
-        value = settings.get(key)
-        numeric = kind is float and isinstance(value, int | float) and not isinstance(value, bool)
-        if not (numeric or (isinstance(value, kind) and not isinstance(value, bool))):
-            raise ConversationError(f"settings.{key} must be a {kind.__name__}, got {value!r}.")
-    if not all(isinstance(stop, str) for stop in settings["stop"]):
-        raise ConversationError("settings.stop must be a list of strings.")
-
-
-def _check_turns(turns: Any) -> None:
-    if not isinstance(turns, list) or not turns:
-        raise ConversationError("'turns' must be a non-empty list of {prompt, answers}.")
-    if len(turns) > MAX_TURNS:
-        raise ConversationError(f"The file has {len(turns)} turns; at most {MAX_TURNS} are read.")
-    for i, turn in enumerate(turns):
-        where = f"turns[{i}]"
-        if not isinstance(turn, dict):
-            raise ConversationError(f"{where} must be an object with a prompt and answers.")
-        if not isinstance(turn.get("prompt"), str) or not turn["prompt"].strip():
-            raise ConversationError(f"{where}.prompt must be a non-empty string.")
-        answers = turn.get("answers")
-        if not isinstance(answers, dict) or set(SIDES) - set(answers):
-            raise ConversationError(f"{where}.answers must have an answer for each of {', '.join(SIDES)}.")
-        for side in SIDES:
-            answer = answers[side]
-            if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
-                raise ConversationError(f"{where}.answers.{side}.text must be a string.")

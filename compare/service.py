@@ -11,7 +11,6 @@ and raises `compare.errors` exceptions, which the UI shows as Gradio errors.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -26,6 +25,7 @@ from compare.fidelity import Scored, score
 from compare.lanes import ModelSlot
 from compare.owners import Asker
 from compare.recorder import Recorder
+from compare.requests import Schemas, checked, options_of, schemas
 from compare.traces import Request
 from compare.votes import canonical_choice, log_vote
 from wrappers import GenerationOptions, Result, stream_result
@@ -33,9 +33,9 @@ from wrappers.backend import Backend, Messages
 from wrappers.chat import check_length
 from wrappers.config import Limits
 from wrappers.errors import public_text
+from wrappers.schema import InputError
 from wrappers.startup import Startup
 
-COMPARISON_ID = re.compile(r"[0-9a-f]{32}")
 ABANDONED = "Abandoned: the client went away"
 
 
@@ -73,15 +73,22 @@ class Comparer:
                 "Try again in a moment."
             )
 
-    def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
-        if not isinstance(stop, str):
-            raise RequestError(f"stop must be a string with one stop sequence per line, got {stop!r}.")
+    @property
+    def requests(self) -> Schemas:
+        """Every request's schema under this server's limits (`compare/requests.py`)."""
+        return schemas(self.limits)
+
+    def check(self, kind: str, values: Mapping[str, Any]) -> Any:
+        """`values` checked as the `kind` of request ("prompt", "vote", ...), before anything runs."""
         try:
-            return GenerationOptions.from_text(
-                max_tokens, temperature, top_p, stop, max_tokens_limit=self.limits.max_new_tokens
-            )
-        except ValueError as exc:
-            raise RequestError(str(exc)) from exc
+            return checked(getattr(self.requests, kind), values)
+        except InputError as exc:
+            raise RequestError(str(exc)) from None
+
+    def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
+        """Generation options from a request's settings (stop: text, one sequence per line)."""
+        settings = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop}
+        return options_of(self.check("settings", settings))
 
     def compare(
         self,
@@ -99,7 +106,7 @@ class Comparer:
         `lane` "batch" waits for every chat request that is waiting. `schedule`: see
         `compare_stream` (a blind battle takes turns).
         """
-        self.check(conversations, options)
+        self.check_fits(conversations, options)
         started, latest = time.time_ns(), {}
         try:
             with self.slot.take(lane), self._generating():
@@ -138,7 +145,7 @@ class Comparer:
         asker: Asker | None = None,
     ) -> Iterator[Result]:
         """Stream `side` again; record it with the `kept` answers of the other sides, as one comparison."""
-        self.check({side: conversations[side]}, options)
+        self.check_fits({side: conversations[side]}, options)
         started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
         try:
             with self.slot.take("chat"), self._generating():
@@ -151,7 +158,7 @@ class Comparer:
         others = {s: r for s, r in kept.items() if s != side}
         self._record(comparison_id, conversations, options, {side: result, **others}, started, asker)
 
-    def check(self, conversations: Mapping[str, Messages], options: GenerationOptions) -> None:
+    def check_fits(self, conversations: Mapping[str, Messages], options: GenerationOptions) -> None:
         """Refuse, before any model runs, what cannot fit the token limit or finish in time here."""
         for messages in conversations.values():
             self.check_length(messages)
@@ -218,13 +225,10 @@ class Comparer:
 
         Returns the trace ids and the vote it replaced (None for a first vote).
         """
-        if not isinstance(comparison_id, str) or not COMPARISON_ID.fullmatch(comparison_id):
-            raise RequestError("comparison_id must be an id returned by /compare.")
-        try:
-            choice = canonical_choice(choice)
-        except ValueError as exc:
-            raise RequestError(str(exc)) from exc
-        return self.store_vote(comparison_id, choice, comment, owner=asker.owner)
+        asked = self.check("vote", {"comparison_id": comparison_id, "choice": choice, "comment": comment})
+        return self.store_vote(
+            asked.comparison_id, canonical_choice(asked.choice), asked.comment, owner=asker.owner
+        )
 
     def store_vote(
         self, comparison_id: str, choice: str, comment: Any, metadata=None, owner: str | None = None
@@ -234,8 +238,6 @@ class Comparer:
         With `owner`, only a comparison of that owner; anyone else's, or an unknown id, gets
         the same answer, so ids cannot be probed. (A blind battle's vote is checked by its battle.)
         """
-        if not isinstance(comment, str) or len(comment) > 2000:
-            raise RequestError("comment must be a string of at most 2000 characters.")
         if self.recorder is None:
             raise RequestError("Votes need tracing, which is off in this app.")
         try:

@@ -110,10 +110,10 @@ def test_single_model_endpoints_return_one_side(client, side):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"prompt": "   "}, "prompt must be a non-empty string"),
-        ({"prompt": "Hi", "top_p": 0}, "top_p must be in"),
-        ({"prompt": "Hi", "max_tokens": 0}, "max_tokens must be between"),
-        ({"prompt": "Hi", "temperature": -1}, "temperature must be in"),
+        ({"prompt": "   "}, "prompt must be text that is not blank"),
+        ({"prompt": "Hi", "top_p": 0}, "top_p must be a number above 0 and at most 1"),
+        ({"prompt": "Hi", "max_tokens": 0}, "max_tokens must be a whole number from 1 to"),
+        ({"prompt": "Hi", "temperature": -1}, "temperature must be a number from 0 to 2"),
     ],
 )
 def test_bad_input_is_an_api_error_with_the_reason(client, kwargs, message):

@@ -109,7 +109,7 @@ def test_bad_blind_votes_are_refused_with_the_reason(client, kwargs, message):
 
 
 def test_bad_arena_input_is_refused_before_a_battle_starts(client):
-    with pytest.raises(Exception, match="prompt must be a non-empty string"):
+    with pytest.raises(Exception, match="prompt must be text that is not blank"):
         client.predict(prompt="  ", api_name="/arena")
     with pytest.raises(Exception, match="temperature"):
         client.predict(prompt="Hi", temperature=-1, api_name="/arena")

@@ -62,17 +62,17 @@ def send(page, prompt: str, button: str = "#send") -> str:
 
 
 def settings(page, temperature: float | None = None, max_tokens: int | None = None, stop: str | None = None):
-    accordion = page.get_by_text("Generation settings")
-    if not page.get_by_label("Stop sequences (one per line)").is_visible():
-        accordion.click()
-    if temperature is not None:
-        page.get_by_label("number input for Temperature (0 = greedy)").fill(str(temperature))
-        page.get_by_label("number input for Temperature (0 = greedy)").press("Enter")
-    if max_tokens is not None:
-        page.get_by_label("number input for Max new tokens").fill(str(max_tokens))
-        page.get_by_label("number input for Max new tokens").press("Enter")
-    if stop is not None:
-        page.get_by_label("Stop sequences (one per line)").fill(stop)
+    """Type into the setting boxes (opening the accordion first); each box is checked to hold the value."""
+    if not page.locator("#setting-stop textarea").is_visible():
+        page.get_by_text("Generation settings").click()
+    boxes = {"temperature input": temperature, "max-tokens input": max_tokens, "stop textarea": stop}
+    for box, value in boxes.items():
+        if value is not None:
+            field = page.locator(f"#setting-{box}")
+            expect(field).to_be_visible()
+            field.fill(str(value))
+            expect(field).to_have_value(str(value))
+            field.press("Tab")
 
 
 def error_badges(page):

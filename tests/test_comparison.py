@@ -162,7 +162,7 @@ def test_verdict_says_when_the_models_were_sent_different_conversations():
 def test_a_stop_sequence_gives_both_sides_the_same_text_tokens_and_verdict(backends, stop):
     """Bug: transformers counted the token generate() makes after the stop, so the verdict said
     the identical texts diverged (at '' vs None) and the usage differed."""
-    options = GenerationOptions.from_text(64, 0.0, 1.0, stop, max_tokens_limit=512)
+    options = GenerationOptions.checked({"max_tokens": 64, "stop": stop}, 512)
     question = [{"role": "user", "content": "What is the capital of Spain?"}]
     *_, last = compare_stream(backends, {side: question for side in backends}, options)
     transformers, onnx = last["transformers"], last["onnx"]

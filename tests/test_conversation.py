@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from gradio_client import Client
@@ -138,19 +139,79 @@ def broken(change) -> str:
     [
         ("{not json", "The file is not JSON"),
         (json.dumps([1, 2]), "not a conversation exported by this app"),
-        (broken(lambda c: c.update(version=7)), "version 7"),
-        (broken(lambda c: c["settings"].pop("top_p")), "settings.top_p must be a float"),
-        (broken(lambda c: c["settings"].update(max_tokens="16")), "settings.max_tokens must be a int"),
-        (broken(lambda c: c["settings"].update(stop=[1])), "settings.stop must be a list of strings"),
-        (broken(lambda c: c.update(turns=[])), "'turns' must be a non-empty list"),
-        (broken(lambda c: c["turns"][0].update(prompt=" ")), r"turns\[0\].prompt must be a non-empty string"),
-        (broken(lambda c: c["turns"][0]["answers"].pop("onnx")), r"turns\[0\].answers must have an answer"),
+        (broken(lambda c: c.update(version=7)), "version must be 1, the only version known here, got 7."),
+        (
+            broken(lambda c: c["settings"].update(top_p="x")),
+            'settings.top_p must be a number above 0 and at most 1, got "x".',
+        ),
+        (
+            broken(lambda c: c["settings"].update(max_tokens="16")),
+            'settings.max_tokens must be a whole number from 1 to 512, got "16".',
+        ),
+        (
+            broken(lambda c: c["settings"].update(stop=[1])),
+            r"settings.stop\[0\] must be text with at most 16 stop sequences",
+        ),
+        (broken(lambda c: c.update(turns=[])), "turns must be a list of 1 to 200 turns"),
+        (
+            broken(lambda c: c["turns"][0].update(prompt=" ")),
+            r"turns\[0\].prompt must be text that is not blank",
+        ),
+        (broken(lambda c: c["turns"][0]["answers"].pop("onnx")), r"turns\[0\].answers.onnx is missing"),
         (
             broken(lambda c: c["turns"][0]["answers"]["onnx"].update(text=5)),
-            r"answers.onnx.text must be a string",
+            r"turns\[0\].answers.onnx.text must be text, got 5.",
         ),
-        (broken(lambda c: c.update(turns=c["turns"] * 201)), "at most 200 are read"),
-        ("x" * (MAX_BYTES + 1), "a conversation file is at most"),
+        (
+            broken(lambda c: c.update(turns=c["turns"] * 201)),
+            "turns must be a list of 1 to 200 turns .*, got a list of 201 items.",
+        ),
+        ("x" * (MAX_BYTES + 1), "The file is 2,000,001 bytes; at most 2,000,000 are read."),
+        # The issue's cases: each refused by the schema, before anything runs, in the API's words.
+        (
+            broken(lambda c: c["turns"][0]["answers"]["onnx"].update(latency={"total_s": "fast"})),
+            r'turns\[0\].answers.onnx.latency.total_s must be a number of at least 0, or null, got "fast".',
+        ),
+        (
+            broken(lambda c: c["turns"][0]["answers"]["onnx"].update(latency="fast")),
+            r"turns\[0\].answers.onnx.latency must be an object with total_s, ttft_s, tokens_per_s",
+        ),
+        (
+            broken(lambda c: c.update(models=[1, 2])),
+            "models must be an object with transformers, onnx, got a list of 2 items.",
+        ),
+        (
+            broken(lambda c: c["settings"].update(max_tokens=-5)),
+            "settings.max_tokens must be a whole number from 1 to 512, got -5.",
+        ),
+        (
+            broken(lambda c: c["settings"].update(temperature=float("nan"))),
+            r"settings.temperature must be a number from 0 to 2 \(0: greedy\), got nan.",
+        ),
+        (
+            broken(lambda c: c["settings"].update(temperature=1e308)),
+            r"settings.temperature must be .*, got 1e\+308.",
+        ),
+        (
+            broken(lambda c: c["settings"].update(temperature=10**400)),
+            "settings.temperature must be .*, got a number of 401 digits.",
+        ),
+        (
+            broken(lambda c: c["settings"].update(top_p=0)),
+            "settings.top_p must be a number above 0 and at most 1, got 0.",
+        ),
+        (
+            broken(lambda c: c["settings"].update(stop=["x"] * 1000)),
+            "settings.stop must be .*, got a list of 1000 items.",
+        ),
+        (
+            broken(lambda c: c["settings"].update(color="red")),
+            "settings.color is not a known field; the fields are: max_tokens, ",
+        ),
+        (
+            '{"format": "phi3-mlflow-compare/conversation", "turns": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "The file nests 100,001 levels deep; at most 16 are read.",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_with_the_reason_and_the_place(data, message):
@@ -163,10 +224,16 @@ def test_replay_over_the_api_answers_turn_by_turn_and_refuses_a_bad_file(server,
     out = client.predict(conversation=json.dumps(exported), api_name="/replay")
     assert [row["same"] for row in out["turns"]] == ["yes"] * 4
     assert "4 of 4 answers" in out["summary"]
-    with pytest.raises(Exception, match="settings.temperature must be a float"):
-        client.predict(
-            conversation=broken(lambda c: c["settings"].update(temperature="hot")), api_name="/replay"
-        )
+    for hot in (
+        broken(lambda c: c["settings"].update(temperature="hot")),
+        broken(lambda c: c.update(models=[1, 2])),
+    ):
+        with pytest.raises(ConversationError) as read:  # the same words from the file reader and /replay
+            read_conversation(hot)
+        with pytest.raises(Exception, match=re.escape(str(read.value))):
+            client.predict(conversation=hot, api_name="/replay")
     too_many = broken(lambda c: c["settings"].update(max_tokens=10**6))
-    with pytest.raises(Exception, match="settings.max_tokens must be between 1 and"):
+    with pytest.raises(
+        Exception, match="settings.max_tokens must be a whole number from 1 to 512, got 1000000."
+    ):
         client.predict(conversation=too_many, api_name="/replay")

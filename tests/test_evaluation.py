@@ -149,5 +149,7 @@ def test_batch_endpoint_takes_the_thresholds_and_returns_the_verdict(server, tmp
         "onnx",
     }
     assert "mean KL" in out["acceptance"]["summary"]
-    with pytest.raises(Exception, match="agreement threshold must be between 0 and 1"):
+    with pytest.raises(
+        Exception, match=r"accept_agreement must be a number from 0 to 1, or blank \(not checked\), got 2\."
+    ):
         client.predict(file=handle_file(str(prompts)), accept_agreement=2, api_name="/batch")

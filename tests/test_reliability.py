@@ -39,21 +39,24 @@ def special_ids():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"prompt": ""}, "prompt must be a non-empty string"),
-        ({"prompt": " \n\t "}, "prompt must be a non-empty string"),
-        ({"prompt": SPAIN, "temperature": -0.5}, "temperature must be in"),
-        ({"prompt": SPAIN, "temperature": 1e30}, "temperature must be in"),
-        ({"prompt": SPAIN, "top_p": 0}, "top_p must be in"),
-        ({"prompt": SPAIN, "top_p": 1.01}, "top_p must be in"),
-        ({"prompt": SPAIN, "max_tokens": 0}, "max_tokens must be between"),
-        ({"prompt": SPAIN, "max_tokens": -7}, "max_tokens must be between"),
-        ({"prompt": SPAIN, "max_tokens": 10**9}, "max_tokens must be between 1 and 512"),
-        ({"prompt": SPAIN, "stop": "\n".join(f"stop{i}" for i in range(100))}, "At most 16 stop sequences"),
-        ({"prompt": 42}, "prompt must be a non-empty string"),
+        ({"prompt": ""}, "prompt must be text that is not blank"),
+        ({"prompt": " \n\t "}, "prompt must be text that is not blank"),
+        ({"prompt": SPAIN, "temperature": -0.5}, "temperature must be a number from 0 to 2"),
+        ({"prompt": SPAIN, "temperature": 1e30}, "temperature must be a number from 0 to 2"),
+        ({"prompt": SPAIN, "top_p": 0}, "top_p must be a number above 0 and at most 1"),
+        ({"prompt": SPAIN, "top_p": 1.01}, "top_p must be a number above 0 and at most 1"),
+        ({"prompt": SPAIN, "max_tokens": 0}, "max_tokens must be a whole number from 1 to"),
+        ({"prompt": SPAIN, "max_tokens": -7}, "max_tokens must be a whole number from 1 to"),
+        ({"prompt": SPAIN, "max_tokens": 10**9}, "max_tokens must be a whole number from 1 to 512"),
+        (
+            {"prompt": SPAIN, "stop": "\n".join(f"stop{i}" for i in range(100))},
+            "stop must be text with at most 16 stop sequences",
+        ),
+        ({"prompt": 42}, "prompt must be text that is not blank"),
         ({"prompt": SPAIN, "max_tokens": "many"}, "max_tokens must be a whole number"),
         ({"prompt": SPAIN, "temperature": "warm"}, "temperature must be a number"),
-        ({"prompt": SPAIN, "stop": ["a", "b"]}, "stop must be a string"),
-        ({"prompt": SPAIN, "system_prompt": {"x": 1}}, "system_prompt must be a string"),
+        ({"prompt": SPAIN, "stop": 5}, "stop must be text with at most 16 stop sequences"),
+        ({"prompt": SPAIN, "system_prompt": {"x": 1}}, "system_prompt must be text of at most"),
     ],
 )
 def test_bad_input_is_an_api_error_with_a_clear_message(client, kwargs, message):
@@ -63,17 +66,18 @@ def test_bad_input_is_an_api_error_with_a_clear_message(client, kwargs, message)
 
 def test_nan_settings_are_refused_where_json_can_carry_them(backends):
     # JSON has no NaN (gradio_client refuses to send one); the UI path converts with float().
-    with pytest.raises(RequestError, match="temperature must be in"):
+    with pytest.raises(RequestError, match="temperature must be a number from 0 to 2"):
         Comparer(backends, Limits()).options(64, math.nan, 1.0, "")
 
 
 @pytest.mark.parametrize(
     ("messages", "message"),
     [
-        ("not json", "messages must be a JSON list"),
-        ([], "messages must be a non-empty list"),
-        ([{"role": "hacker", "content": "hi"}], "messages must be a non-empty list"),
-        ([{"role": "user", "content": 5}], "messages must be a non-empty list"),
+        ("not json", 'messages must be a list of 1 to 401 .*, got "not json".'),
+        ("[1, ", "messages is not JSON"),
+        ([], "messages must be a list of 1 to 401"),
+        ([{"role": "hacker", "content": "hi"}], r"messages\[0\].role must be one of system, user, assistant"),
+        ([{"role": "user", "content": 5}], r"messages\[0\].content must be text"),
         ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "last message must be"),
     ],
 )

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import inspect
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any, TypedDict
 
@@ -22,16 +22,19 @@ import gradio as gr
 from compare.comparison import judge
 from compare.errors import RequestError, StoreError
 from compare.owners import Asker
+from compare.requests import options_of
 from compare.service import Comparer, new_comparison_id
 from compare.turns import messages_for
 from compare.votes import canonical_choice
 from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 from wrappers.backend import Messages
+from wrappers.schema import InputError, bounded_json
 
 SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
-ROLES = ("system", "user", "assistant")
+PROMPT_FIELDS = ("prompt", "system_prompt", "max_tokens", "temperature", "top_p", "stop", "fidelity")
+MAX_MESSAGES_BYTES = 40 * 2**20  # messages sent as JSON text; their length is checked by the schema
 
 
 class UsageInfo(TypedDict):
@@ -126,8 +129,12 @@ class VoteReceipt(TypedDict):
 
 
 def input_error(message: str) -> gr.Error:
-    """A mistake in the input: one toast in the page, a clear error for a client, no traceback in the log."""
-    return gr.Error(message, print_exception=False)
+    """A mistake in the input: one toast in the page, a clear error for a client, no traceback in the log.
+
+    The message may quote what was sent (a file's column, a value), and a toast renders HTML:
+    it is escaped, so it shows as text.
+    """
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
 @contextlib.contextmanager
@@ -135,10 +142,10 @@ def shown_to_the_user():
     """Turn the service's refusals into `gr.Error`: what a page shows as a toast and a client receives."""
     try:
         yield
-    except RequestError as exc:
+    except (RequestError, InputError) as exc:
         raise input_error(str(exc)) from exc
     except StoreError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise gr.Error(html.escape(str(exc), quote=False)) from exc
 
 
 def at_boundary(handler):
@@ -183,8 +190,12 @@ def register_api(comparer: Comparer) -> None:
         request: gr.Request = None,
     ) -> Iterator[Comparison]:
         """Like /compare, for a whole conversation: a list of {"role", "content"}."""
-        options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from _sides(comparer, checked_messages(messages), options, fidelity, asker_of(request))
+        if isinstance(messages, str) and messages.lstrip().startswith("["):  # the list as JSON text
+            messages = bounded_json(messages, MAX_MESSAGES_BYTES, "messages")
+        settings = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop}
+        asked = comparer.check("messages", {"messages": messages, "fidelity": fidelity} | settings)
+        sent = [{"role": m.role, "content": m.content} for m in asked.messages]
+        yield from _sides(comparer, sent, options_of(asked), asked.fidelity, asker_of(request))
 
     def vote(comparison_id: str, choice: str, comment: str = "", request: gr.Request = None) -> VoteReceipt:
         """Vote on your own comparison: choice is transformers, onnx, tie or both_bad (left and right
@@ -224,9 +235,9 @@ def register_api(comparer: Comparer) -> None:
 
         fidelity: after both answers, score them through both models (verdict.fidelity).
         """
-        options = comparer.options(max_tokens, temperature, top_p, stop)
-        messages = prompt_messages(prompt, system_prompt)
-        yield from _sides(comparer, messages, options, fidelity, asker_of(request))
+        asked = comparer.check("prompt", {k: v for k, v in locals().items() if k in PROMPT_FIELDS})
+        messages = prompt_messages(asked.prompt, asked.system_prompt)
+        yield from _sides(comparer, messages, options_of(asked), asked.fidelity, asker_of(request))
 
     gr.api(described(at_boundary(compare), Comparison), api_name="compare", **models)
     gr.api(described(at_boundary(compare_messages), Comparison), api_name="compare_messages", **models)
@@ -254,17 +265,17 @@ def _prompt_endpoint(comparer: Comparer, respond, update: type):
         stop: str = "",
         request: gr.Request = None,
     ) -> Iterator[dict]:
-        options = comparer.options(max_tokens, temperature, top_p, stop)
-        yield from respond(prompt_messages(prompt, system_prompt), options, asker_of(request))
+        asked = comparer.check("prompt", {k: v for k, v in locals().items() if k in PROMPT_FIELDS})
+        yield from respond(
+            prompt_messages(asked.prompt, asked.system_prompt), options_of(asked), asker_of(request)
+        )
 
     return described(at_boundary(endpoint), update)
 
 
 def _sides(
-    comparer: Comparer, messages: Messages, options: GenerationOptions, fidelity: Any, asker: Asker
+    comparer: Comparer, messages: Messages, options: GenerationOptions, fidelity: bool, asker: Asker
 ) -> Iterator[Comparison]:
-    if not isinstance(fidelity, bool):
-        raise input_error(f"fidelity must be true or false, got {fidelity!r}.")
     comparison_id, latest = new_comparison_id(), {}
     results = comparer.compare({side: messages for side in SIDES}, options, comparison_id, asker)
     with contextlib.closing(results):  # when Gradio closes this stream, stop generating at once
@@ -283,32 +294,6 @@ def _payload(comparison_id: str, latest: Mapping[str, Result], verdict, notice) 
     return sides | {"verdict": verdict, "comparison_id": comparison_id, "tracing_notice": notice}
 
 
-def prompt_messages(prompt: Any, system_prompt: Any) -> Messages:
-    """The conversation for a single prompt, or a clear error."""
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise input_error("prompt must be a non-empty string.")
-    if not isinstance(system_prompt, str):
-        raise input_error(f"system_prompt must be a string, got {system_prompt!r}.")
+def prompt_messages(prompt: str, system_prompt: str) -> Messages:
+    """The conversation for a single checked prompt: the system prompt (if any), then the prompt."""
     return messages_for([], "", system_prompt, prompt)
-
-
-def checked_messages(messages: Any) -> Messages:
-    """A validated copy of an API conversation, or a clear error."""
-    if isinstance(messages, str):
-        try:
-            messages = json.loads(messages)
-        except json.JSONDecodeError as exc:
-            raise input_error(f"messages must be a JSON list of {{role, content}}: {exc}") from exc
-    if not isinstance(messages, list) or not messages or not all(map(_is_message, messages)):
-        raise input_error(
-            'messages must be a non-empty list of {"role": system|user|assistant, "content": str}.'
-        )
-    if messages[-1]["role"] != "user":
-        raise input_error("The last message must be from the user.")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
-
-
-def _is_message(message: Any) -> bool:
-    return (
-        isinstance(message, dict) and message.get("role") in ROLES and isinstance(message.get("content"), str)
-    )

@@ -7,18 +7,19 @@ battle sends before its vote goes through `compare.arena.anonymous`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import gradio as gr
 
-from compare.arena import ARENA_CHOICES, LABELS, Arena, ArenaError, Battle, anonymous, lockstep
+from compare.arena import LABELS, Arena, ArenaError, Battle, anonymous, lockstep
 from compare.comparison import TURNS, judge
 from compare.owners import Asker
+from compare.requests import options_of
 from compare.service import Comparer, new_comparison_id
 from compare.votes import CHOICES
+from ui import formatting as fmt
 from ui.api import (
     MODEL_EVENTS,
     SIDES,
@@ -30,12 +31,12 @@ from ui.api import (
     input_error,
     prompt_messages,
 )
+from ui.checks import box_options, check_send
 from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 
 ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
 NAMES = {"model_a": "Model A", "model_b": "Model B"}
-BATTLE_ID = re.compile(r"[0-9a-f]{32}")
 WAITING = "Both answers are in. Vote to reveal which model is which."
 
 
@@ -119,18 +120,7 @@ def cast_vote(
     comparer: Comparer, arena: Arena, battle_id: Any, owner: str, choice: Any, comment: Any
 ) -> dict:
     """Store a blind vote (with the sides shown as A and B) and reveal the battle."""
-    if not isinstance(battle_id, str) or not BATTLE_ID.fullmatch(battle_id):
-        raise input_error("battle_id must be an id returned by /arena.")
-    if choice not in ARENA_CHOICES:
-        raise input_error(f"choice must be one of {', '.join(ARENA_CHOICES)}, got {choice!r}.")
-    try:
-        battle = arena.get(battle_id, owner)
-        if not battle.comparison_ids:
-            raise ArenaError("Send a prompt first, then vote.")
-        if battle.voted:
-            raise ArenaError("This blind comparison has already been voted on; start a new one.")
-    except ArenaError as exc:
-        raise input_error(str(exc)) from exc
+    battle, choice, comment = votable(comparer, arena, battle_id, owner, choice, comment)
     side = battle.side_of(choice)
     value = CHOICES[SIDES.index(side)] if side else choice
     metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
@@ -140,6 +130,20 @@ def cast_vote(
     except ArenaError as exc:  # a second vote raced this one
         raise input_error(str(exc)) from exc
     return reveal(battle, trace_ids)
+
+
+def votable(comparer: Comparer, arena: Arena, battle_id: Any, owner: str, choice: Any, comment: Any):
+    """(battle, choice, comment) of a vote that may be cast, or the reason it may not: nothing is stored."""
+    asked = comparer.check("arena_vote", {"battle_id": battle_id, "choice": choice, "comment": comment})
+    try:
+        battle = arena.get(asked.battle_id, owner)
+        if not battle.comparison_ids:
+            raise ArenaError("Send a prompt first, then vote.")
+        if battle.voted:
+            raise ArenaError("This blind comparison has already been voted on; start a new one.")
+    except ArenaError as exc:
+        raise input_error(str(exc)) from exc
+    return battle, asked.choice, asked.comment
 
 
 def reveal(battle: Battle, trace_ids: list[str]) -> dict:
@@ -160,15 +164,15 @@ def reveal_markdown(revealed: dict) -> str:
     lines = []
     for label in LABELS:
         side = revealed[label]
-        model = side["model"]
         usage, latency = side["usage"], side["latency"]
         lines.append(
-            f"- **{NAMES[label]} was {side['side']}** (`{model['name']}/{model['version']}`): "
+            f"- **{NAMES[label]} was {side['side']}** ({fmt.code(_ref(side))}): "
             f"{usage['completion_tokens'] or '–'} tokens · total {_seconds(latency['total_s'])} · "
             f"first token {_seconds(latency['ttft_s'])} · decode {_rate(latency['tokens_per_s'])}"
         )
     winner = revealed["winner"] or revealed["choice"].replace("_", " ")
-    return f"**Your vote**: {winner}\n\n" + "\n".join(lines) + f"\n\n{revealed['verdict']['summary']}"
+    summary = fmt.plain(revealed["verdict"]["summary"])  # it quotes the models' tokens
+    return f"**Your vote**: {winner}\n\n" + "\n".join(lines) + f"\n\n{summary}"
 
 
 def register_arena_api(comparer: Comparer, arena: Arena) -> None:
@@ -188,11 +192,11 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         Returns {"battle_id", "model_a": {"text", "error", "done"}, "model_b": {...}, "done"}.
         Vote with /arena_vote to learn which model was which, with their figures.
         """
-        options = comparer.options(max_tokens, temperature, top_p, stop)
-        prompt_messages(prompt, system_prompt)  # refuse bad input before a battle starts
-        started = arena.start(owner_of(request))
+        fields = ("prompt", "system_prompt", "max_tokens", "temperature", "top_p", "stop")
+        asked = comparer.check("prompt", {k: v for k, v in locals().items() if k in fields})
+        started = arena.start(owner_of(request))  # only once the whole request is checked
         for battle, latest in play_turn(
-            comparer, arena, started, prompt, system_prompt, options, asker_of(request)
+            comparer, arena, started, asked.prompt, asked.system_prompt, options_of(asked), asker_of(request)
         ):
             yield blind_payload(battle, latest)
 
@@ -236,7 +240,10 @@ def arena_panel(switch: gr.Checkbox, named: gr.Column) -> ArenaPanel:
     with gr.Column(visible=False, elem_id="arena") as column:
         with gr.Row(equal_height=False):
             chats = {
-                label: gr.Chatbot(label=NAMES[label], height=360, elem_id=f"chat-{label}") for label in LABELS
+                label: gr.Chatbot(
+                    label=NAMES[label], height=360, elem_id=f"chat-{label}", render_markdown=False
+                )
+                for label in LABELS
             }
         with gr.Row():
             prompt = gr.Textbox(
@@ -269,6 +276,13 @@ def wire_arena_panel(
     )
     chats = [p.chats[label] for label in LABELS]
     outputs = [*chats, p.prompt, p.status, p.reveal, p.battle]
+    check = {
+        "fn": _turn_checker(comparer, arena),
+        "inputs": [p.prompt, p.battle, *settings],
+        "outputs": None,
+        "concurrency_limit": None,
+        "api_visibility": "private",
+    }
     turn = {
         "fn": _turn_handler(comparer, arena, p),
         "inputs": [p.prompt, p.battle, *settings, *chats],
@@ -277,10 +291,13 @@ def wire_arena_panel(
         "concurrency_limit": comparer.limits.concurrency,
         "api_visibility": "private",
     }
-    runs = [p.send.click(**turn), p.prompt.submit(**turn)]
+    runs = [p.send.click(**check).success(**turn), p.prompt.submit(**check).success(**turn)]
     p.new.click(lambda: _fresh(p), None, outputs[:2] + outputs[3:], cancels=runs, api_visibility="private")
     for choice, button in p.votes.items():
-        event = button.click(
+        checked = button.click(
+            _vote_checker(comparer, arena, choice), [p.battle, p.comment], None, api_visibility="private"
+        )
+        event = checked.success(
             _vote_handler(comparer, arena, p, choice),
             [p.battle, p.comment],
             [*chats, p.reveal, p.status, p.comment],
@@ -290,17 +307,38 @@ def wire_arena_panel(
             after_vote(event)
 
 
+def _turn_checker(comparer: Comparer, arena: Arena):
+    @at_boundary
+    def check(prompt, battle_id, system, max_tokens, temperature, top_p, stop, request: gr.Request) -> None:
+        """The blind prompt and the settings, refused as the Chat tab's are, before any output changes;
+        then the battle's next turn, with its earlier turns, against the token and time limits."""
+        check_send(comparer, prompt, system, (max_tokens, temperature, top_p, stop), [])
+        battle = _current_battle(arena, battle_id, owner_of(request))
+        if battle is not None:
+            options = box_options(comparer, max_tokens, temperature, top_p, stop)
+            comparer.check_fits(turn_conversations(battle, prompt, system or ""), options)
+
+    return check
+
+
+def _vote_checker(comparer: Comparer, arena: Arena, choice: str):
+    @at_boundary
+    def check(battle_id: str, comment: str, request: gr.Request) -> None:
+        if not battle_id:
+            raise input_error("Start a blind comparison first, then vote.")
+        votable(comparer, arena, battle_id, owner_of(request), choice, comment or "")
+
+    return check
+
+
 def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
     @at_boundary
     def battle_turn(
         prompt, battle_id, system, max_tokens, temperature, top_p, stop, chat_a, chat_b, request: gr.Request
     ):
-        options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop or "")
-        if not (prompt or "").strip():
-            raise input_error("Type a prompt first.")
+        options = box_options(comparer, max_tokens, temperature, top_p, stop)
         owner = owner_of(request)
         opened = _open_battle(arena, battle_id, owner)
-        comparer.check(turn_conversations(opened, prompt, system or ""), options)  # a toast, panes untouched
         shown = (chat_a, chat_b) if opened.comparison_ids else ([], [])  # a new battle starts empty
         histories = dict(zip(LABELS, shown, strict=True))
         # A new battle also takes back the names the last vote put on the panes.
@@ -327,8 +365,8 @@ def _fresh(p: ArenaPanel) -> dict:
     return chats | {p.status: "", p.reveal: "", p.battle: ""}
 
 
-def _open_battle(arena: Arena, battle_id: str, owner: str) -> Battle:
-    """The session's current battle, or a new one if there is none or it was voted on."""
+def _current_battle(arena: Arena, battle_id: str, owner: str) -> Battle | None:
+    """The session's battle still open for turns, if there is one."""
     if battle_id:
         try:
             battle = arena.get(battle_id, owner)
@@ -336,12 +374,19 @@ def _open_battle(arena: Arena, battle_id: str, owner: str) -> Battle:
                 return battle
         except ArenaError:
             pass
-    return arena.start(owner)
+    return None
+
+
+def _open_battle(arena: Arena, battle_id: str, owner: str) -> Battle:
+    """The session's current battle, or a new one if there is none or it was voted on."""
+    return _current_battle(arena, battle_id, owner) or arena.start(owner)
 
 
 def _with_turn(history, prompt: str, side: dict) -> list[dict]:
+    """The pane's history (already escaped) and this turn, shown as text (see fmt.pane_text)."""
     answer = f"{side['text']}\n\n⚠️ {side['error']}" if side["error"] else side["text"]
-    return [*(history or []), {"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    turn = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    return [*(history or []), *({**m, "content": fmt.pane_text(m["content"])} for m in turn)]
 
 
 def _vote_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, choice: str):

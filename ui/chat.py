@@ -29,11 +29,13 @@ from ui.chat_events import (
     Shown,
     StopSignals,
     chat_handler,
+    check_take_back,
     checker,
     clearer,
     regenerate_checker,
     regenerate_handler,
     reopener,
+    retry_checker,
     stopper,
     take_last_prompt,
 )
@@ -172,11 +174,8 @@ def _settings(comparer: Comparer) -> tuple[list, gr.Checkbox]:
     """The generation settings: (system, max_tokens, temperature, top_p, stop) and the fidelity switch."""
     with gr.Accordion("Generation settings (applied to both models)", open=False):
         system = gr.Textbox("", label="System prompt", lines=2)
-        top = comparer.limits.max_new_tokens
-        max_tokens = gr.Slider(1, top, value=min(128, top), step=1, label="Max new tokens")
-        temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p")
-        stops_box = gr.Textbox("", label="Stop sequences (one per line)", lines=2)
+        max_tokens, temperature, top_p = _setting_boxes(comparer.limits.max_new_tokens)
+        stops_box = gr.Textbox("", label="Stop sequences (one per line)", lines=2, elem_id="setting-stop")
         scoring = gr.Checkbox(
             comparer.fidelity,
             label="Score fidelity after each answer (teacher-forced KL; charged to neither side)",
@@ -192,17 +191,19 @@ def _wire_comparisons(comparer: Comparer, shown: Shown, buttons: Buttons, settin
     prompt, turns, b = shown.prompt, shown.turns, buttons
     run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     private = {"api_visibility": "private"}
-    check = checker(comparer, stops)
+    check, quick = checker(comparer, stops), {"concurrency_limit": None, **private}
     generate = chat_handler(comparer, shown, stops)
     asked = [prompt, *settings, scoring, turns]
-    for trigger in (b.send.click, prompt.submit):
-        trigger(check, [prompt, *settings, turns], None, concurrency_limit=None, **private).success(
+    for trigger in (b.send.click, prompt.submit):  # every check is a step with no outputs: one toast
+        trigger(check, [prompt, *settings, turns], None, **quick).success(
             generate, asked, shown.all(), **run, **private
         )
-    b.retry.click(take_last_prompt, turns, [prompt, turns], **private).success(
-        check, [prompt, *settings, turns], None, concurrency_limit=None, **private
+    b.retry.click(retry_checker(comparer, stops), [*settings, turns], None, **quick).success(
+        take_last_prompt, turns, [prompt, turns], **private
     ).success(generate, asked, shown.all(), **run, **private)
-    b.edit.click(take_last_prompt, turns, [prompt, turns], **private).success(
+    b.edit.click(check_take_back, turns, None, **quick).success(
+        take_last_prompt, turns, [prompt, turns], **private
+    ).success(
         shown.loaded, turns, shown.all(), **private
     )  # the comparison taken back can no longer be voted on
     for side, button in b.regenerate.items():
@@ -251,9 +252,26 @@ def _pane(side: str, title: str) -> dict:
     with gr.Column(variant="panel", min_width=300):
         gr.Markdown(f"**{side}** · <small>{title}</small>", elem_classes="pane-title")
         chat = gr.Chatbot(
-            show_label=False, elem_id=f"chat-{side}", height=330, feedback_options=None, buttons=["copy"]
+            show_label=False,
+            elem_id=f"chat-{side}",
+            height=330,
+            feedback_options=None,
+            buttons=["copy"],
+            render_markdown=False,  # prompts, answers and imported turns are text (see fmt.chat_messages)
         )
     return {"chat": chat}
+
+
+def _setting_boxes(most_tokens: int) -> tuple[gr.Number, gr.Number, gr.Number]:
+    """Number boxes that keep what is typed: a value out of range is refused with the API's words
+    when it is used, never clamped in silence as a slider's box would."""
+    return (
+        gr.Number(
+            min(128, most_tokens), label=f"Max new tokens (1 to {most_tokens})", elem_id="setting-max-tokens"
+        ),
+        gr.Number(0.0, label="Temperature (0 to 2; 0 = greedy)", step=0.05, elem_id="setting-temperature"),
+        gr.Number(1.0, label="top_p (above 0, at most 1)", step=0.05, elem_id="setting-top-p"),
+    )
 
 
 def _details(pane: dict, side: str) -> None:

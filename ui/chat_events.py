@@ -20,6 +20,7 @@ from compare.service import Comparer, new_comparison_id
 from compare.turns import Turn, histories_differ, messages_for
 from ui import formatting as fmt
 from ui.api import SIDES, asker_of, at_boundary, input_error
+from ui.checks import box_options, check_send
 from ui.pacing import paced
 
 
@@ -120,11 +121,18 @@ def checker(comparer: Comparer, stops: StopSignals):
     @at_boundary
     def check(prompt, system, max_tokens, temperature, top_p, stop_text, turns, request: gr.Request):
         """Refuse bad input with one toast, before any output is touched."""
-        comparer.require_ready()
-        options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
-        if not (prompt or "").strip():
-            raise input_error("Type a prompt first.")
-        comparer.check({side: messages_for(turns, side, system, prompt) for side in SIDES}, options)
+        check_send(comparer, prompt, system, (max_tokens, temperature, top_p, stop_text), turns)
+        stops.arm(request.session_hash)
+
+    return check
+
+
+def retry_checker(comparer: Comparer, stops: StopSignals):
+    @at_boundary
+    def check(system, max_tokens, temperature, top_p, stop_text, turns, request: gr.Request):
+        """Retry sends the last prompt again: refuse it before the turn is taken back."""
+        prompt, earlier = take_last_prompt(turns)
+        check_send(comparer, prompt, system, (max_tokens, temperature, top_p, stop_text), earlier)
         stops.arm(request.session_hash)
 
     return check
@@ -133,7 +141,7 @@ def checker(comparer: Comparer, stops: StopSignals):
 def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
     @at_boundary
     def chat(prompt, system, max_tokens, temperature, top_p, stop_text, scoring, turns, request: gr.Request):
-        options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        options = box_options(comparer, max_tokens, temperature, top_p, stop_text)
         stopping = stops.current(request.session_hash)
         conversations = {side: messages_for(turns, side, system, prompt) for side in SIDES}
         comparison_id, latest, turn = new_comparison_id(), {}, Turn(prompt)
@@ -156,7 +164,7 @@ def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
             return
         verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(turns, SIDES))
         notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
-        yield shown.finished(final, latest, f"{label} {verdict.summary}{notice}", comparison_id)
+        yield shown.finished(final, latest, f"{label} {fmt.plain(verdict.summary)}{notice}", comparison_id)
         yield from _fidelity(comparer, shown, latest, options, scoring)
 
     return chat
@@ -182,11 +190,11 @@ def regenerate_checker(comparer: Comparer, stops: StopSignals, side: str):
     @at_boundary
     def check(turns, results, system, max_tokens, temperature, top_p, stop_text, request: gr.Request):
         comparer.require_ready()
-        options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        options = box_options(comparer, max_tokens, temperature, top_p, stop_text)
         if not turns or not results:
             raise input_error("Regenerate needs a finished comparison above: send a prompt first.")
         *earlier, last = turns
-        comparer.check({side: messages_for(earlier, side, system, last.prompt)}, options)
+        comparer.check_fits({side: messages_for(earlier, side, system, last.prompt)}, options)
         stops.arm(request.session_hash)
 
     return check
@@ -198,7 +206,7 @@ def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, sid
         system, max_tokens, temperature, top_p, stop_text, scoring, turns, results, request: gr.Request
     ):
         """Answer the last prompt again on `side` only; the other side's answer stays."""
-        options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
+        options = box_options(comparer, max_tokens, temperature, top_p, stop_text)
         stopping = stops.current(request.session_hash)
         *earlier, last = turns
         conversations = {s: messages_for(earlier, s, system, last.prompt) for s in SIDES}
@@ -219,7 +227,7 @@ def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, sid
             return
         final = [*earlier, last.answered({side: latest[side]})]
         verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(earlier, SIDES))
-        yield shown.finished(final, latest, f"{label} {verdict.summary}", comparison_id)
+        yield shown.finished(final, latest, f"{label} {fmt.plain(verdict.summary)}", comparison_id)
         yield from _fidelity(comparer, shown, latest, options, scoring)
 
     return regenerate
@@ -230,6 +238,11 @@ def take_last_prompt(turns: list[Turn]):
     if not turns:
         raise input_error("There is no prompt to take back yet.")
     return turns[-1].prompt, turns[:-1]
+
+
+def check_take_back(turns: list[Turn]) -> None:
+    """Edit's check, before anything on the page changes."""
+    take_last_prompt(turns)
 
 
 def stopper(stops: StopSignals):

@@ -20,7 +20,6 @@ import pandas as pd
 
 from compare.budget import refused
 from compare.conversation import (
-    MAX_BYTES,
     ConversationError,
     answer_of,
     export_conversation,
@@ -33,7 +32,10 @@ from compare.conversation import (
 from compare.errors import RequestError
 from compare.service import Comparer, new_comparison_id
 from compare.turns import STOPPED, Turn, messages_for
+from ui import formatting as fmt
 from ui.api import MODEL_EVENTS, SIDES, at_boundary, described, input_error
+from ui.checks import box_options
+from wrappers import GenerationOptions
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
 KEEP_EXPORTS_S = 600  # Gradio copies a returned file into its cache at once
@@ -99,12 +101,20 @@ def model_versions(comparer: Comparer) -> dict[str, dict]:
     return versions
 
 
+def check_export(
+    comparer: Comparer, turns, system, max_tokens, temperature, top_p, stop
+) -> GenerationOptions:
+    """The settings to export with, or the reason there is nothing to export."""
+    options = box_options(comparer, max_tokens, temperature, top_p, stop)
+    if not conversation_turns(comparer, turns or [], system or ""):
+        raise input_error("There is no conversation to export yet.")
+    return options
+
+
 def export_file(comparer: Comparer, turns, system, max_tokens, temperature, top_p, stop) -> str:
     """Write the Chat tab's conversation as a JSON file; return its path."""
-    options = comparer.options(max_tokens, temperature, top_p, stop or "")
+    options = check_export(comparer, turns, system, max_tokens, temperature, top_p, stop)
     turns = conversation_turns(comparer, turns or [], system or "")
-    if not turns:
-        raise input_error("There is no conversation to export yet.")
     content = export_conversation(settings_of(system or "", options), turns, model_versions(comparer))
     EXPORTS.mkdir(exist_ok=True)
     _prune(EXPORTS)
@@ -113,25 +123,22 @@ def export_file(comparer: Comparer, turns, system, max_tokens, temperature, top_
     return str(path)
 
 
-def import_file(path: str | None) -> dict:
+def import_file(comparer: Comparer, path: str | None) -> dict:
     """The checked conversation in an uploaded file; a bad file is refused with the reason."""
     if not path:
         raise input_error("Choose a conversation file (JSON) to import.")
-    size = os.path.getsize(path)
-    if size > MAX_BYTES:
-        raise input_error(f"The file is {size:,} bytes; a conversation file is at most {MAX_BYTES:,}.")
+    size, limit = os.path.getsize(path), comparer.limits.max_conversation_bytes
+    if size > limit:
+        raise input_error(f"The file is {size:,} bytes; at most {limit:,} are read.")
     try:
-        return read_conversation(Path(path).read_bytes())
+        return read_conversation(Path(path).read_bytes(), comparer.limits)
     except ConversationError as exc:
         raise input_error(str(exc)) from exc
 
 
 def replay_rows(comparer: Comparer, content: dict):
-    """Replay a conversation against the current models; yield the rows so far after each turn."""
-    try:
-        options = options_of(content, comparer.limits.max_new_tokens)
-    except ConversationError as exc:
-        raise input_error(str(exc)) from exc
+    """Replay a conversation that `read_conversation` checked; yield the rows so far after each turn."""
+    options = options_of(content)
 
     def compare(conversations):
         try:
@@ -157,10 +164,9 @@ def replay_summary(rows: list[dict]) -> str:
 def register_replay_api(comparer: Comparer) -> None:
     def replay_conversation(conversation: str) -> Replay:
         """Replay an exported conversation (its JSON text) against the current models, turn by turn."""
-        if not isinstance(conversation, str):
-            raise input_error("conversation must be the exported file's JSON text.")
-        try:
-            content = read_conversation(conversation.encode("utf-8", "replace"))
+        asked = comparer.check("replay", {"conversation": conversation})
+        try:  # the whole file is checked before the first turn is sent
+            content = read_conversation(asked.conversation.encode("utf-8", "replace"), comparer.limits)
         except ConversationError as exc:
             raise input_error(str(exc)) from exc
         rows = []
@@ -198,21 +204,31 @@ def conversation_panel(
     loaded = gr.State(None)  # the imported conversation, kept on the server
 
     @at_boundary
+    def check_exporting(current, *values) -> None:
+        check_export(comparer, current, *values)
+
+    @at_boundary
     def exporting(current, *values):
         return export_file(comparer, current, *values)
 
+    def check_importing(path) -> None:
+        import_file(comparer, path)
+
+    def check_replaying(content) -> None:
+        if content is None:
+            raise input_error("Import a conversation first, then replay it.")
+
     def importing(path):
-        content = import_file(path)
+        content = import_file(comparer, path)
         values = content["settings"]
         models = ", ".join(
-            f"{side} `{m.get('name')}/{m.get('version')}`"
-            for side, m in (content.get("models") or {}).items()
+            f"{side} {fmt.code(_model_name(m))}" for side, m in (content.get("models") or {}).items() if m
         )
         count = len(content["turns"])
         note = f"**Imported** {count} turns (answered by {models or 'unknown models'}). Replay them below."
         setting_values = (
             values["system_prompt"],
-            min(values["max_tokens"], comparer.limits.max_new_tokens),
+            values["max_tokens"],
             values["temperature"],
             values["top_p"],
             "\n".join(values["stop"]),
@@ -225,17 +241,20 @@ def conversation_panel(
 
     @at_boundary
     def replaying(content):
-        if content is None:
-            raise input_error("Import a conversation first, then replay it.")
         rows = []
         for rows in replay_rows(comparer, content):
             yield replay_summary(rows) + " (so far)", _table(rows)
         yield replay_summary(rows), _table(rows)
 
-    export.click(exporting, [turns, *settings], exported, api_visibility="private")
+    private = {"api_visibility": "private"}
+    export.click(check_exporting, [turns, *settings], None, **private).success(
+        exporting, [turns, *settings], exported, **private
+    )
     outputs = [*shown, *settings, summary, loaded, table, upload]
-    upload.upload(importing, upload, outputs, api_visibility="private")
-    run.click(
+    checked = upload.upload(check_importing, upload, None, **private)
+    checked.success(importing, upload, outputs, **private)
+    checked.failure(lambda: None, None, upload, **private)  # a refused file leaves the box, ready again
+    run.click(check_replaying, loaded, None, **private).success(
         replaying,
         loaded,
         [summary, table],
@@ -243,6 +262,11 @@ def conversation_panel(
         concurrency_limit=comparer.limits.concurrency,
         api_visibility="private",
     )
+
+
+def _model_name(model: dict) -> str:
+    """ "name/version" as a file gives it (shown as text: the file chose it)."""
+    return f"{model.get('name')}/{model.get('version')}"
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:

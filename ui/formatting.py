@@ -1,9 +1,15 @@
-"""Pure functions that turn results into what the panes show. No Gradio here."""
+"""Pure functions that turn results into what the panes show. No Gradio here.
+
+Text that a visitor, a file or a model supplied goes into Markdown only through
+`plain` or `code`, so it is shown as the characters it holds and never becomes an
+element (an image that calls out, a link) or markup.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +19,28 @@ from compare.turns import STOPPED, Answer, Turn
 from wrappers import Latency, Result, Usage
 
 STOPPED_NOTE = "⏹ Stopped. This turn is kept here but not sent to either model again."
+MARKDOWN_SIGNS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")  # ":" too: no bare URL becomes a link
+BACKTICKS = re.compile(r"`+")
+
+
+def plain(text: object) -> str:
+    """`text` for a Markdown component, shown as typed on one line: no HTML, no Markdown.
+
+    >>> print(plain('<img src="x"> ![a](http://h) **c**'))
+    &lt;img src="x"&gt; \!\[a\]\(http\://h\) \*\*c\*\*
+    """
+    return MARKDOWN_SIGNS.sub(r"\\\1", html.escape(str(text).replace("\n", " "), quote=False))
+
+
+def code(text: object) -> str:
+    """`text` as an inline code span that no backtick inside it can close.
+
+    >>> code("a`b"), code("x")
+    ('`` a`b ``', '`x`')
+    """
+    text = str(text).replace("\n", " ")
+    fence = "`" * (max((len(run) for run in BACKTICKS.findall(text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if len(fence) > 1 or text.startswith("`") else f"{fence}{text}{fence}"
 
 
 def usage_markdown(usage: Usage) -> str:
@@ -110,15 +138,25 @@ def answer_text(answer: Answer | Result, stopped: bool = False) -> str:
 
 
 def chat_messages(turns: list[Turn], side: str) -> list[dict[str, str]]:
-    """One pane's messages: every turn's prompt and this side's answer."""
+    """One pane's messages: every turn's prompt and this side's answer, as text (`pane_text`)."""
     messages = []
     for turn in turns:
         answer = turn.answers.get(side, Answer())
         messages += [
-            {"role": "user", "content": turn.prompt},
-            {"role": "assistant", "content": answer_text(answer, turn.status == STOPPED)},
+            {"role": "user", "content": pane_text(turn.prompt)},
+            {"role": "assistant", "content": pane_text(answer_text(answer, turn.status == STOPPED))},
         ]
     return messages
+
+
+def pane_text(text: str) -> str:
+    """A chat pane's message, shown as typed: the panes render no Markdown (`render_markdown=False`)
+    but do render HTML, so its three HTML characters are escaped.
+
+    >>> pane_text('<img src="x"> & ![a](b)')
+    '&lt;img src="x"&gt; &amp; ![a](b)'
+    """
+    return html.escape(text, quote=False)
 
 
 def difference_html(left: Result, right: Result, names: tuple[str, str]) -> str:
@@ -197,9 +235,10 @@ def model_card_markdown(
     streaming_note: str,
     weights: str = "",
 ) -> str:
-    weights_line = f"  \n**Weights**: {weights}" if weights else ""
+    weights_line = f"  \n**Weights**: {plain(weights)}" if weights else ""
     return (
-        f"**URI**: `{ref_uri}`  \n**Registered model**: `{name}` version `{version}`{weights_line}\n\n"
+        f"**URI**: {code(ref_uri)}  \n**Registered model**: {code(name)} version {code(version)}"
+        f"{weights_line}\n\n"
         f"**Signature** (as MLflow prints it):\n```\n{signature}\n```\n\n*Streaming*: {streaming_note}"
     )
 
@@ -224,14 +263,14 @@ KL_BANDS = (  # (upper bound in nats, background): where the strip turns from cl
 def fidelity_markdown(fidelity: dict | None, reason: str | None) -> str:
     """The one line under the verdict: mean KL, top-1 agreement, worst token, scoring time.
 
-    >>> fidelity_markdown(None, "Fidelity scoring is switched off.")
-    '**Fidelity**: Fidelity scoring is switched off.'
+    >>> print(fidelity_markdown(None, "Fidelity scoring is switched off."))
+    **Fidelity**: Fidelity scoring is switched off\.
     """
     if fidelity is None:
-        return f"**Fidelity**: {reason or 'not scored.'}"
+        return f"**Fidelity**: {plain(reason or 'not scored.')}"
     worst = max(fidelity["per_token"], key=lambda t: t["kl"], default=None)
-    worst_text = f" · worst token {worst['token']!r} (KL {worst['kl']:.3g})" if worst else ""
-    note = f"  \n<small>{fidelity['note']}</small>" if fidelity.get("note") else ""
+    worst_text = f" · worst token {plain(repr(worst['token']))} (KL {worst['kl']:.3g})" if worst else ""
+    note = f"  \n<small>{plain(fidelity['note'])}</small>" if fidelity.get("note") else ""
     return (
         f"**Fidelity** ({fidelity['other']} on the {fidelity['reference']} answer's "
         f"{fidelity['tokens']} tokens): mean KL {fidelity['mean_kl']:.3g} nats/token · "

@@ -34,6 +34,7 @@ def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset
             label="Batch runs (MLflow runs)", interactive=False, wrap=True, elem_id="history-batches"
         )
     shown_ids = gr.State([])  # the full ids of the comparisons shown, row by row
+    chosen = gr.State(None)  # the comparison selected, read back: (id, system prompt, turns)
 
     def owner(request: gr.Request) -> str | None:
         asker = asker_of(request)
@@ -45,19 +46,27 @@ def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset
         ids = list(found["comparison_id"]) if "comparison_id" in found else []
         return tables.comparisons(found), tables.batches(runs), ids
 
-    def reopen(ids: list[str], event: gr.SelectData, request: gr.Request) -> dict:
+    def selected(ids: list[str], event: gr.SelectData, request: gr.Request) -> tuple[str, str, list]:
+        """(comparison id, system prompt, turns) of the row selected, or the reason it cannot reopen."""
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
         if not isinstance(row, int) or not 0 <= row < len(ids):
             raise input_error("Select a row of the comparisons table to reopen it.")
         system, turns = reopened(ids[row], owner(request))
         if not turns:
             raise input_error("That comparison could not be read back from MLflow.")
-        return chat.reopen(turns, system, ids[row]) | {tabs: gr.Tabs(selected="chat")}
+        return ids[row], system, turns
+
+    def reopen(chosen: tuple[str, str, list]) -> dict:
+        comparison_id, system, turns = chosen
+        return chat.reopen(turns, system, comparison_id) | {tabs: gr.Tabs(selected="chat")}
 
     private = {"api_visibility": "private"}
     for trigger in (tab.select, refresh.click):
         trigger(load, None, [comparisons, batches, shown_ids], **private)
-    comparisons.select(reopen, shown_ids, [*chat.outputs, tabs], **private)
+    # Read and checked first, into a State (which shows no badge): a refusal is one toast.
+    comparisons.select(selected, shown_ids, chosen, **private).success(
+        reopen, chosen, [*chat.outputs, tabs], **private
+    )
 
 
 def history_of(owner: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -16,7 +16,7 @@ from compare.evaluation import run_batch as evaluate_batch
 from compare.owners import Asker
 from compare.service import Comparer
 from ui import tables
-from ui.api import SIDES, asker_of, input_error
+from ui.api import SIDES, asker_of, at_boundary, input_error
 from ui.background import run_in_background
 from wrappers import GenerationOptions
 from wrappers.chat import max_characters
@@ -31,13 +31,11 @@ def batch_tab(comparer: Comparer) -> None:
     """The Batch tab, run from the page, and /batch, which takes a file through hidden components."""
     with gr.Tab("Batch comparison") as tab:
         form = _batch_form()
-    form.run.click(
-        _ui_batch_handler(comparer),
-        [form.upload, form.built_in, *form.thresholds],
-        form.outputs,
-        concurrency_id=BATCH_EVENTS,
-        api_visibility="private",
-    )
+    check, run = _ui_batch_handler(comparer)
+    asked = [form.upload, form.built_in, *form.thresholds]
+    form.run.click(check, asked, None, concurrency_limit=None, api_visibility="private").success(
+        run, asked, form.outputs, concurrency_id=BATCH_EVENTS, api_visibility="private"
+    )  # the whole input is checked in a step with no outputs: a refusal is one toast
     _register_batch_api(comparer, tab)
 
 
@@ -81,13 +79,24 @@ def _batch_form() -> BatchForm:
 
 
 def _ui_batch_handler(comparer: Comparer):
-    """The Run button: progress after each row, then the summary, the plot, the table and the CSV."""
+    """The Run button's (check, run): progress after each row, then summary, plot, table and CSV."""
 
-    def run_from_ui(file, chosen, max_kl, agreement, accuracy, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+    def chosen_file(file, chosen) -> tuple[str | Path, str]:
         path, source = (file, Path(file).name) if file else (BUILT_IN.get(chosen), chosen)
         if path is None:
             raise input_error("Upload a file of prompts or pick a built-in set.")
-        chosen, asker = thresholds(max_kl, agreement, accuracy), asker_of(request)
+        return path, source
+
+    @at_boundary
+    def check_from_ui(file, chosen, max_kl, agreement, accuracy) -> None:
+        """The whole input, refused before any output changes: thresholds, then the file's prompts."""
+        thresholds(comparer, max_kl, agreement, accuracy)
+        prompts_of(comparer, chosen_file(file, chosen)[0])
+
+    @at_boundary
+    def run_from_ui(file, chosen, max_kl, agreement, accuracy, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        path, source = chosen_file(file, chosen)
+        chosen, asker = thresholds(comparer, max_kl, agreement, accuracy), asker_of(request)
         for update in run_in_background(
             lambda folder, step, gone: run_batch(comparer, path, source, asker, folder, chosen, step, gone)
         ):
@@ -103,13 +112,14 @@ def _ui_batch_handler(comparer: Comparer):
                     update["csv"],
                 )
 
-    return run_from_ui
+    return check_from_ui, run_from_ui
 
 
 def _register_batch_api(comparer: Comparer, tab: gr.Tab) -> None:
     """/batch: its file and thresholds arrive through hidden components of the tab."""
     defaults = Thresholds()
 
+    @at_boundary
     def batch(
         file: str,
         accept_kl=defaults.max_kl,
@@ -121,9 +131,9 @@ def _register_batch_api(comparer: Comparer, tab: gr.Tab) -> None:
 
         Streams {"answered", "prompts"} after each row, then the result; a client that goes away
         stops the batch before its next row."""
+        chosen, asker = thresholds(comparer, accept_kl, accept_agreement, accept_accuracy), asker_of(request)
         if not file:
             raise input_error("Send a CSV or JSONL file of prompts.")
-        chosen, asker = thresholds(accept_kl, accept_agreement, accept_accuracy), asker_of(request)
         for update in run_in_background(
             lambda folder, step, gone: run_batch(
                 comparer, file, Path(file).name, asker, folder, chosen, step, gone
@@ -147,14 +157,20 @@ def _register_batch_api(comparer: Comparer, tab: gr.Tab) -> None:
     )
 
 
-def thresholds(max_kl, agreement, accuracy) -> Thresholds:
+def thresholds(comparer: Comparer, max_kl, agreement, accuracy) -> Thresholds:
     """Acceptance thresholds from the tab or the API; blank (or a 0 accuracy) means not checked."""
-    checks = {"mean KL": (max_kl, None), "top-1 agreement": (agreement, 1.0), "accuracy": (accuracy, 1.0)}
-    for name, (value, top) in checks.items():
-        if value is not None and not (isinstance(value, int | float) and 0 <= value <= (top or float("inf"))):
-            bound = f"between 0 and {top:g}" if top else "a number ≥ 0"
-            raise input_error(f"The {name} threshold must be {bound} or blank, got {value!r}.")
-    return Thresholds(max_kl, agreement, accuracy or None)  # 0: no accuracy asked, expected or not
+    values = {"accept_kl": max_kl, "accept_agreement": agreement, "accept_accuracy": accuracy}
+    asked = comparer.check("thresholds", values)
+    return Thresholds(asked.accept_kl, asked.accept_agreement, asked.accept_accuracy or None)
+
+
+def prompts_of(comparer: Comparer, path):
+    """The file's prompts, each within the limits, or the reason it is refused (with its line)."""
+    limits = comparer.limits
+    try:
+        return read_prompts(path, limits.max_batch_rows, max_characters(limits.max_prompt_tokens))
+    except ValueError as exc:
+        raise input_error(str(exc)) from exc
 
 
 def run_batch(
@@ -173,11 +189,7 @@ def run_batch(
     after `batch_timeout_s` (what was answered is kept). Rows run in the batch lane, so chat
     requests go first; the CSV for download is left in `out_dir`, which the caller removes.
     """
-    limits = comparer.limits
-    try:
-        prompts = read_prompts(path, limits.max_batch_rows, max_characters(limits.max_prompt_tokens))
-    except ValueError as exc:
-        raise input_error(str(exc)) from exc
+    limits, prompts = comparer.limits, prompts_of(comparer, path)
     batch = Batch(
         prompts,
         source,

@@ -24,21 +24,29 @@ def vote_row(comparer: Comparer, last_id: gr.State) -> list:
         }
         comment = gr.Textbox(placeholder="Optional comment on your vote", show_label=False, scale=3)
 
+    @at_boundary
+    def check(comparison_id: str, text: str) -> None:
+        """Refuse a vote before anything is stored or changed on the page."""
+        if not comparison_id:
+            raise input_error("Nothing to vote on: compare the two models first, then vote.")
+        comparer.check("vote", {"comparison_id": comparison_id, "choice": "tie", "comment": text or ""})
+
     def handler(choice: str):
         @at_boundary
-        def vote_from_ui(comparison_id: str, text: str, request: gr.Request):
-            if not comparison_id:
-                raise input_error("Nothing to vote on: compare the two models first, then vote.")
-            _, previous = comparer.vote(comparison_id, choice, text, asker_of(request))
+        def vote_from_ui(comparison_id: str, text: str, request: gr.Request) -> None:
+            _, previous = comparer.vote(comparison_id, choice, text or "", asker_of(request))
             if previous and previous != choice:
                 gr.Info(f"Vote changed from “{VOTES[previous]}” to “{VOTES[choice]}”.")
             else:
                 gr.Info(f"Vote stored in MLflow: {VOTES[choice]}")
-            return ""
 
         return vote_from_ui
 
-    return [
-        button.click(handler(choice), [last_id, comment], [comment], api_visibility="private")
-        for choice, button in buttons.items()
-    ]
+    private, events = {"api_visibility": "private"}, []
+    for choice, button in buttons.items():  # no step with outputs can fail: a refusal is one toast
+        stored = button.click(check, [last_id, comment], None, **private).success(
+            handler(choice), [last_id, comment], None, **private
+        )
+        stored.success(lambda: "", None, comment, **private)  # the comment went with the vote
+        events.append(stored)
+    return events

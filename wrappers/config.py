@@ -57,6 +57,9 @@ class Limits:
     max_batch_rows: int = 200  # prompts in one batch file
     batch_timeout_s: float = 900.0  # a batch stops answering after this; what it answered is kept
     max_upload_mb: float = 5.0  # uploaded files (Gradio's max_file_size)
+    max_conversation_bytes: int = 2_000_000  # a conversation file (import, /replay)
+    max_conversation_turns: int = 200  # turns read from a conversation file
+    max_comment_chars: int = 2000  # a vote's comment
     login_free_failures: int = 5  # failed logins per client before the back-off starts
     login_delay_s: float = 1.0  # the first back-off; it doubles with each further failure, to 5 min
 

@@ -1,18 +1,69 @@
-"""Validated generation options, shared by both wrappers.
+"""Validated generation options, shared by both wrappers, and the settings schema they come from.
 
-One dataclass so that both panes always get identical settings. Values out
-of range are rejected here with a message a person can act on, rather than
-deep inside transformers or onnxruntime-genai.
+One dataclass so that both panes always get identical settings. The settings a
+visitor or a file sends are checked by one schema (`settings_schema`, see
+`wrappers/schema.py`): the Chat tab, every API endpoint, import and replay give the
+same limits in the same words, rather than failing deep inside transformers or
+onnxruntime-genai.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import Field, create_model, field_validator
+
+from wrappers.schema import Strict, check
 
 MAX_STOP_SEQUENCES = 16
+MAX_STOP_CHARACTERS = 256  # per stop sequence: the scanner holds back text as long as the longest
 MAX_NEW_TOKENS_LIMIT = 4096
 MIN_SAMPLING_TEMPERATURE = 0.01  # below it, logits / temperature overflow float32: treated as greedy
+STOP_DESCRIPTION = (
+    f"text with at most {MAX_STOP_SEQUENCES} stop sequences, one per line (or a list of them), "
+    f"each at most {MAX_STOP_CHARACTERS} characters"
+)
+
+
+StopSequence = Annotated[str, Field(max_length=MAX_STOP_CHARACTERS)]
+
+
+class _Settings(Strict):
+    """Sampling settings as a request or a file gives them; `max_tokens`'s limit is set per server."""
+
+    max_tokens: int = Field(128, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="a number from 0 to 2 (0: greedy)")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="a number above 0 and at most 1")
+    stop: tuple[StopSequence, ...] = Field((), max_length=MAX_STOP_SEQUENCES, description=STOP_DESCRIPTION)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _lines(cls, value: Any) -> Any:
+        """Empty stop sequences are dropped."""
+        if isinstance(value, list | tuple):
+            value = tuple(s for s in value if s != "")
+        return value
+
+
+@cache
+def settings_schema(max_new_tokens: int = MAX_NEW_TOKENS_LIMIT) -> type[_Settings]:
+    """The settings schema of a server that allows `max_new_tokens` new tokens per answer."""
+    return create_model(
+        "Settings",
+        __base__=_Settings,
+        max_tokens=(
+            int,
+            Field(
+                min(128, max_new_tokens),
+                ge=1,
+                le=max_new_tokens,
+                description=f"a whole number from 1 to {max_new_tokens}",
+            ),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -33,60 +84,43 @@ class GenerationOptions:
     stop: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stop", tuple(s for s in self.stop if s))
-        _check_int("max_tokens", self.max_tokens, 1, MAX_NEW_TOKENS_LIMIT)
-        _check_float("temperature", self.temperature, 0.0, 2.0)
-        if self.temperature < MIN_SAMPLING_TEMPERATURE:
-            object.__setattr__(self, "temperature", 0.0)
-        _check_float("top_p", self.top_p, 0.0, 1.0, low_open=True)
-        if len(self.stop) > MAX_STOP_SEQUENCES:
-            raise ValueError(
-                f"At most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(self.stop)}."
-            )
+        fields = {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
+        checked = check(settings_schema(), fields | {"stop": self.stop})
+        object.__setattr__(self, "stop", checked.stop)
+        temperature = checked.temperature  # a float: the transformers flavor's schema refuses an int
+        object.__setattr__(
+            self, "temperature", 0.0 if temperature < MIN_SAMPLING_TEMPERATURE else temperature
+        )
+        object.__setattr__(self, "top_p", checked.top_p)
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
     @classmethod
-    def from_text(
-        cls,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop_text: str,
-        max_tokens_limit: int = MAX_NEW_TOKENS_LIMIT,
+    def checked(
+        cls, settings: Mapping[str, Any], max_new_tokens: int = MAX_NEW_TOKENS_LIMIT, where: str = ""
     ) -> GenerationOptions:
-        """Build from UI/API values, where stop sequences are one per line.
+        """Options from what a request or a file sent, checked against this server's limit.
 
-        >>> GenerationOptions.from_text(8, 0, 1, "###\\n\\nEND").stop
+        Raises `InputError` naming the first mistake; stop sequences may be text, one per line.
+
+        >>> GenerationOptions.checked({"max_tokens": 8, "stop": "###\\n\\nEND"}).stop
         ('###', 'END')
+        >>> GenerationOptions.checked({"max_tokens": 600}, 512, "settings")
+        Traceback (most recent call last):
+        wrappers.schema.InputError: settings.max_tokens must be a whole number from 1 to 512, got 600.
         """
-        _check_int("max_tokens", max_tokens, 1, max_tokens_limit)
-        stops = tuple(line for line in (stop_text or "").splitlines() if line)
-        return cls(max_tokens=max_tokens, temperature=_real(temperature), top_p=_real(top_p), stop=stops)
+        values = check(settings_schema(max_new_tokens), stops_as_lines(settings), where)
+        return cls(values.max_tokens, values.temperature, values.top_p, values.stop)
 
 
-def _real(value: object) -> object:
-    """A whole number as a float (the transformers flavor's schema refuses an int temperature).
+def stops_as_lines(values: Any) -> Any:
+    """Request values with stop sequences given as text split into lines, as the schema takes them.
 
-    >>> _real(2), _real(0.5), _real(True)
-    (2.0, 0.5, True)
+    >>> stops_as_lines({"stop": "###\\n\\nEND"})
+    {'stop': ['###', '', 'END']}
     """
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be a whole number, got {value!r}.")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
-
-
-def _check_float(name: str, value: object, low: float, high: float, low_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}.")
-    too_low = value <= low if low_open else value < low
-    if math.isnan(value) or too_low or value > high:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value}.")
+    if isinstance(values, Mapping) and isinstance(values.get("stop"), str):
+        return {**values, "stop": values["stop"].splitlines()}
+    return values

@@ -1,0 +1,168 @@
+"""What each request may hold: one schema per kind of request, with this server's limits.
+
+The Chat tab, blind mode and every API endpoint check their whole input here
+before anything runs (`check` from `wrappers/schema.py`), so a mistake gets the
+same words wherever it is made. The schemas are built once per `Limits`, since
+the limits are part of each field's description.
+
+    >>> from wrappers.config import Limits
+    >>> checked(schemas(Limits()).prompt, {"prompt": " ", "max_tokens": 8}).prompt  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    wrappers.schema.InputError: prompt must be text that is not blank, at most 32,768 characters ..., got " ".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, create_model, model_validator
+from pydantic_core import PydanticCustomError
+
+from compare.arena import ARENA_CHOICES
+from compare.votes import ALIASES, CHOICES
+from wrappers.chat import check_length, max_characters
+from wrappers.config import Limits
+from wrappers.options import GenerationOptions, settings_schema, stops_as_lines
+from wrappers.schema import Strict, check
+
+__all__ = ["Schemas", "checked", "options_of", "schemas"]
+ROLES = ("system", "user", "assistant")
+VOTE_CHOICES = (*CHOICES, *ALIASES)  # left and right: the older names of the two sides
+HEX_ID = r"^[0-9a-f]{32}$"
+SETTINGS = ("max_tokens", "temperature", "top_p", "stop")
+
+
+@dataclass(frozen=True)
+class Schemas:
+    """Every request's schema under one server's limits."""
+
+    prompt: type[Strict]  # /compare, /chat_*, /arena, the Chat tab's Send: a prompt and the settings
+    messages: type[Strict]  # /compare_messages
+    settings: type[Strict]  # the settings alone (export, regenerate)
+    vote: type[Strict]  # /vote and the Chat tab's vote buttons
+    arena_vote: type[Strict]  # /arena_vote and blind mode's vote buttons
+    replay: type[Strict]  # /replay
+    thresholds: type[Strict]  # /batch and the Batch tab
+
+
+@cache
+def schemas(limits: Limits) -> Schemas:
+    """The schemas with `limits` in their fields and descriptions."""
+    chars, tokens = max_characters(limits.max_prompt_tokens), limits.max_prompt_tokens
+    text = f"at most {chars:,} characters ({tokens} tokens)"
+    prompt = Annotated[str, StringConstraints(max_length=chars), AfterValidator(_not_blank)]
+    system = Annotated[str, StringConstraints(max_length=chars)]
+    settings = settings_schema(limits.max_new_tokens)
+    fidelity = (bool, Field(True, description="true or false"))
+    single = create_model(
+        "PromptRequest",
+        __base__=settings,
+        prompt=(prompt, Field(description=f"text that is not blank, {text}")),
+        system_prompt=(system, Field("", description=f"text of {text}")),
+        fidelity=fidelity,
+        __validators__={"fits": model_validator(mode="after")(_prompt_fits(tokens))},
+    )
+    most = 2 * limits.max_conversation_turns + 1  # messages: each turn's two, and a system prompt
+    message = create_model(
+        "Message",
+        __base__=Strict,
+        role=(Literal[ROLES], Field(description="one of " + ", ".join(ROLES))),
+        content=(system, Field(description=f"text of {text}")),
+    )
+    messages = create_model(
+        "MessagesRequest",
+        __base__=settings,
+        messages=(
+            list[message],
+            Field(
+                min_length=1,
+                max_length=most,
+                description=f'a list of 1 to {most} {{"role", "content"}} messages, the last from the user',
+            ),
+        ),
+        fidelity=fidelity,
+        __validators__={"fits": model_validator(mode="after")(_messages_fit(tokens))},
+    )
+    comment = (
+        Annotated[str, StringConstraints(max_length=limits.max_comment_chars)],
+        Field("", description=f"text of at most {limits.max_comment_chars:,} characters"),
+    )
+    vote = create_model(
+        "VoteRequest",
+        __base__=Strict,
+        comparison_id=(
+            Annotated[str, StringConstraints(pattern=HEX_ID)],
+            Field(description="an id returned by /compare (32 hexadecimal digits)"),
+        ),
+        choice=(Literal[VOTE_CHOICES], Field(description="one of " + ", ".join(VOTE_CHOICES))),
+        comment=comment,
+    )
+    arena_vote = create_model(
+        "ArenaVoteRequest",
+        __base__=Strict,
+        battle_id=(
+            Annotated[str, StringConstraints(pattern=HEX_ID)],
+            Field(description="an id returned by /arena (32 hexadecimal digits)"),
+        ),
+        choice=(Literal[ARENA_CHOICES], Field(description="one of " + ", ".join(ARENA_CHOICES))),
+        comment=comment,
+    )
+    replay = create_model(
+        "ReplayRequest",
+        __base__=Strict,
+        conversation=(
+            Annotated[str, StringConstraints(min_length=1, max_length=limits.max_conversation_bytes)],
+            Field(
+                description=f"an exported file's JSON text, at most {limits.max_conversation_bytes:,} bytes"
+            ),
+        ),
+    )
+    share = Field(None, ge=0.0, le=1.0, description="a number from 0 to 1, or blank (not checked)")
+    thresholds = create_model(
+        "ThresholdsRequest",
+        __base__=Strict,
+        accept_kl=(float | None, Field(None, ge=0.0, description="a number of at least 0, or blank")),
+        accept_agreement=(float | None, share),
+        accept_accuracy=(float | None, share),
+    )
+    return Schemas(single, messages, settings, vote, arena_vote, replay, thresholds)
+
+
+def checked(model: type[Strict], values: Any, where: str = "") -> Any:
+    """`values` checked as `model` (stop sequences may be text, one per line), or `InputError`."""
+    return check(model, stops_as_lines(values), where)
+
+
+def _not_blank(text: str) -> str:
+    """A prompt of spaces is refused (in Python: a regex `pattern` fails on lone surrogates,
+    which the app accepts and stores as U+FFFD)."""
+    if not text.strip():
+        raise PydanticCustomError("blank", "blank")
+    return text
+
+
+def options_of(request: Strict) -> GenerationOptions:
+    """The generation options of a checked request."""
+    return GenerationOptions(*(getattr(request, name) for name in SETTINGS))
+
+
+def _prompt_fits(max_prompt_tokens: int):
+    def fits(request):
+        """The system prompt and the prompt together must fit the token limit, too."""
+        check_length([{"content": request.system_prompt}, {"content": request.prompt}], max_prompt_tokens)
+        return request
+
+    return fits
+
+
+def _messages_fit(max_prompt_tokens: int):
+    def fits(request):
+        """The whole conversation must fit the token limit, and end with the user's turn."""
+        if request.messages[-1].role != "user":
+            raise ValueError("messages: the last message must be from the user.")
+        check_length([{"content": m.content} for m in request.messages], max_prompt_tokens)
+        return request
+
+    return fits

@@ -1,0 +1,189 @@
+"""Every mistake is one toast, and the outputs stay as they were: every action of every tab, in Chromium.
+
+One page per size (1400×900 and 390×844) drives each action with bad input and checks
+that a toast says what is wrong (in the schema's words where it is a value), that no
+component shows Gradio's red Error badge, and that what the page showed is unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.test_chat_ui import DESK, PHONE, error_badges, open_page, send
+
+SHOWN = [  # what the page shows; a refused action must leave every one as it was
+    "#chat-transformers",
+    "#chat-onnx",
+    "#verdict",
+    "#metrics",
+    "#fidelity",
+    "#diff",
+    "#import-summary",
+    "#chat-model_a",
+    "#chat-model_b",
+    "#arena-status",
+    "#arena-reveal",
+    "#batch-summary",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import CHROMIUM, FLAGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def snapshot(page) -> dict[str, str]:
+    """The text of each output (empty where it is not on the page yet) and the prompt box."""
+    return page.evaluate(
+        """(selectors) => Object.fromEntries([
+            ...selectors.map((s) => [s, document.querySelector(s)?.innerText ?? ""]),
+            ["prompt", document.querySelector("#prompt textarea")?.value ?? ""],
+        ])""",
+        SHOWN,
+    )
+
+
+def refused(page, action, message: str) -> None:
+    """Do `action`; expect one toast with `message`, no Error badge, and the page as it was."""
+    before = snapshot(page)
+    action()
+    expect(page.locator(".toast-body").filter(has_text=message).first).to_be_visible(timeout=15_000)
+    page.wait_for_timeout(300)  # an output that was going to change would have by now
+    assert error_badges(page).count() == 0, f"Error badges after: {message}"
+    assert snapshot(page) == before, f"the page changed after: {message}"
+    close_toasts(page)
+
+
+def close_toasts(page) -> None:
+    page.evaluate("document.querySelectorAll('.toast-close').forEach((button) => button.click())")
+    expect(page.locator(".toast-body")).to_have_count(0, timeout=10_000)
+
+
+def click(page, selector: str):
+    return lambda: page.locator(selector).click()
+
+
+def setting(page, name: str, value: str) -> None:
+    """Type `value` into a setting box (opening the accordion first) and leave the box."""
+    if not page.locator("#setting-stop textarea").is_visible():
+        page.get_by_text("Generation settings").click()
+    box = page.locator(f"#setting-{name} input")
+    expect(box).to_be_visible()
+    box.fill(value)
+    expect(box).to_have_value(value)
+    box.press("Tab")
+
+
+def chat_actions(page, tmp_path) -> None:
+    """Chat tab: with nothing to act on, then with one comparison on the page."""
+    for button in ("#retry", "#edit"):
+        refused(page, click(page, button), "There is no prompt to take back yet")
+    for side in ("transformers", "onnx"):
+        refused(page, click(page, f"#regenerate-{side}"), "Regenerate needs a finished comparison")
+    for choice in ("transformers", "onnx", "tie", "both_bad"):
+        refused(page, click(page, f"#vote-{choice}"), "Nothing to vote on")
+    page.get_by_text("Export, import and replay a conversation").click()
+    refused(page, click(page, "#export"), "There is no conversation to export yet")
+    refused(page, click(page, "#replay"), "Import a conversation first")
+    send(page, "What is the capital of Spain?")
+    expect(page.locator("#fidelity")).to_contain_text("Fidelity", timeout=30_000)
+    expect(page.locator("#fidelity")).not_to_contain_text("scoring the answers", timeout=30_000)
+    refused(page, click(page, "#send"), "Type a prompt first")
+    page.locator("#prompt textarea").fill("x" * 40_000)
+    refused(page, click(page, "#send"), "prompt must be text that is not blank, at most 32,768 characters")
+    page.locator("#prompt textarea").fill("What is 7 plus 5?")
+    for name, value, message in [
+        ("max-tokens", "0", "max_tokens must be a whole number from 1 to 512, got 0."),
+        ("max-tokens", "100000", "max_tokens must be a whole number from 1 to 512, got 100000."),
+        ("temperature", "-1", "temperature must be a number from 0 to 2 (0: greedy), got -1"),
+        ("top-p", "0", "top_p must be a number above 0 and at most 1, got 0"),
+    ]:
+        setting(page, name, value)
+        refused(page, click(page, "#send"), message)
+        setting(page, name, {"max-tokens": "64", "temperature": "0", "top-p": "1"}[name])
+    bad = tmp_path / "bad.json"
+    answer = {"text": "Madrid."}
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "phi3-mlflow-compare/conversation",
+                "version": 1,
+                "settings": {"system_prompt": "", "max_tokens": 16, "temperature": 0, "top_p": 1, "stop": []},
+                "models": [1, 2],  # the issue's case
+                "turns": [
+                    {"prompt": "Capital of Spain?", "answers": {"transformers": answer, "onnx": answer}}
+                ],
+            }
+        )
+    )
+    refused(
+        page,
+        lambda: page.locator("#import-file input[type=file]").set_input_files(str(bad)),
+        "models must be an object",
+    )
+    expect(page.locator("#import-file")).not_to_contain_text("bad.json")  # the box is ready again
+
+
+def blind_actions(page) -> None:
+    page.locator("#blind-mode input").check()
+    expect(page.locator("#chat-model_b")).to_contain_text("Model B", timeout=10_000)
+    refused(page, click(page, "#arena-send"), "Type a prompt first")
+    refused(page, click(page, "#arena-vote-a"), "Start a blind comparison first")
+    page.locator("#arena-prompt textarea").fill("What is 7 plus 5?")
+    page.locator("#arena-send").click()
+    expect(page.locator("#arena-status")).to_contain_text("Vote to reveal", timeout=60_000)
+    page.locator("#arena-vote-a").click()
+    expect(page.locator("#arena-status")).to_contain_text("Revealed", timeout=30_000)
+    close_toasts(page)
+    refused(page, click(page, "#arena-vote-b"), "already been voted on")
+    page.locator("#blind-mode input").uncheck()
+
+
+def batch_actions(page, tmp_path) -> None:
+    page.get_by_role("tab", name="Batch comparison").click()
+    refused(page, click(page, "#batch-run"), "Upload a file of prompts or pick a built-in set")
+    page.locator("#accept-accuracy input").fill("5")
+    refused(
+        page,
+        click(page, "#batch-run"),
+        "accept_accuracy must be a number from 0 to 1, or blank (not checked), got 5.",
+    )
+    page.locator("#accept-accuracy input").fill("0")
+    no_prompts = tmp_path / "questions.csv"
+    no_prompts.write_text("question\nWhat is 7 plus 5?\n")
+    page.locator("#batch-file input[type=file]").set_input_files(str(no_prompts))
+    refused(page, click(page, "#batch-run"), "needs a 'prompt' column")
+
+
+def other_tabs(page) -> None:
+    """History and the leaderboard take no input: refreshing them shows no error at all."""
+    page.get_by_role("tab", name="History").click()
+    page.locator("#history-refresh").click()
+    expect(page.locator("#history-comparisons")).to_contain_text(
+        "What is the capital of Spain?", timeout=30_000
+    )
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_text("Leaderboard: Bradley").click()
+    page.locator("#leaderboard-refresh").click()
+    page.wait_for_timeout(500)
+    assert error_badges(page).count() == 0
+
+
+@pytest.mark.parametrize("viewport", [DESK, PHONE], ids=["1400x900", "390x844"])
+def test_every_mistake_is_one_toast_and_changes_nothing(browser, server, viewport, tmp_path):
+    page = open_page(browser, server, viewport)
+    chat_actions(page, tmp_path)
+    blind_actions(page)
+    batch_actions(page, tmp_path)
+    other_tabs(page)
+    page.close()
