@@ -52,7 +52,11 @@ EXAMPLES = [
 ]
 CSS = """
 #chat-transformers, #chat-onnx { height: min(330px, 42vh) !important; }
-#chat-transformers .top-panel, #chat-onnx .top-panel { display: none !important; }  /* per-pane Clear */
+#chat-transformers .top-panel, #chat-onnx .top-panel,
+#chat-model_a .top-panel, #chat-model_b .top-panel { display: none !important; }  /* a pane's own trash */
+#chat-model_a label[data-testid='block-label'], #chat-model_b label[data-testid='block-label'] {
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: calc(100% - 16px);
+}  /* one line, above the messages: "Model A: onnx" must not wrap onto the first message */
 @media (max-width: 640px) { #chat-transformers, #chat-onnx { height: 26vh !important; } }
 .pane-title p { margin: 0 !important; }
 #verdict, #metrics { font-size: 0.95em; }
