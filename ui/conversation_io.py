@@ -29,8 +29,9 @@ from compare.conversation import (
     settings_of,
     turns_of,
 )
+from compare.service import Comparer, new_comparison_id
 from compare.turns import STOPPED, Turn, messages_for
-from ui.api import MODEL_EVENTS, SIDES, Comparer, described, input_error, new_comparison_id
+from ui.api import MODEL_EVENTS, SIDES, at_boundary, described, input_error
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
 KEEP_EXPORTS_S = 600  # Gradio copies a returned file into its cache at once
@@ -163,7 +164,7 @@ def register_replay_api(comparer: Comparer) -> None:
         return {"turns": rows, "summary": replay_summary(rows)}
 
     gr.api(
-        described(replay_conversation, Replay),
+        described(at_boundary(replay_conversation), Replay),
         api_name="replay",
         concurrency_id=MODEL_EVENTS,
         concurrency_limit=comparer.limits.concurrency,
@@ -191,6 +192,7 @@ def conversation_panel(
         table = gr.Dataframe(interactive=False, wrap=True, elem_id="replay-table")
     loaded = gr.State(None)  # the imported conversation, kept on the server
 
+    @at_boundary
     def exporting(current, *values):
         return export_file(comparer, current, *values)
 
@@ -216,6 +218,7 @@ def conversation_panel(
             | {summary: note, loaded: content, table: None, upload: None}  # the upload box, ready again
         )
 
+    @at_boundary
     def replaying(content):
         if content is None:
             raise input_error("Import a conversation first, then replay it.")
