@@ -44,11 +44,12 @@ LABELS = {
 }
 REFUSALS = {
     Ending.STOPPED: "This comparison was stopped before both answers were done",
-    Ending.ABANDONED: "This comparison was cancelled (its client went away) before both answers were done",
+    Ending.ABANDONED: "This comparison was abandoned (its client cancelled or went away) before it finished",
     Ending.TIMED_OUT: "A side of this comparison ran past the time limit",
     Ending.FAILED: "A side of this comparison reported an error",
 }
 NOT_VOTABLE = ": it is kept on the record, but only comparisons that finished can be voted on."
+NOT_VOTABLE_NOTE = "It is kept on the record, but cannot be voted on: only comparisons that finished can be."
 
 
 def ending_of(latest: Mapping[str, Result], stop_requested: bool = False) -> Ending:
@@ -87,6 +88,12 @@ def recorded_ending(tags: Mapping[str, str], state: str | None = None) -> Ending
     if tags.get("abandoned") == "true":
         return Ending.ABANDONED
     return Ending.FAILED if state == "ERROR" else Ending.FINISHED
+
+
+def comparison_ending(infos) -> Ending:
+    """How a recorded comparison ended, from its traces' infos: the first that did not finish, if any."""
+    endings = [recorded_ending(info.tags, info.state) for info in infos]
+    return next((ending for ending in endings if ending is not Ending.FINISHED), Ending.FINISHED)
 
 
 def refusal(ending: Ending) -> str | None:

@@ -32,7 +32,9 @@ def vote_until_refused(server: str, start: threading.Barrier) -> tuple[str, int,
     start.wait()
     for accepted in range(LIMIT + 5):
         try:
-            client.predict(comparison_id=out["comparison_id"], choice=("left", "right")[accepted % 2], api_name="/vote")
+            client.predict(
+                comparison_id=out["comparison_id"], choice=("left", "right")[accepted % 2], api_name="/vote"
+            )
         except Exception as exc:
             return out["comparison_id"], accepted, str(exc)
     return out["comparison_id"], LIMIT + 5, ""
@@ -45,7 +47,10 @@ def test_three_sessions_voting_in_a_loop_are_each_held_to_the_limit(server):
     for comparison_id, accepted, refusal in runs:
         assert accepted == LIMIT, refusal
         assert f"Too many votes: at most {LIMIT} in 10 minutes per voter" in refusal
-        assert [len(votes) for votes in preferences(comparison_id)] == [LIMIT, LIMIT]  # the refused one: nothing
+        assert [len(votes) for votes in preferences(comparison_id)] == [
+            LIMIT,
+            LIMIT,
+        ]  # the refused one: nothing
     table = vote_table().set_index("comparison_id").loc[[run[0] for run in runs]]
     assert table["voter"].nunique() == 3  # each vote carries its voter, for the leaderboard's cap
 

@@ -49,7 +49,9 @@ def stop_mid_stream(page, prompt_box: str, send_button: str, stop_button: str, s
         page.locator(f"{prompt_box} textarea").fill("Hello! Who are you?")
         page.locator(send_button).click()
         page.locator(stop_button).click()
-        expect(page.locator(status)).to_contain_text(re.compile("Stopped|Vote to reveal|ompletions"), timeout=60_000)
+        expect(page.locator(status)).to_contain_text(
+            re.compile("Stopped|Vote to reveal|ompletions"), timeout=60_000
+        )
         if "Stopped" in page.locator(status).inner_text():
             return
     raise AssertionError("three answers ended before Stop reached them")

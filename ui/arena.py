@@ -7,7 +7,9 @@ battle sends before its vote goes through `compare.arena.anonymous`.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -16,6 +18,7 @@ import gradio as gr
 
 from compare.arena import ARENA_CHOICES, LABELS, Arena, ArenaError, Battle, anonymous, lockstep
 from compare.comparison import judge
+from compare.endings import NOT_VOTABLE_NOTE, Ending, ending_of, refusal
 from compare.owners import Asker
 from compare.service import Comparer, new_comparison_id
 from compare.votes import CHOICES
@@ -30,7 +33,9 @@ from ui.api import (
     input_error,
     paced,
     prompt_messages,
+    voter_of,
 )
+from ui.chat_events import StopSignals, stopper
 from wrappers import GenerationOptions, Result
 
 ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
@@ -85,18 +90,31 @@ def play_turn(
     system: str,
     options: GenerationOptions,
     asker: Asker | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[Battle, dict[str, Result]]]:
-    """Stream one turn of a battle in lockstep; the last item carries the updated battle."""
+    """Stream one turn of a battle in lockstep; the last item carries the updated battle.
+
+    The turn ends as a comparison does (`stop` is the Stop button; a closed stream, a client
+    that cancelled or went away), and the battle keeps how it ended: only a finished turn
+    takes the vote.
+    """
     opening = prompt_messages(prompt, system)  # the system prompt (if any) and the prompt
     conversations = {
         side: [*battle.conversations[side], opening[-1]] if battle.conversations else opening
         for side in SIDES
     }
     comparison_id, latest = new_comparison_id(), {}
-    updates = comparer.compare(conversations, options, comparison_id, asker, tags={"arena": "true"})
-    for latest in paced(lockstep(updates), comparer.limits.stream_interval_s):
-        yield battle, latest
-    yield arena.add_turn(battle, conversations, latest, comparison_id), latest
+    arena_tag = {"arena": "true"}
+    updates = comparer.compare(conversations, options, comparison_id, asker, tags=arena_tag, stop=stop)
+    try:
+        with contextlib.closing(updates):
+            for latest in paced(lockstep(updates), comparer.limits.stream_interval_s):
+                yield battle, latest
+    except GeneratorExit:
+        arena.add_turn(battle, conversations, latest, comparison_id, Ending.ABANDONED)
+        raise
+    ending = ending_of(latest, stop is not None and stop.is_set())
+    yield arena.add_turn(battle, conversations, latest, comparison_id, ending), latest
 
 
 def blind_payload(battle: Battle, latest: dict[str, Result]) -> dict:
@@ -106,9 +124,13 @@ def blind_payload(battle: Battle, latest: dict[str, Result]) -> dict:
 
 
 def cast_vote(
-    comparer: Comparer, arena: Arena, battle_id: Any, owner: str, choice: Any, comment: Any
+    comparer: Comparer, arena: Arena, battle_id: Any, owner: str, voter: str, choice: Any, comment: Any
 ) -> dict:
-    """Store a blind vote (with the sides shown as A and B) and reveal the battle."""
+    """Store a blind vote (with the sides shown as A and B) and reveal the battle.
+
+    Only on a last turn that finished; the service's ballot box admits one vote per battle, so
+    votes sent at once store one and refuse the others, which store nothing.
+    """
     if not isinstance(battle_id, str) or not BATTLE_ID.fullmatch(battle_id):
         raise input_error("battle_id must be an id returned by /arena.")
     if choice not in ARENA_CHOICES:
@@ -119,12 +141,14 @@ def cast_vote(
             raise ArenaError("Send a prompt first, then vote.")
         if battle.voted:
             raise ArenaError("This blind comparison has already been voted on; start a new one.")
+        if battle.ending is not Ending.FINISHED:
+            raise ArenaError(refusal(battle.ending))
     except ArenaError as exc:
         raise input_error(str(exc)) from exc
     side = battle.side_of(choice)
     value = CHOICES[SIDES.index(side)] if side else choice
     metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
-    trace_ids, _ = comparer.store_vote(battle.comparison_ids[-1], value, comment, metadata)
+    trace_ids, _ = comparer.store_vote(battle.comparison_ids[-1], value, comment, voter, metadata)
     try:
         battle = arena.close(battle, choice)
     except ArenaError as exc:  # a second vote raced this one
@@ -176,7 +200,8 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         """A blind comparison: both models answer, shown as model_a and model_b in random order.
 
         Returns {"battle_id", "model_a": {"text", "error", "done"}, "model_b": {...}, "done"}.
-        Vote with /arena_vote to learn which model was which, with their figures.
+        Vote with /arena_vote to learn which model was which, with their figures (only on a battle
+        whose last turn finished: a failed or cancelled one cannot be voted on).
         """
         options = comparer.options(max_tokens, temperature, top_p, stop)
         prompt_messages(prompt, system_prompt)  # refuse bad input before a battle starts
@@ -188,7 +213,7 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
 
     def arena_vote(battle_id: str, choice: str, comment: str = "", request: gr.Request = None) -> dict:
         """Vote on a blind comparison: a, b, tie or both_bad. Returns the reveal: names and figures."""
-        return cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment)
+        return cast_vote(comparer, arena, battle_id, owner_of(request), voter_of(request), choice, comment)
 
     limits = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     gr.api(described(at_boundary(arena_battle), BattleUpdate), api_name="arena", **limits)
@@ -205,6 +230,7 @@ class ArenaPanel:
     chats: dict[str, gr.Chatbot]
     prompt: gr.Textbox
     send: gr.Button
+    stop: gr.Button
     new: gr.Button
     status: gr.Markdown
     votes: dict[str, gr.Button]
@@ -232,8 +258,9 @@ def arena_panel(switch: gr.Checkbox, named: gr.Column) -> ArenaPanel:
             prompt = gr.Textbox(
                 label="Prompt", placeholder="Ask Model A and Model B…", scale=6, elem_id="arena-prompt"
             )
-            send = gr.Button("Send", variant="primary", elem_id="arena-send")
-            new = gr.Button("New battle", elem_id="arena-new")
+            send = gr.Button("Send", variant="primary", elem_id="arena-send", min_width=90)
+            stop = gr.Button("Stop", variant="stop", elem_id="arena-stop", min_width=70)
+            new = gr.Button("New battle", elem_id="arena-new", min_width=90)
         status = gr.Markdown(elem_id="arena-status")
         with gr.Row():
             votes = {
@@ -242,14 +269,27 @@ def arena_panel(switch: gr.Checkbox, named: gr.Column) -> ArenaPanel:
             comment = gr.Textbox(placeholder="Optional comment on your vote", show_label=False, scale=3)
         reveal_box = gr.Markdown(elem_id="arena-reveal")
     return ArenaPanel(
-        switch, named, column, chats, prompt, send, new, status, votes, comment, reveal_box, gr.State("")
+        switch,
+        named,
+        column,
+        chats,
+        prompt,
+        send,
+        stop,
+        new,
+        status,
+        votes,
+        comment,
+        reveal_box,
+        gr.State(""),
     )
 
 
 def wire_arena_panel(
-    panel: ArenaPanel, comparer: Comparer, arena: Arena, settings: list, after_vote=None
+    panel: ArenaPanel, comparer: Comparer, arena: Arena, settings: list, stops: StopSignals, after_vote=None
 ) -> None:
-    """Connect the panel: `settings` are (system, max_tokens, temperature, top_p, stop) components."""
+    """Connect the panel: `settings` are (system, max_tokens, temperature, top_p, stop) components;
+    `stops` are the Chat tab's, so Stop means the same in both modes."""
     p = panel
     p.switch.change(
         lambda on: (gr.Column(visible=not on), gr.Column(visible=on)),
@@ -260,7 +300,7 @@ def wire_arena_panel(
     chats = [p.chats[label] for label in LABELS]
     outputs = [*chats, p.prompt, p.status, p.reveal, p.battle]
     turn = {
-        "fn": _turn_handler(comparer, arena, p),
+        "fn": _turn_handler(comparer, arena, p, stops),
         "inputs": [p.prompt, p.battle, *settings, *chats],
         "outputs": outputs,
         "concurrency_id": MODEL_EVENTS,
@@ -268,6 +308,7 @@ def wire_arena_panel(
         "api_visibility": "private",
     }
     runs = [p.send.click(**turn), p.prompt.submit(**turn)]
+    p.stop.click(stopper(stops), None, None, concurrency_limit=None, api_visibility="private")
     p.new.click(lambda: _fresh(p), None, outputs[:2] + outputs[3:], cancels=runs, api_visibility="private")
     for choice, button in p.votes.items():
         event = button.click(
@@ -280,7 +321,7 @@ def wire_arena_panel(
             after_vote(event)
 
 
-def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
+def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, stops: StopSignals):
     @at_boundary
     def battle_turn(
         prompt, battle_id, system, max_tokens, temperature, top_p, stop, chat_a, chat_b, request: gr.Request
@@ -288,6 +329,7 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
         options = comparer.options(int(max_tokens), float(temperature), float(top_p), stop or "")
         if not (prompt or "").strip():
             raise input_error("Type a prompt first.")
+        stopping = stops.arm(request.session_hash)
         owner = owner_of(request)
         opened = _open_battle(arena, battle_id, owner)
         shown = (chat_a, chat_b) if opened.comparison_ids else ([], [])  # a new battle starts empty
@@ -301,13 +343,25 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
             p.battle: opened.id,
         }
         for battle, latest in play_turn(
-            comparer, arena, opened, prompt, system or "", options, asker_of(request)
+            comparer, arena, opened, prompt, system or "", options, asker_of(request), stopping
         ):
             view = anonymous(battle, latest)
             yield {p.chats[label]: _with_turn(histories[label], prompt, view[label]) for label in LABELS}
-        yield {p.status: WAITING, p.battle: battle.id}
+        yield {p.status: _turn_status(battle.ending), p.battle: battle.id}
 
     return battle_turn
+
+
+def _turn_status(ending: Ending) -> str:
+    """What the status line says once a turn has ended."""
+    if ending is Ending.FINISHED:
+        return WAITING
+    if ending is Ending.STOPPED:
+        return (
+            "⏹ Stopped. This turn is kept on the record as stopped, but only comparisons that finished "
+            "can be voted on: send another prompt, and vote on that one."
+        )
+    return f"{NOT_VOTABLE_NOTE} Send another prompt, and vote on that one."
 
 
 def _fresh(p: ArenaPanel) -> dict:
@@ -338,22 +392,17 @@ def _vote_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, choice: str):
     def vote_blind(battle_id: str, comment: str, request: gr.Request):
         if not battle_id:
             raise input_error("Start a blind comparison first, then vote.")
-        revealed = cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment or "")
+        voter = voter_of(request)
+        revealed = cast_vote(comparer, arena, battle_id, owner_of(request), voter, choice, comment or "")
         gr.Info(f"Vote stored in MLflow: {ARENA_VOTES[choice]}")
+        # Short, on one line above the messages; the versions and figures are in the reveal.
         labels = {
-            p.chats[label]: gr.Chatbot(
-                label=f"{NAMES[label]}: {revealed[label]['side']} ({_ref(revealed[label])})"
-            )
-            for label in LABELS
+            p.chats[label]: gr.Chatbot(label=f"{NAMES[label]}: {revealed[label]['side']}") for label in LABELS
         }
         status = "Revealed. Send a new prompt to start another blind comparison."
         return labels | {p.reveal: reveal_markdown(revealed), p.status: status, p.comment: ""}
 
     return vote_blind
-
-
-def _ref(side: dict) -> str:
-    return f"{side['model']['name']}/{side['model']['version']}"
 
 
 def _seconds(value: float | None) -> str:

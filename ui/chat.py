@@ -21,7 +21,6 @@ import gradio as gr
 
 from compare.arena import Arena
 from compare.service import Comparer
-from compare.turns import Turn
 from ui import formatting as fmt
 from ui.api import MODEL_EVENTS, SIDES
 from ui.arena import arena_panel, blind_switch, wire_arena_panel
@@ -74,15 +73,15 @@ mark.diff-first { background: #ffd54f; font-weight: bold; padding: 0 2px; }
 
 @dataclass
 class ChatTab:
-    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id)` gives the
-    updates of `outputs` that show a past comparison, ready to continue or vote on."""
+    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id, ending, vote)` gives
+    the updates of `outputs` that show a past comparison, ready to continue (or vote on, if it finished)."""
 
     prompt: gr.Textbox
     verdict: gr.Markdown
     last_id: gr.State
     turns: gr.State
     outputs: list
-    reopen: Callable[[list[Turn], str, str], dict]
+    reopen: Callable[..., dict]
     panes: dict[str, dict] = field(default_factory=dict)
 
 
@@ -114,7 +113,7 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
                     fmt.metrics_markdown({s: fmt.Result() for s in SIDES}), elem_id="metrics"
                 )
         last_id, turns, results = gr.State(""), gr.State([]), gr.State({})
-        vote_events = vote_row(comparer, last_id)
+        votes = vote_row(comparer, last_id)
         with gr.Accordion("Difference view", open=True):
             diff = gr.HTML(elem_id="diff")
         with gr.Row():
@@ -122,7 +121,7 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
                 _details(panes[side], side)
     blind = arena_panel(switch, named)
     refresh_board = leaderboard_panel(demo)
-    for event in vote_events:
+    for event in votes.events:
         refresh_board(event)
     with gr.Accordion("Generation settings (applied to both models)", open=False):
         system = gr.Textbox("", label="System prompt", lines=2)
@@ -138,12 +137,23 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
             elem_id="fidelity-switch",
         )
     settings = [system, max_tokens, temperature, top_p, stops_box]
-    wire_arena_panel(blind, comparer, arena, settings, refresh_board)
-    shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results)
+    wire_arena_panel(blind, comparer, arena, settings, stops, refresh_board)
+    shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results, votes.standing)
     conversation_panel(comparer, turns, settings, shown.all(), shown.loaded)
     gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
 
-    tab = ChatTab(prompt, verdict, last_id, turns, [*shown.all(), system], reopener(shown, system), panes)
+    reopen = reopener(shown, system)
+
+    def reopen_named(*args) -> dict:
+        """A reopened comparison shows in the named panes: blind mode is switched off, not left on top."""
+        return reopen(*args) | {
+            switch: False,
+            named: gr.Column(visible=True),
+            blind.column: gr.Column(visible=False),
+        }
+
+    outputs = [*shown.all(), system, switch, named, blind.column]
+    tab = ChatTab(prompt, verdict, last_id, turns, outputs, reopen_named, panes)
     run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     private = {"api_visibility": "private"}
     check = checker(comparer, stops)
