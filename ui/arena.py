@@ -310,10 +310,16 @@ def wire_arena_panel(
     runs = [p.send.click(**turn), p.prompt.submit(**turn)]
     p.stop.click(stopper(stops), None, None, concurrency_limit=None, api_visibility="private")
     p.new.click(lambda: _fresh(p), None, outputs[:2] + outputs[3:], cancels=runs, api_visibility="private")
+    revealed = gr.State({})  # a refused vote is one toast: its only output shows no error badge
     for choice, button in p.votes.items():
         event = button.click(
-            _vote_handler(comparer, arena, p, choice),
+            _vote_handler(comparer, arena, choice),
             [p.battle, p.comment],
+            [revealed],
+            api_visibility="private",
+        ).success(
+            lambda shown: _revealed(p, shown),
+            revealed,
             [*chats, p.reveal, p.status, p.comment],
             api_visibility="private",
         )
@@ -387,22 +393,27 @@ def _with_turn(history, prompt: str, side: dict) -> list[dict]:
     return [*(history or []), {"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
 
-def _vote_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, choice: str):
+def _vote_handler(comparer: Comparer, arena: Arena, choice: str):
     @at_boundary
-    def vote_blind(battle_id: str, comment: str, request: gr.Request):
+    def vote_blind(battle_id: str, comment: str, request: gr.Request) -> dict:
         if not battle_id:
             raise input_error("Start a blind comparison first, then vote.")
         voter = voter_of(request)
         revealed = cast_vote(comparer, arena, battle_id, owner_of(request), voter, choice, comment or "")
         gr.Info(f"Vote stored in MLflow: {ARENA_VOTES[choice]}")
-        # Short, on one line above the messages; the versions and figures are in the reveal.
-        labels = {
-            p.chats[label]: gr.Chatbot(label=f"{NAMES[label]}: {revealed[label]['side']}") for label in LABELS
-        }
-        status = "Revealed. Send a new prompt to start another blind comparison."
-        return labels | {p.reveal: reveal_markdown(revealed), p.status: status, p.comment: ""}
+        return revealed
 
     return vote_blind
+
+
+def _revealed(p: ArenaPanel, revealed: dict) -> dict:
+    """The page after a stored vote: the names on the panes, the reveal, the status."""
+    # Short, on one line above the messages; the versions and figures are in the reveal.
+    labels = {
+        p.chats[label]: gr.Chatbot(label=f"{NAMES[label]}: {revealed[label]['side']}") for label in LABELS
+    }
+    status = "Revealed. Send a new prompt to start another blind comparison."
+    return labels | {p.reveal: reveal_markdown(revealed), p.status: status, p.comment: ""}
 
 
 def _seconds(value: float | None) -> str:

@@ -49,12 +49,18 @@ def vote_row(comparer: Comparer, last_id: gr.State) -> VoteRow:
                 gr.Info(f"Vote changed from “{VOTES[previous]}” to “{VOTES[choice]}”.")
             else:
                 gr.Info(f"Vote stored in MLflow: {VOTES[choice]}")
-            return "", standing_text(comparison_id, choice, previous)
+            return standing_text(comparison_id, choice, previous)
 
         return vote_from_ui
 
+    # A refused vote is one toast: the vote's only output is a State, which shows no error badge;
+    # the page changes only once the vote is stored.
+    cast = gr.State("")
+    private = {"api_visibility": "private"}
     events = [
-        button.click(handler(choice), [last_id, comment], [comment, standing], api_visibility="private")
+        button.click(handler(choice), [last_id, comment], [cast], **private).success(
+            lambda line: ("", line), cast, [comment, standing], **private
+        )
         for choice, button in buttons.items()
     ]
     return VoteRow(events, standing)
