@@ -79,7 +79,7 @@ def test_after_stop_the_page_history_and_the_vote_all_say_it_cannot_be_voted_on(
     desk.get_by_role("tab", name="History").click()
     rows = desk.locator("#history-comparisons")
     expect(rows).to_contain_text(LABELS[Ending.STOPPED], timeout=30_000)
-    rows.get_by_text(LABELS[Ending.STOPPED]).first.click()
+    rows.get_by_text(LABELS[Ending.STOPPED]).locator("visible=true").first.click()
     expect(desk.locator("#verdict")).to_contain_text("reopened from History", timeout=30_000)
     expect(desk.locator("#verdict")).to_contain_text("stopped")
     dismiss_toasts(desk)
@@ -147,7 +147,7 @@ def test_reopening_from_history_while_blind_shows_the_reopened_comparison(desk):
     desk.get_by_role("tab", name="History").click()
     rows = desk.locator("#history-comparisons")
     expect(rows).to_contain_text("What is 7 plus 5?", timeout=60_000)
-    rows.get_by_text("What is 7 plus 5?").first.click()
+    rows.get_by_text("What is 7 plus 5?").locator("visible=true").first.click()
     expect(desk.locator("#verdict")).to_contain_text("reopened from History", timeout=30_000)
     for side in ("transformers", "onnx"):
         expect(desk.locator(f"#chat-{side}")).to_be_visible()
