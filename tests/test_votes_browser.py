@@ -7,6 +7,7 @@ Stop, reopen and panes, the vote that stands, and four blind vote buttons clicke
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import mlflow
@@ -43,6 +44,17 @@ def toast(page, text: str):
     return page.locator(".toast-body").filter(has_text=text)
 
 
+def history_row(page, text: str):
+    """The History tab's first visible cell holding `text`, refreshed until the trace is written."""
+    page.get_by_role("tab", name="History").click()
+    rows = page.locator("#history-comparisons")
+    deadline = time.monotonic() + 60  # traces are written in the background, between generations
+    while text not in rows.inner_text() and time.monotonic() < deadline:
+        page.locator("#history-refresh").click()
+        page.wait_for_timeout(1000)
+    return rows.get_by_text(text).locator("visible=true").first
+
+
 def dismiss_toasts(page) -> None:
     for close in page.locator(".toast-close").all():
         close.click()
@@ -76,10 +88,7 @@ def test_after_stop_the_page_history_and_the_vote_all_say_it_cannot_be_voted_on(
     expect(toast(desk, REFUSALS[Ending.STOPPED])).to_have_count(1, timeout=30_000)
     expect(desk.locator("#vote-standing")).to_have_text("")
 
-    desk.get_by_role("tab", name="History").click()
-    rows = desk.locator("#history-comparisons")
-    expect(rows).to_contain_text(LABELS[Ending.STOPPED], timeout=30_000)
-    rows.get_by_text(LABELS[Ending.STOPPED]).locator("visible=true").first.click()
+    history_row(desk, LABELS[Ending.STOPPED]).click()
     expect(desk.locator("#verdict")).to_contain_text("reopened from History", timeout=30_000)
     expect(desk.locator("#verdict")).to_contain_text("stopped")
     dismiss_toasts(desk)
@@ -144,10 +153,7 @@ def test_blind_mode_stop_means_what_the_chat_tabs_stop_means(desk):
 def test_reopening_from_history_while_blind_shows_the_reopened_comparison(desk):
     send(desk, "What is 7 plus 5?")
     blind_on(desk)
-    desk.get_by_role("tab", name="History").click()
-    rows = desk.locator("#history-comparisons")
-    expect(rows).to_contain_text("What is 7 plus 5?", timeout=60_000)
-    rows.get_by_text("What is 7 plus 5?").locator("visible=true").first.click()
+    history_row(desk, "What is 7 plus 5?").click()
     expect(desk.locator("#verdict")).to_contain_text("reopened from History", timeout=30_000)
     for side in ("transformers", "onnx"):
         expect(desk.locator(f"#chat-{side}")).to_be_visible()
