@@ -13,7 +13,10 @@ What a voter sees while the battle is open:
 - an error as a shared message: each engine words its failures its own way.
 
 A battle is owned by the session (or login) that started it; only the owner
-may vote, once. The vote reveals the mapping, the names and the figures.
+may vote, once, and only on a last turn that finished (`compare/endings.py`):
+a stopped, abandoned, timed-out or failed turn cannot be voted on, and is left
+out of the conversations sent to the models. The vote reveals the mapping, the
+names and the figures.
 Battles live in memory (bounded); after a restart an open battle cannot be
 voted on, and says so.
 """
@@ -28,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
+from compare.endings import Ending
 from wrappers.results import Result
 
 LABELS = ("model_a", "model_b")
@@ -50,6 +54,7 @@ class Battle:
     conversations: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     results: dict[str, Result] = field(default_factory=dict)  # the last turn's
     comparison_ids: tuple[str, ...] = ()  # one per turn
+    ending: Ending = Ending.FINISHED  # how the last turn ended: only a finished one takes the vote
     voted: str | None = None
 
     def side_of(self, choice: str) -> str | None:
@@ -85,13 +90,15 @@ class Arena:
             )
         return battle
 
-    def add_turn(self, battle: Battle, conversations, results, comparison_id: str) -> Battle:
-        """Record a finished turn: the answers, and the conversations so far.
+    def add_turn(
+        self, battle: Battle, conversations, results, comparison_id: str, ending: Ending = Ending.FINISHED
+    ) -> Battle:
+        """Record a turn that ended: the answers, how it ended, and the conversations so far.
 
-        A turn where either side failed is left out of the conversations, with its
-        prompt, on both sides alike; it can still be voted on.
+        A turn that did not finish (stopped, abandoned, a side failed) is left out of the
+        conversations, with its prompt, on both sides alike; it cannot be voted on.
         """
-        if any(results[side].error for side in self._sides):
+        if ending is not Ending.FINISHED or any(results[side].error for side in self._sides):
             conversations = battle.conversations
         else:
             conversations = {
@@ -103,6 +110,7 @@ class Arena:
             conversations=conversations,
             results=dict(results),
             comparison_ids=(*battle.comparison_ids, comparison_id),
+            ending=ending,
         )
         self._store(battle)
         return battle

@@ -1,4 +1,8 @@
-"""History: past comparisons read back from their traces, as a table and as the Chat tab's turns."""
+"""History: past comparisons read back from their traces, as a table and as the Chat tab's turns.
+
+Every comparison is listed, however it ended (`compare/endings.py`): the `ended` column
+labels the ones that cannot be voted on ("⏹ stopped: no vote", ...).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,29 @@ from typing import Any
 
 import pandas as pd
 
+from compare.endings import LABELS, comparison_ending
 from compare.traces import search
 from compare.turns import Answer, Turn, turns_from_sent
-from compare.votes import ALIASES, SIDES, VOTE
+from compare.votes import ALIASES, SIDES, standing_vote
 
 
 def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
-    """The latest comparisons of `owner` (None: everyone's), one row per comparison, with both answers."""
+    """The latest comparisons of `owner` (None: everyone's), one row per comparison, with both answers.
+
+    `ended` labels how each ended (`ending` is the `compare.endings.Ending` value); `vote`
+    is the vote that stands, if any.
+    """
     mine = "" if owner is None else f" and tags.owner = '{owner}'"
     latest = {"max_results": limit, "order_by": ["timestamp_ms DESC"]}
     onnx = {t.info.tags.get("comparison_id"): t for t in search(f"tags.side = 'onnx'{mine}", **latest)}
     rows = []
     for trace in search(f"tags.side = 'transformers'{mine}", **latest):
         messages = (trace.data.request or {}) if hasattr(trace, "data") else {}
-        votes = [a.value for a in trace.info.assessments if a.name == VOTE]
+        vote = standing_vote(trace.info.assessments)
         comparison_id = trace.info.tags.get("comparison_id")
-        if trace.info.tags.get("arena") == "true" and not votes:
+        if trace.info.tags.get("arena") == "true" and vote is None:
             continue  # a blind comparison shows its answers beside the names only after its vote
+        ending = comparison_ending([t.info for t in (trace, onnx.get(comparison_id)) if t is not None])
         rows.append(
             {
                 "time": pd.Timestamp(trace.info.request_time, unit="ms"),
@@ -33,7 +43,9 @@ def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
                 "last prompt": _last_user_message(messages),
                 "transformers answer": answer_text(trace),
                 "onnx answer": answer_text(onnx[comparison_id]) if comparison_id in onnx else "",
-                "vote": ALIASES.get(votes[-1], votes[-1]) if votes else "",
+                "ended": LABELS[ending],
+                "ending": ending.value,
+                "vote": "" if vote is None else ALIASES.get(vote.value, vote.value),
             }
         )
     return pd.DataFrame(rows)

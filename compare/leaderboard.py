@@ -2,8 +2,8 @@
 
 A vote table has one row per vote: `model_a`, `model_b` (registered "name/version"),
 `outcome` (`a`, `b`, `tie` or `both_bad`) and `blind` (True for arena votes, where the
-voter did not know which model was which). Blind and named votes are rated apart: a
-voter who knows the names may vote for the name.
+voter did not know which model was which); optionally `voter` (who voted) and `at` (when).
+Blind and named votes are rated apart: a voter who knows the names may vote for the name.
 
 The model: P(i beats j) = 1 / (1 + exp(θj - θi)), fitted by maximum likelihood
 (scipy's L-BFGS on the exact gradient). Choices made, and why:
@@ -18,6 +18,11 @@ The model: P(i beats j) = 1 / (1 + exp(θj - θi)), fitted by maximum likelihood
   a group at 1000: 400 points apart means 10 to 1 odds.
 - **Groups.** Models that never met, directly or through others, cannot be compared:
   each connected group is fitted and centred on its own, and labelled.
+- **One voter cannot dominate.** At most `MAX_PER_VOTER_AND_PAIR` votes of one voter on
+  one pair of models (in each mode) count, the earliest ones, as public arenas cap what one
+  voter can weigh: three sessions scripting 61 one-sided votes in a minute count as at most
+  3 × 10. Each model's table row says how many distinct voters its counted votes come from.
+  A table without a `voter` column counts every vote (each its own voter).
 - **Intervals.** 95 % percentile bootstrap (scipy.stats.bootstrap) over votes, 1000
   resamples, a fixed seed so the same votes always give the same table. A model whose
   every vote went the same way gets a zero-width interval: resampling cannot show
@@ -39,6 +44,7 @@ SCALE = 400 / math.log(10)  # Elo points per unit of log-odds
 CENTRE = 1000.0
 RESAMPLES = 1000
 SEED = 20261126
+MAX_PER_VOTER_AND_PAIR = 10  # votes of one voter on one pair of models (per mode) that count
 COLUMNS = [
     "group",
     "model",
@@ -46,6 +52,7 @@ COLUMNS = [
     "lower",
     "upper",
     "votes",
+    "voters",
     "wins",
     "losses",
     "ties",
@@ -53,8 +60,10 @@ COLUMNS = [
 ]
 
 
-def ratings(votes: pd.DataFrame, resamples: int = RESAMPLES, seed: int = SEED) -> pd.DataFrame:
-    """One row per model: rating with its 95 % interval, and the vote counts; best first.
+def ratings(
+    votes: pd.DataFrame, resamples: int = RESAMPLES, seed: int = SEED, cap: int = MAX_PER_VOTER_AND_PAIR
+) -> pd.DataFrame:
+    """One row per model: rating with its 95 % interval, and the counted votes; best first.
 
     >>> votes = pd.DataFrame({"model_a": ["x/1"] * 4, "model_b": ["y/1"] * 4,
     ...                       "outcome": ["a", "a", "a", "b"], "blind": True})
@@ -62,6 +71,7 @@ def ratings(votes: pd.DataFrame, resamples: int = RESAMPLES, seed: int = SEED) -
     [['x/1', 1073.6, 3, 1], ['y/1', 926.4, 1, 3]]
     """
     check_votes(votes)
+    votes = counted(votes, cap)
     models = sorted(set(votes["model_a"]) | set(votes["model_b"]))
     if not models:
         return pd.DataFrame(columns=COLUMNS)
@@ -96,13 +106,33 @@ def check_votes(votes: pd.DataFrame) -> None:
         raise ValueError("a vote must compare two different models")
 
 
-def split_by_mode(votes: pd.DataFrame, resamples: int = RESAMPLES) -> dict[str, pd.DataFrame]:
+def split_by_mode(
+    votes: pd.DataFrame, resamples: int = RESAMPLES, cap: int = MAX_PER_VOTER_AND_PAIR
+) -> dict[str, pd.DataFrame]:
     """Blind and named votes rated apart: {"blind": table, "named": table}."""
     blind = votes["blind"].astype(bool) if len(votes) else pd.Series(dtype=bool)
     return {
-        "blind": ratings(votes[blind], resamples),
-        "named": ratings(votes[~blind], resamples),
+        "blind": ratings(votes[blind], resamples, cap=cap),
+        "named": ratings(votes[~blind], resamples, cap=cap),
     }
+
+
+def counted(votes: pd.DataFrame, cap: int = MAX_PER_VOTER_AND_PAIR) -> pd.DataFrame:
+    """The votes that count: each voter's earliest `cap` on each pair of models, in each mode.
+
+    Without a `voter` column every vote is its own voter; without `at`, the table's order is time.
+
+    >>> table = pd.DataFrame({"model_a": ["x/1", "y/1", "x/1"], "model_b": ["y/1", "x/1", "y/1"],
+    ...                       "outcome": "a", "blind": False, "voter": ["v", "v", "w"]})
+    >>> counted(table, cap=1)["voter"].tolist()
+    ['v', 'w']
+    """
+    if "voter" not in votes.columns:
+        return votes.assign(voter=[f"vote {i}" for i in range(len(votes))])
+    order = votes.sort_values("at", kind="stable") if "at" in votes.columns else votes
+    pair = ["|".join(sorted(models)) for models in zip(order["model_a"], order["model_b"], strict=True)]
+    rank = order.assign(pair=pair).groupby(["voter", "blind", "pair"], sort=False).cumcount()
+    return order[rank < cap].sort_index()
 
 
 def _rate_group(a, b, outcome, members, resamples: int, seed: int) -> list[tuple[float, float, float]]:
@@ -191,6 +221,7 @@ def _counts(votes: pd.DataFrame) -> pd.DataFrame:
         lambda rows: pd.Series(
             {
                 "votes": len(rows),
+                "voters": rows["voter"].nunique(),
                 "wins": int((rows["outcome"] == rows["won"]).sum()),
                 "losses": int((rows["outcome"] == rows["lost"]).sum()),
                 "ties": int((rows["outcome"] == "tie").sum()),

@@ -16,14 +16,23 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from compare.endings import Ending, comparison_ending
 from compare.interrupted import Lease
 from compare.spool import Entry, Spool
 from compare.traces import Request, export_synchronously, search, trace_payload, write_payload
 from wrappers.errors import public_text
 
 MAX_ATTEMPTS = 3  # per process; a record that keeps failing waits in the spool for the next start
+
+
+class Recorded(NamedTuple):
+    """A recorded comparison, as a vote needs it."""
+
+    owner: str | None  # None: unknown, or more than one (never voted on)
+    trace_ids: list[str]
+    ending: Ending
 
 
 class Recorder:
@@ -33,6 +42,7 @@ class Recorder:
         export_synchronously()
         self.spool = Spool(spool_dir)
         self.lease = Lease(spool_dir)  # this process's runs, and where its batches journal rows
+        self.folder = spool_dir  # the app's processes on one data folder share it (see compare/ballots.py)
         self._failures: Counter[int] = Counter()  # spool entry id -> failed attempts here
         self._write_lock = threading.Lock()
         self._idle = threading.Condition()
@@ -72,13 +82,14 @@ class Recorder:
         while time.monotonic() < deadline and any(not self._failures[e.id] for e in self.spool.entries()):
             time.sleep(0.02)
 
-    def comparison(self, comparison_id: str) -> tuple[str | None, list[str]]:
-        """(owner, trace ids) of a comparison, writing its spooled records first."""
+    def comparison(self, comparison_id: str) -> Recorded:
+        """(owner, trace ids, how it ended) of a comparison, writing its spooled records first."""
         for entry in self.spool.entries(comparison_id):
             self._write(entry)
         traces = search(f"tags.comparison_id = '{comparison_id}'", include_spans=False)
         owners = {t.info.tags.get("owner") for t in traces}
-        return (owners.pop() if len(owners) == 1 else None), [t.info.trace_id for t in traces]
+        owner = owners.pop() if len(owners) == 1 else None
+        return Recorded(owner, [t.info.trace_id for t in traces], comparison_ending(t.info for t in traces))
 
     def _work(self) -> None:
         while True:

@@ -3,23 +3,27 @@
 `Comparer` streams a comparison (or one side, or one side again), refuses a
 conversation that cannot fit, or cannot finish within the time limit on this
 machine (`compare/budget.py`), before any model runs, scores fidelity once the
-answers are final, records every answer (an abandoned one too, marked as such)
-and stores votes. The UI and the API call it; it answers with return values
+answers are final, records every answer however the comparison ended (tagged
+`ended`, see `compare/endings.py`), and stores votes on finished ones only,
+under the ballot box's rules (`compare/ballots.py`). The UI and the API call it; it answers with return values
 and raises `compare.errors` exceptions, which the UI shows as Gradio errors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from compare.ballots import BallotBox, VoteLimit
 from compare.budget import over_time
 from compare.comparison import SHARED, compare_stream
 from compare.conversation import AnswerMemory
+from compare.endings import TAG, Ending, ending_of, refusal
 from compare.errors import RequestError, StoreError
 from compare.fidelity import Scored, score
 from compare.lanes import ModelSlot
@@ -36,7 +40,10 @@ from wrappers.errors import public_text
 from wrappers.schema import InputError
 from wrappers.startup import Startup
 
-ABANDONED = "Abandoned: the client went away"
+CUT = {  # the reason a side cut short carries as its error, on the record
+    Ending.STOPPED: "Stopped by the user",
+    Ending.ABANDONED: "Abandoned: the client cancelled or went away",
+}
 
 
 def new_comparison_id() -> str:
@@ -54,9 +61,15 @@ class Comparer:
     startup: Startup | None = None  # None: the models were loaded before the app was built
     answers: AnswerMemory = field(default_factory=AnswerMemory)  # recent answers' figures, for exports
     slot: ModelSlot = field(init=False)  # chat requests generate before batch rows
+    ballots: BallotBox | None = field(init=False)  # the vote limit and blind claims; None without records
+    _vote_lock: threading.Lock = field(init=False)  # a vote and the one it replaces, one at a time
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slot", ModelSlot(self.limits.concurrency))
+        limit = VoteLimit(self.limits.votes_per_voter, self.limits.vote_window_s)
+        box = BallotBox(self.recorder.folder / "ballots.sqlite", limit) if self.recorder else None
+        object.__setattr__(self, "ballots", box)
+        object.__setattr__(self, "_vote_lock", threading.Lock())
 
     def ready(self) -> tuple[bool, int]:
         """(whether every model has finished loading, how many are ready); a failed one counts as done."""
@@ -99,25 +112,36 @@ class Comparer:
         lane: str = "chat",
         tags: Mapping[str, str] | None = None,
         schedule: str = SHARED,
+        stop: threading.Event | None = None,
     ) -> Iterator[dict[str, Result]]:
-        """Stream both sides; once both are done, record them as a linked pair of traces.
+        """Stream both sides; once they end, record them as a linked pair of traces, tagged how they ended.
 
         Refused at once if the conversation cannot fit the token limit or the time limit;
         `lane` "batch" waits for every chat request that is waiting. `schedule`: see
-        `compare_stream` (a blind battle takes turns).
+        `compare_stream` (a blind battle takes turns). Once `stop` is set (the Stop button), the
+        comparison ends at its next step, recorded as stopped; closing the stream (a client
+        that cancels or goes away) records it as abandoned.
         """
         self.check_fits(conversations, options)
         started, latest = time.time_ns(), {}
         try:
             with self.slot.take(lane), self._generating():
-                for latest in compare_stream(
+                updates = compare_stream(
                     self.backends, conversations, options, self.limits.request_timeout_s, schedule
-                ):
-                    yield latest
+                )
+                with contextlib.closing(updates):
+                    for latest in updates:
+                        yield latest
+                        if stop is not None and stop.is_set():
+                            break
         except GeneratorExit:  # the client went away: generation stopped and the slot is free
-            self._record_abandoned(comparison_id, conversations, options, latest, started, asker, tags)
+            self._record_cut(comparison_id, conversations, options, latest, started, asker, tags)
             raise
-        self._record(comparison_id, conversations, options, latest, started, asker, tags)
+        ending = ending_of(latest, stop is not None and stop.is_set())
+        if ending is Ending.STOPPED:
+            self._record_cut(comparison_id, conversations, options, latest, started, asker, tags, ending)
+        else:
+            self._record(comparison_id, conversations, options, latest, started, asker, tags)
 
     def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
         """Fidelity of a finished comparison; the panes are final, so neither side waits for it.
@@ -143,19 +167,32 @@ class Comparer:
         kept: Mapping[str, Result],
         comparison_id: str,
         asker: Asker | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[Result]:
-        """Stream `side` again; record it with the `kept` answers of the other sides, as one comparison."""
+        """Stream `side` again; record it with the `kept` answers of the other sides, as one comparison.
+
+        `stop` and a closed stream end it as they end `compare`.
+        """
         self.check_fits({side: conversations[side]}, options)
         started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
         try:
             with self.slot.take("chat"), self._generating():
-                for result in stream_result(self.backends[side], conversations[side], options, deadline):
-                    yield result
+                stream = stream_result(self.backends[side], conversations[side], options, deadline)
+                with contextlib.closing(stream):
+                    for result in stream:
+                        yield result
+                        if stop is not None and stop.is_set():
+                            break
         except GeneratorExit:
             latest = {side: result} if result is not None else {}
-            self._record_abandoned(comparison_id, conversations, options, latest, started, asker)
+            self._record_cut(comparison_id, conversations, options, latest, started, asker)
             raise
         others = {s: r for s, r in kept.items() if s != side}
+        if stop is not None and stop.is_set() and not result.done:
+            self._record_cut(
+                comparison_id, conversations, options, {side: result}, started, asker, None, Ending.STOPPED
+            )
+            return
         self._record(comparison_id, conversations, options, {side: result, **others}, started, asker)
 
     def check_fits(self, conversations: Mapping[str, Messages], options: GenerationOptions) -> None:
@@ -182,6 +219,7 @@ class Comparer:
             return
         asker = asker or Asker.of(None, None)  # nobody's: e.g. a blind battle, whose vote goes by /arena_vote
         pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}
+        tags = {TAG: ending_of(results).value} | dict(tags or {})  # a cut comparison says how it was cut
         for side, result in results.items():
             request = Request(
                 comparison_id,
@@ -197,21 +235,33 @@ class Comparer:
             )
             self.recorder.record(request)
 
-    def _record_abandoned(self, comparison_id, conversations, options, partial, started_ns, asker, tags=None):
-        """Record what was generated before the client went away, marked as abandoned.
+    def _record_cut(
+        self,
+        comparison_id,
+        conversations,
+        options,
+        partial,
+        started_ns,
+        asker,
+        tags=None,
+        how=Ending.ABANDONED,
+    ):
+        """Record what was generated before Stop, or before the client went away, tagged how it ended.
 
-        Runs as Gradio closes the stream, on its event loop: the recorder only spools (milliseconds).
+        An abandoned one is recorded as Gradio closes the stream, on its event loop: the
+        recorder only spools (milliseconds).
         """
         partial = {side: result for side, result in partial.items() if result.model.name}  # started
         if not partial:
             return  # nothing was generated yet
+        reason = CUT[how]
         cut = {
             side: result
             if result.done
-            else replace(result, error=f"{ABANDONED} after {len(result.pieces)} tokens.", done=True)
+            else replace(result, error=f"{reason} after {len(result.pieces)} tokens.", done=True)
             for side, result in partial.items()
         }
-        marked = dict(tags or {}) | {"abandoned": "true"}
+        marked = dict(tags or {}) | {TAG: how.value}
         self._record(comparison_id, conversations, options, cut, started_ns, asker, marked)
 
     @property
@@ -219,37 +269,56 @@ class Comparer:
         return self.recorder.notice if self.recorder else None
 
     def vote(
-        self, comparison_id: Any, choice: Any, comment: Any, asker: Asker
+        self, comparison_id: Any, choice: Any, comment: Any, asker: Asker, voter: str | None = None
     ) -> tuple[list[str], str | None]:
         """Store the asker's vote on their own comparison as MLflow feedback.
 
-        Returns the trace ids and the vote it replaced (None for a first vote).
+        `voter` is who the rate limit and the leaderboard count the vote against (default: the
+        asker's owner id). Returns the trace ids and the vote it replaced (None for a first vote).
         """
         asked = self.check("vote", {"comparison_id": comparison_id, "choice": choice, "comment": comment})
         return self.store_vote(
-            asked.comparison_id, canonical_choice(asked.choice), asked.comment, owner=asker.owner
+            asked.comparison_id,
+            canonical_choice(asked.choice),
+            asked.comment,
+            voter or asker.owner,
+            owner=asker.owner,
         )
 
     def store_vote(
-        self, comparison_id: str, choice: str, comment: Any, metadata=None, owner: str | None = None
+        self,
+        comparison_id: str,
+        choice: str,
+        comment: Any,
+        voter: str,
+        metadata=None,
+        owner: str | None = None,
     ) -> tuple[list[str], str | None]:
         """Store a checked vote (blind votes carry `metadata`); return the trace ids and the earlier vote.
 
         With `owner`, only a comparison of that owner; anyone else's, or an unknown id, gets
         the same answer, so ids cannot be probed. (A blind battle's vote is checked by its battle.)
+        Only a finished comparison takes a vote; the ballot box admits it (the voter's rate
+        limit, a blind comparison's only vote) before anything is stored, and a refused vote
+        stores nothing.
         """
-        if self.recorder is None:
+        if self.recorder is None or self.ballots is None:
             raise RequestError("Votes need tracing, which is off in this app.")
         try:
-            found, trace_ids = self.recorder.comparison(comparison_id)
+            found = self.recorder.comparison(comparison_id)
         except Exception as exc:
             raise StoreError(public_text(f"The comparison could not be read from MLflow: {exc}")) from exc
-        if owner is not None and found != owner:
-            trace_ids = []
+        if not found.trace_ids or (owner is not None and found.owner != owner):
+            raise RequestError("No comparison of yours has that id.")
+        if reason := refusal(found.ending):
+            raise RequestError(reason)
+        metadata = dict(metadata or {}) | {"voter": voter}
+        claim = comparison_id if metadata.get("blind") == "true" else None
         try:
-            previous = log_vote(trace_ids, choice, comment, metadata)
-        except ValueError as exc:
+            with self.ballots.ballot(voter, claim), self._vote_lock:
+                previous = log_vote(found.trace_ids, choice, comment, metadata)
+        except ValueError as exc:  # refused by the ballot box or by the vote's own checks: nothing stored
             raise RequestError(str(exc)) from exc
         except Exception as exc:
             raise StoreError(public_text(f"The vote could not be stored in MLflow: {exc}")) from exc
-        return trace_ids, previous
+        return found.trace_ids, previous

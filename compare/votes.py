@@ -1,15 +1,19 @@
 """Votes: a person's preference stored as MLflow feedback on both traces of a comparison.
 
-`log_vote` stores one, `previous_vote` reads the latest, and `vote_table` is
-every comparison's latest vote, the table `compare.leaderboard` rates.
+`log_vote` stores one, `previous_vote` reads the one that stands, and `vote_table`
+is the vote that stands on every finished comparison, the table `compare.leaderboard`
+rates, each with its voter.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow.entities import AssessmentSource
 
+from compare.endings import Ending, recorded_ending
 from compare.traces import sanitized, search
 
 CHOICES = ("transformers", "onnx", "tie", "both_bad")  # a side's name means that side is better
@@ -61,24 +65,24 @@ def log_vote(
 
 
 def previous_vote(trace_id: str) -> str | None:
-    """The latest vote already stored on a trace, by side name."""
+    """The vote that stands on a trace, by side name."""
     trace = mlflow.get_trace(trace_id)
-    votes = [a for a in (trace.info.assessments if trace else []) if a.name == VOTE and a.valid is not False]
-    if not votes:
-        return None
-    latest = max(votes, key=lambda a: a.create_time_ms or 0).value
-    return ALIASES.get(latest, latest)
+    vote = standing_vote(trace.info.assessments if trace else [])
+    return None if vote is None else ALIASES.get(vote.value, vote.value)
 
 
 def vote_table() -> pd.DataFrame:
-    """Every comparison's latest vote, as the table `compare.leaderboard` rates.
+    """The vote that stands on every finished comparison, as the table `compare.leaderboard` rates.
 
     Columns: `comparison_id`, `model_a`, `model_b` ("name/version"), `outcome` (`a`, `b`,
-    `tie`, `both_bad`), `blind`. A named vote has the transformers side as Model A; a
-    blind one, the side that was shown as Model A.
+    `tie`, `both_bad`), `blind`, `voter`, `at` (ms). A named vote has the transformers side
+    as Model A; a blind one, the side that was shown as Model A. A named comparison's latest
+    vote stands, a blind one's first (the only one it accepts). Comparisons that did not
+    finish are left out, with any vote an older version stored on them.
     """
-    rows = [_vote_row(trace) for trace in _voted_traces()]
-    columns = ["comparison_id", "model_a", "model_b", "outcome", "blind"]
+    unfinished = _unfinished_voted()
+    rows = [_vote_row(t) for t in _voted_traces() if t.info.tags.get("comparison_id") not in unfinished]
+    columns = ["comparison_id", "model_a", "model_b", "outcome", "blind", "voter", "at"]
     return pd.DataFrame([row for row in rows if row], columns=columns)
 
 
@@ -87,11 +91,29 @@ def _voted_traces():
     return search(f"tags.side = 'transformers' AND feedback.{VOTE} IS NOT NULL", include_spans=False)
 
 
-def _vote_row(trace) -> list | None:
-    votes = [a for a in trace.info.assessments if a.name == VOTE]
+def _unfinished_voted() -> set[str]:
+    """Voted comparisons where either trace says it did not finish (an older store's too)."""
+    traces = search(f"feedback.{VOTE} IS NOT NULL", include_spans=False)
+    ended = (recorded_ending(t.info.tags, t.info.state) for t in traces)
+    return {
+        t.info.tags.get("comparison_id") for t, e in zip(traces, ended, strict=True) if e != Ending.FINISHED
+    }
+
+
+def standing_vote(assessments) -> Any:
+    """The vote that stands among a trace's assessments: a blind comparison's first, else the latest."""
+    votes = [a for a in assessments if a.name == VOTE and a.valid is not False]
     if not votes:
         return None
-    vote, tags = votes[-1], trace.info.tags  # the latest vote counts
+    blind = any((a.metadata or {}).get("blind") == "true" for a in votes)
+    pick = min if blind else max
+    return pick(votes, key=lambda a: a.create_time_ms or 0)
+
+
+def _vote_row(trace) -> list | None:
+    vote, tags = standing_vote(trace.info.assessments), trace.info.tags
+    if vote is None:
+        return None
     models = {side: tags.get(f"model.{side}") for side in SIDES}
     if not all(models.values()) or any(m.startswith("None/") for m in models.values()):
         return None  # a side that never loaded has no version to rate
@@ -102,4 +124,13 @@ def _vote_row(trace) -> list | None:
         return None
     winner = WINNERS.get(vote.value)
     outcome = vote.value if winner is None else ("a" if winner == order[0] else "b")
-    return [tags.get("comparison_id"), models[order[0]], models[order[1]], outcome, blind]
+    voter = metadata.get("voter") or tags.get("owner", "")  # older votes: the comparison's owner voted
+    return [
+        tags.get("comparison_id"),
+        models[order[0]],
+        models[order[1]],
+        outcome,
+        blind,
+        voter,
+        vote.create_time_ms,
+    ]

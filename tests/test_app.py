@@ -39,7 +39,15 @@ def test_api_lists_exactly_the_public_endpoints(client):
 
 def test_compare_answers_the_seed_question_in_both_packagings(client):
     out = client.predict(prompt="What is the capital of Spain?", max_tokens=64, api_name="/compare")
-    assert set(out) == {"transformers", "onnx", "verdict", "comparison_id", "tracing_notice"}
+    assert set(out) == {
+        "transformers",
+        "onnx",
+        "verdict",
+        "comparison_id",
+        "tracing_notice",
+        "ended",
+        "votable",
+    }
     for side in ("transformers", "onnx"):
         assert set(out[side]) == SIDE_KEYS and out[side]["error"] is None
         response = out[side]["response"]

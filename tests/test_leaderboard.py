@@ -117,3 +117,24 @@ def test_no_votes_give_an_empty_table_with_the_columns():
 def test_a_malformed_vote_table_is_refused(table, message):
     with pytest.raises(ValueError, match=message):
         ratings(table)
+
+
+def test_one_voter_counts_at_most_the_cap_on_a_pair_and_the_distinct_voters_are_shown():
+    # The attack: three voters scripting 61 one-sided votes between them.
+    spam = votes("x/1", "y/1", a=61, blind=False).assign(voter=[f"s{i % 3}" for i in range(61)])
+    honest = votes("x/1", "y/1", b=4, blind=False).assign(voter=["h1", "h2", "h3", "h4"])
+    table = by_model(ratings(pd.concat([spam, honest], ignore_index=True), resamples=0, cap=10))
+    assert table.loc["x/1", "votes"] == 3 * 10 + 4  # 31 of the 61 are not counted
+    assert table.loc["x/1", "voters"] == table.loc["y/1", "voters"] == 7
+    # With the cap, 30 wins and 4 losses (and the prior's tie): ln(30.5 / 4.5) in log-odds.
+    assert table.loc["x/1", "rating"] - 1000 == pytest.approx(SCALE * math.log(30.5 / 4.5) / 2, abs=0.1)
+
+
+def test_the_cap_keeps_a_voters_earliest_votes_per_pair_and_mode():
+    early = votes("x/1", "y/1", a=2, blind=False).assign(voter="v", at=[1.0, 2.0])
+    late = votes("y/1", "x/1", a=1, blind=False).assign(voter="v", at=[0.5])  # the same pair, reversed
+    blind = votes("x/1", "y/1", b=2, blind=True).assign(voter="v", at=[3.0, 4.0])
+    board = split_by_mode(pd.concat([early, late, blind], ignore_index=True), resamples=0, cap=2)
+    named = by_model(board["named"])
+    assert (named.loc["y/1", "wins"], named.loc["x/1", "wins"]) == (1, 1)  # the earliest two
+    assert by_model(board["blind"]).loc["y/1", "wins"] == 2  # blind votes have a cap of their own

@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 import gradio as gr
 
 from compare.comparison import judge
+from compare.endings import NOT_VOTABLE_NOTE, Ending, ending_of
 from compare.errors import RequestError, StoreError
 from compare.owners import Asker
 from compare.requests import options_of
@@ -112,13 +113,15 @@ class VerdictInfo(JudgedInfo):
 
 
 class Comparison(TypedDict):
-    """Each update of /compare; verdict is null until the last one."""
+    """Each update of /compare; verdict and ended are null until the answers are final."""
 
     transformers: Side
     onnx: Side
     verdict: VerdictInfo | None
     comparison_id: str
     tracing_notice: str | None
+    ended: str | None  # finished, timed_out or failed (a cancelled stream gets no last update)
+    votable: bool  # true only once it finished: /vote refuses every other ending
 
 
 class VoteReceipt(TypedDict):
@@ -177,6 +180,17 @@ def asker_of(request: gr.Request | None) -> Asker:
     return Asker.of(getattr(request, "username", None), getattr(request, "session_hash", None))
 
 
+def voter_of(request: gr.Request | None) -> str:
+    """Who casts a vote, for the rate limit and the leaderboard's cap: the login, else the client.
+
+    The seam for a trusted client address: today a visitor without a login is their browser or
+    gradio_client session (the owner id), and a script can open as many sessions as it likes.
+    Once `ui/login.py` can name the client's address as a trusted proxy reports it, return a
+    hash of that address here for visitors without a login; nothing else changes.
+    """
+    return asker_of(request).owner
+
+
 def register_api(comparer: Comparer) -> None:
     """Add the named endpoints to the Blocks being built."""
 
@@ -200,8 +214,9 @@ def register_api(comparer: Comparer) -> None:
     def vote(comparison_id: str, choice: str, comment: str = "", request: gr.Request = None) -> VoteReceipt:
         """Vote on your own comparison: choice is transformers, onnx, tie or both_bad (left and right
         are aliases of transformers and onnx); stored as MLflow feedback. previous_choice is the vote
-        it replaced, if any."""
-        traces, previous = comparer.vote(comparison_id, choice, comment, asker_of(request))
+        it replaced, if any. Only a comparison that finished takes a vote (see "ended" in /compare's
+        last update), and a voter may cast a limited number of votes in a given time."""
+        traces, previous = comparer.vote(comparison_id, choice, comment, asker_of(request), voter_of(request))
         return {
             "comparison_id": comparison_id,
             "choice": canonical_choice(choice),
@@ -281,17 +296,20 @@ def _sides(
     with contextlib.closing(results):  # when Gradio closes this stream, stop generating at once
         for latest in paced(results, comparer.limits.stream_interval_s):
             yield _payload(comparison_id, latest, None, None)
+    ended = ending_of(latest)
     verdict = judge(latest["transformers"], latest["onnx"], SIDES).to_dict()
+    verdict["summary"] += "" if ended is Ending.FINISHED else f" {NOT_VOTABLE_NOTE}"
     if comparer.fidelity and fidelity:  # the panes are final: send them before scoring starts
         pending = {"fidelity": None, "fidelity_reason": "Scoring…"}
-        yield _payload(comparison_id, latest, verdict | pending, comparer.notice)
+        yield _payload(comparison_id, latest, verdict | pending, comparer.notice, ended)
     verdict |= comparer.score(latest, options, fidelity).to_api()
-    yield _payload(comparison_id, latest, verdict, comparer.notice)
+    yield _payload(comparison_id, latest, verdict, comparer.notice, ended)
 
 
-def _payload(comparison_id: str, latest: Mapping[str, Result], verdict, notice) -> dict:
+def _payload(comparison_id: str, latest: Mapping[str, Result], verdict, notice, ended=None) -> dict:
     sides = {side: latest[side].to_dict() for side in SIDES}
-    return sides | {"verdict": verdict, "comparison_id": comparison_id, "tracing_notice": notice}
+    how = {"ended": ended and ended.value, "votable": ended is Ending.FINISHED}
+    return sides | {"verdict": verdict, "comparison_id": comparison_id, "tracing_notice": notice} | how
 
 
 def prompt_messages(prompt: str, system_prompt: str) -> Messages:

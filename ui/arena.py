@@ -7,6 +7,8 @@ battle sends before its vote goes through `compare.arena.anonymous`.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -15,6 +17,7 @@ import gradio as gr
 
 from compare.arena import LABELS, Arena, ArenaError, Battle, anonymous, lockstep
 from compare.comparison import TURNS, judge
+from compare.endings import NOT_VOTABLE_NOTE, Ending, ending_of, refusal
 from compare.owners import Asker
 from compare.requests import options_of
 from compare.service import Comparer, new_comparison_id
@@ -30,7 +33,9 @@ from ui.api import (
     described,
     input_error,
     prompt_messages,
+    voter_of,
 )
+from ui.chat_events import StopSignals, stopper
 from ui.checks import box_options, check_send
 from ui.pacing import paced
 from wrappers import GenerationOptions, Result
@@ -86,19 +91,31 @@ def play_turn(
     system: str,
     options: GenerationOptions,
     asker: Asker | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[Battle, dict[str, Result]]]:
     """Stream one turn of a battle in lockstep; the last item carries the updated battle.
 
     The two sides take turns (round-robin), not the processor-sharing schedule of a named
     comparison: there, the faster side finishes first, and that alone would name it.
+    The turn ends as a comparison does (`stop` is the Stop button; a closed stream, a client
+    that cancelled or went away), and the battle keeps how it ended: only a finished turn
+    takes the vote.
     """
     conversations = turn_conversations(battle, prompt, system)
     comparison_id, latest = new_comparison_id(), {}
-    tags = {"arena": "true"}
-    updates = comparer.compare(conversations, options, comparison_id, asker, tags=tags, schedule=TURNS)
-    for latest in paced(lockstep(updates), comparer.limits.stream_interval_s):
-        yield battle, latest
-    yield arena.add_turn(battle, conversations, latest, comparison_id), latest
+    arena_tag = {"arena": "true"}
+    updates = comparer.compare(
+        conversations, options, comparison_id, asker, tags=arena_tag, stop=stop, schedule=TURNS
+    )
+    try:
+        with contextlib.closing(updates):
+            for latest in paced(lockstep(updates), comparer.limits.stream_interval_s):
+                yield battle, latest
+    except GeneratorExit:
+        arena.add_turn(battle, conversations, latest, comparison_id, Ending.ABANDONED)
+        raise
+    ending = ending_of(latest, stop is not None and stop.is_set())
+    yield arena.add_turn(battle, conversations, latest, comparison_id, ending), latest
 
 
 def turn_conversations(battle: Battle, prompt: str, system: str) -> dict[str, list[dict[str, str]]]:
@@ -117,14 +134,18 @@ def blind_payload(battle: Battle, latest: dict[str, Result]) -> dict:
 
 
 def cast_vote(
-    comparer: Comparer, arena: Arena, battle_id: Any, owner: str, choice: Any, comment: Any
+    comparer: Comparer, arena: Arena, battle_id: Any, owner: str, voter: str, choice: Any, comment: Any
 ) -> dict:
-    """Store a blind vote (with the sides shown as A and B) and reveal the battle."""
+    """Store a blind vote (with the sides shown as A and B) and reveal the battle.
+
+    Only on a last turn that finished; the service's ballot box admits one vote per battle, so
+    votes sent at once store one and refuse the others, which store nothing.
+    """
     battle, choice, comment = votable(comparer, arena, battle_id, owner, choice, comment)
     side = battle.side_of(choice)
     value = CHOICES[SIDES.index(side)] if side else choice
     metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
-    trace_ids, _ = comparer.store_vote(battle.comparison_ids[-1], value, comment, metadata)
+    trace_ids, _ = comparer.store_vote(battle.comparison_ids[-1], value, comment, voter, metadata)
     try:
         battle = arena.close(battle, choice)
     except ArenaError as exc:  # a second vote raced this one
@@ -141,6 +162,8 @@ def votable(comparer: Comparer, arena: Arena, battle_id: Any, owner: str, choice
             raise ArenaError("Send a prompt first, then vote.")
         if battle.voted:
             raise ArenaError("This blind comparison has already been voted on; start a new one.")
+        if battle.ending is not Ending.FINISHED:
+            raise ArenaError(refusal(battle.ending))
     except ArenaError as exc:
         raise input_error(str(exc)) from exc
     return battle, asked.choice, asked.comment
@@ -190,7 +213,8 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         """A blind comparison: both models answer, shown as model_a and model_b in random order.
 
         Returns {"battle_id", "model_a": {"text", "error", "done"}, "model_b": {...}, "done"}.
-        Vote with /arena_vote to learn which model was which, with their figures.
+        Vote with /arena_vote to learn which model was which, with their figures (only on a battle
+        whose last turn finished: a failed or cancelled one cannot be voted on).
         """
         fields = ("prompt", "system_prompt", "max_tokens", "temperature", "top_p", "stop")
         asked = comparer.check("prompt", {k: v for k, v in locals().items() if k in fields})
@@ -202,7 +226,7 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
 
     def arena_vote(battle_id: str, choice: str, comment: str = "", request: gr.Request = None) -> dict:
         """Vote on a blind comparison: a, b, tie or both_bad. Returns the reveal: names and figures."""
-        return cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment)
+        return cast_vote(comparer, arena, battle_id, owner_of(request), voter_of(request), choice, comment)
 
     limits = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     gr.api(described(at_boundary(arena_battle), BattleUpdate), api_name="arena", **limits)
@@ -219,6 +243,7 @@ class ArenaPanel:
     chats: dict[str, gr.Chatbot]
     prompt: gr.Textbox
     send: gr.Button
+    stop: gr.Button
     new: gr.Button
     status: gr.Markdown
     votes: dict[str, gr.Button]
@@ -249,8 +274,9 @@ def arena_panel(switch: gr.Checkbox, named: gr.Column) -> ArenaPanel:
             prompt = gr.Textbox(
                 label="Prompt", placeholder="Ask Model A and Model B…", scale=6, elem_id="arena-prompt"
             )
-            send = gr.Button("Send", variant="primary", elem_id="arena-send")
-            new = gr.Button("New battle", elem_id="arena-new")
+            send = gr.Button("Send", variant="primary", elem_id="arena-send", min_width=90)
+            stop = gr.Button("Stop", variant="stop", elem_id="arena-stop", min_width=70)
+            new = gr.Button("New battle", elem_id="arena-new", min_width=90)
         status = gr.Markdown(elem_id="arena-status")
         with gr.Row():
             votes = {
@@ -259,14 +285,27 @@ def arena_panel(switch: gr.Checkbox, named: gr.Column) -> ArenaPanel:
             comment = gr.Textbox(placeholder="Optional comment on your vote", show_label=False, scale=3)
         reveal_box = gr.Markdown(elem_id="arena-reveal")
     return ArenaPanel(
-        switch, named, column, chats, prompt, send, new, status, votes, comment, reveal_box, gr.State("")
+        switch,
+        named,
+        column,
+        chats,
+        prompt,
+        send,
+        stop,
+        new,
+        status,
+        votes,
+        comment,
+        reveal_box,
+        gr.State(""),
     )
 
 
 def wire_arena_panel(
-    panel: ArenaPanel, comparer: Comparer, arena: Arena, settings: list, after_vote=None
+    panel: ArenaPanel, comparer: Comparer, arena: Arena, settings: list, stops: StopSignals, after_vote=None
 ) -> None:
-    """Connect the panel: `settings` are (system, max_tokens, temperature, top_p, stop) components."""
+    """Connect the panel: `settings` are (system, max_tokens, temperature, top_p, stop) components;
+    `stops` are the Chat tab's, so Stop means the same in both modes."""
     p = panel
     p.switch.change(
         lambda on: (gr.Column(visible=not on), gr.Column(visible=on)),
@@ -284,7 +323,7 @@ def wire_arena_panel(
         "api_visibility": "private",
     }
     turn = {
-        "fn": _turn_handler(comparer, arena, p),
+        "fn": _turn_handler(comparer, arena, p, stops),
         "inputs": [p.prompt, p.battle, *settings, *chats],
         "outputs": outputs,
         "concurrency_id": MODEL_EVENTS,
@@ -292,14 +331,21 @@ def wire_arena_panel(
         "api_visibility": "private",
     }
     runs = [p.send.click(**check).success(**turn), p.prompt.submit(**check).success(**turn)]
+    p.stop.click(stopper(stops), None, None, concurrency_limit=None, api_visibility="private")
     p.new.click(lambda: _fresh(p), None, outputs[:2] + outputs[3:], cancels=runs, api_visibility="private")
+    revealed = gr.State({})  # a refused vote is one toast: its only output shows no error badge
     for choice, button in p.votes.items():
         checked = button.click(
             _vote_checker(comparer, arena, choice), [p.battle, p.comment], None, api_visibility="private"
         )
         event = checked.success(
-            _vote_handler(comparer, arena, p, choice),
+            _vote_handler(comparer, arena, choice),
             [p.battle, p.comment],
+            [revealed],
+            api_visibility="private",
+        ).success(
+            lambda shown: _revealed(p, shown),
+            revealed,
             [*chats, p.reveal, p.status, p.comment],
             api_visibility="private",
         )
@@ -331,12 +377,13 @@ def _vote_checker(comparer: Comparer, arena: Arena, choice: str):
     return check
 
 
-def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
+def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, stops: StopSignals):
     @at_boundary
     def battle_turn(
         prompt, battle_id, system, max_tokens, temperature, top_p, stop, chat_a, chat_b, request: gr.Request
     ):
         options = box_options(comparer, max_tokens, temperature, top_p, stop)
+        stopping = stops.arm(request.session_hash)
         owner = owner_of(request)
         opened = _open_battle(arena, battle_id, owner)
         shown = (chat_a, chat_b) if opened.comparison_ids else ([], [])  # a new battle starts empty
@@ -350,13 +397,25 @@ def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
             p.battle: opened.id,
         }
         for battle, latest in play_turn(
-            comparer, arena, opened, prompt, system or "", options, asker_of(request)
+            comparer, arena, opened, prompt, system or "", options, asker_of(request), stopping
         ):
             view = anonymous(battle, latest)
             yield {p.chats[label]: _with_turn(histories[label], prompt, view[label]) for label in LABELS}
-        yield {p.status: WAITING, p.battle: battle.id}
+        yield {p.status: _turn_status(battle.ending), p.battle: battle.id}
 
     return battle_turn
+
+
+def _turn_status(ending: Ending) -> str:
+    """What the status line says once a turn has ended."""
+    if ending is Ending.FINISHED:
+        return WAITING
+    if ending is Ending.STOPPED:
+        return (
+            "⏹ Stopped. This turn is kept on the record as stopped, but only comparisons that finished "
+            "can be voted on: send another prompt, and vote on that one."
+        )
+    return f"{NOT_VOTABLE_NOTE} Send another prompt, and vote on that one."
 
 
 def _fresh(p: ArenaPanel) -> dict:
@@ -389,23 +448,27 @@ def _with_turn(history, prompt: str, side: dict) -> list[dict]:
     return [*(history or []), *({**m, "content": fmt.pane_text(m["content"])} for m in turn)]
 
 
-def _vote_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, choice: str):
+def _vote_handler(comparer: Comparer, arena: Arena, choice: str):
     @at_boundary
-    def vote_blind(battle_id: str, comment: str, request: gr.Request):
+    def vote_blind(battle_id: str, comment: str, request: gr.Request) -> dict:
         if not battle_id:
             raise input_error("Start a blind comparison first, then vote.")
-        revealed = cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment or "")
+        voter = voter_of(request)
+        revealed = cast_vote(comparer, arena, battle_id, owner_of(request), voter, choice, comment or "")
         gr.Info(f"Vote stored in MLflow: {ARENA_VOTES[choice]}")
-        labels = {
-            p.chats[label]: gr.Chatbot(
-                label=f"{NAMES[label]}: {revealed[label]['side']} ({_ref(revealed[label])})"
-            )
-            for label in LABELS
-        }
-        status = "Revealed. Send a new prompt to start another blind comparison."
-        return labels | {p.reveal: reveal_markdown(revealed), p.status: status, p.comment: ""}
+        return revealed
 
     return vote_blind
+
+
+def _revealed(p: ArenaPanel, revealed: dict) -> dict:
+    """The page after a stored vote: the names on the panes, the reveal, the status."""
+    # Short, on one line above the messages; the versions and figures are in the reveal.
+    labels = {
+        p.chats[label]: gr.Chatbot(label=f"{NAMES[label]}: {revealed[label]['side']}") for label in LABELS
+    }
+    status = "Revealed. Send a new prompt to start another blind comparison."
+    return labels | {p.reveal: reveal_markdown(revealed), p.status: status, p.comment: ""}
 
 
 def _ref(side: dict) -> str:

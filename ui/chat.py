@@ -21,7 +21,6 @@ import gradio as gr
 
 from compare.arena import Arena
 from compare.service import Comparer
-from compare.turns import Turn
 from ui import formatting as fmt
 from ui.api import MODEL_EVENTS, SIDES
 from ui.arena import arena_panel, blind_switch, wire_arena_panel
@@ -41,7 +40,7 @@ from ui.chat_events import (
 )
 from ui.conversation_io import conversation_panel
 from ui.leaderboard import leaderboard_panel
-from ui.votes import vote_row
+from ui.votes import VoteRow, vote_row
 from wrappers.errors import public_text
 
 # What the tiny model can do (its own words or other ones), and one question outside its world.
@@ -55,7 +54,11 @@ EXAMPLES = [
 ]
 CSS = """
 #chat-transformers, #chat-onnx { height: min(330px, 42vh) !important; }
-#chat-transformers .top-panel, #chat-onnx .top-panel { display: none !important; }  /* per-pane Clear */
+#chat-transformers .top-panel, #chat-onnx .top-panel,
+#chat-model_a .top-panel, #chat-model_b .top-panel { display: none !important; }  /* a pane's own trash */
+#chat-model_a label[data-testid='block-label'], #chat-model_b label[data-testid='block-label'] {
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: calc(100% - 16px);
+}  /* one line, above the messages: "Model A: onnx" must not wrap onto the first message */
 @media (max-width: 640px) { #chat-transformers, #chat-onnx { height: 26vh !important; } }
 .pane-title p { margin: 0 !important; }
 #verdict, #metrics { font-size: 0.95em; }
@@ -72,15 +75,15 @@ mark.diff-first { background: #ffd54f; font-weight: bold; padding: 0 2px; }
 
 @dataclass
 class ChatTab:
-    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id)` gives the
-    updates of `outputs` that show a past comparison, ready to continue or vote on."""
+    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id, ending, vote)` gives
+    the updates of `outputs` that show a past comparison, ready to continue (or vote on, if it finished)."""
 
     prompt: gr.Textbox
     verdict: gr.Markdown
     last_id: gr.State
     turns: gr.State
     outputs: list
-    reopen: Callable[[list[Turn], str, str], dict]
+    reopen: Callable[..., dict]
     panes: dict[str, dict] = field(default_factory=dict)
 
 
@@ -88,27 +91,30 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     """Arrange the Chat tab and wire its events."""
     switch = blind_switch()
     with gr.Column() as named:
-        shown, buttons, vote_events = _named_mode(comparer)
+        shown, buttons, votes = _named_mode(comparer)
     blind = arena_panel(switch, named)
     refresh_board = leaderboard_panel(demo)
-    for event in vote_events:
+    for event in votes.events:
         refresh_board(event)
     settings, scoring = _settings(comparer)
-    wire_arena_panel(blind, comparer, arena, settings, refresh_board)
+    stops = StopSignals()  # one per app: the Chat tab's Stop and blind mode's
+    wire_arena_panel(blind, comparer, arena, settings, stops, refresh_board)
     conversation_panel(comparer, shown.turns, settings, shown.all(), shown.loaded)
     system = settings[0]
     gr.Examples(EXAMPLES, inputs=[shown.prompt, system], label="Examples")
+    reopen = reopener(shown, system)
 
-    tab = ChatTab(
-        shown.prompt,
-        shown.verdict,
-        shown.last_id,
-        shown.turns,
-        [*shown.all(), system],
-        reopener(shown, system),
-        shown.panes,
-    )
-    _wire_comparisons(comparer, shown, buttons, settings, scoring)
+    def reopen_named(*args) -> dict:
+        """A reopened comparison shows in the named panes: blind mode is switched off, not left on top."""
+        return reopen(*args) | {
+            switch: False,
+            named: gr.Column(visible=True),
+            blind.column: gr.Column(visible=False),
+        }
+
+    outputs = [*shown.all(), system, switch, named, blind.column]
+    tab = ChatTab(shown.prompt, shown.verdict, shown.last_id, shown.turns, outputs, reopen_named, shown.panes)
+    _wire_comparisons(comparer, shown, buttons, settings, scoring, stops)
     _status_poll(demo, comparer, status, shown.panes, buttons.send)
     return tab
 
@@ -125,22 +131,22 @@ class Buttons:
     clear: gr.Button
 
 
-def _named_mode(comparer: Comparer) -> tuple[Shown, Buttons, list]:
-    """The named panes, from the prompt to the details; returns them, the buttons and the vote events."""
+def _named_mode(comparer: Comparer) -> tuple[Shown, Buttons, VoteRow]:
+    """The named panes, from the prompt to the details; returns them, the buttons and the vote row."""
     with gr.Row(equal_height=True, elem_id="panes"):
         panes = {side: _pane(side, comparer.backends[side].title) for side in SIDES}
     prompt, send, stop = _prompt_row(comparer)
     regenerate, edit, retry, clear = _action_row()
     verdict, fidelity, metrics = _verdict_row()
     last_id, turns, results = gr.State(""), gr.State([]), gr.State({})
-    vote_events = vote_row(comparer, last_id)
+    votes = vote_row(comparer, last_id)
     with gr.Accordion("Difference view", open=True):
         diff = gr.HTML(elem_id="diff")
     with gr.Row():
         for side in SIDES:
             _details(panes[side], side)
-    shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results)
-    return shown, Buttons(send, stop, regenerate, edit, retry, clear), vote_events
+    shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results, votes.standing)
+    return shown, Buttons(send, stop, regenerate, edit, retry, clear), votes
 
 
 def _action_row() -> tuple[dict[str, gr.Button], gr.Button, gr.Button, gr.Button]:
@@ -185,9 +191,10 @@ def _settings(comparer: Comparer) -> tuple[list, gr.Checkbox]:
     return [system, max_tokens, temperature, top_p, stops_box], scoring
 
 
-def _wire_comparisons(comparer: Comparer, shown: Shown, buttons: Buttons, settings: list, scoring) -> None:
+def _wire_comparisons(
+    comparer: Comparer, shown: Shown, buttons: Buttons, settings: list, scoring, stops: StopSignals
+) -> None:
     """Send, retry, edit, regenerate, Stop and Clear: each checks first, then runs in the models' queue."""
-    stops = StopSignals()
     prompt, turns, b = shown.prompt, shown.turns, buttons
     run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     private = {"api_visibility": "private"}

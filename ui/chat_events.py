@@ -2,9 +2,11 @@
 
 Every handler reads and writes the turns in one `gr.State` (see `compare/turns.py`)
 and draws both panes from them (`Shown`). Stop is cooperative: Stop raises the
-session's flag (`StopSignals`), and the running comparison ends at its next
-update and says so, rather than being cancelled under Gradio's feet, which left
-the page half-updated.
+session's flag (`StopSignals`), and the comparison service ends the running
+comparison at its next step and records it as stopped (`compare/endings.py`),
+rather than it being cancelled under Gradio's feet, which left the page
+half-updated. Every comparison keeps its id once it ends, however it ended: a
+vote on one that did not finish is refused by the service, with the reason.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from dataclasses import dataclass
 import gradio as gr
 
 from compare.comparison import judge
+from compare.endings import LABELS, NOT_VOTABLE_NOTE, Ending, ending_of
 from compare.service import Comparer, new_comparison_id
 from compare.turns import Turn, histories_differ, messages_for
 from ui import formatting as fmt
 from ui.api import SIDES, asker_of, at_boundary, input_error
 from ui.checks import box_options, check_send
 from ui.pacing import paced
+from ui.votes import standing_text
 
 
 class StopSignals:
@@ -61,6 +65,7 @@ class Shown:
     last_id: gr.State
     turns: gr.State
     results: gr.State
+    standing: gr.Markdown  # the vote that stands on the comparison shown
 
     def all(self) -> list:
         parts = [p[k] for p in self.panes.values() for k in ("chat", "response", "raw")]
@@ -74,6 +79,7 @@ class Shown:
             self.last_id,
             self.turns,
             self.results,
+            self.standing,
         ]
 
     def chats(self, turns: list[Turn]) -> dict:
@@ -109,6 +115,7 @@ class Shown:
                 self.last_id: comparison_id,
                 self.turns: turns,
                 self.results: dict(latest) if done else {},
+                self.standing: "",
             }
         )
 
@@ -150,21 +157,21 @@ def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
             shown.chats([*turns, turn])
             | shown.scored()
             | {shown.prompt: "", shown.verdict: f"{label} comparing…", shown.last_id: "", shown.diff: ""}
+            | {shown.standing: ""}
         )
-        updates = comparer.compare(conversations, options, comparison_id, asker_of(request))
-        for latest in paced(updates, comparer.limits.stream_interval_s):
-            if stopping.is_set():
-                updates.close()  # ends both generations; nothing is recorded
-                break
+        asker = asker_of(request)
+        updates = comparer.compare(conversations, options, comparison_id, asker, stop=stopping)
+        for latest in paced(updates, comparer.limits.stream_interval_s):  # Stop ends it at its next step
             yield shown.live([*turns, turn.answered(latest)], latest)
-        stopped = stopping.is_set() and not all(r.done for r in latest.values())
-        final = [*turns, turn.answered(latest, stopped=stopped)]
-        if stopped:
-            yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", "")
+        ending = ending_of(latest, stopping.is_set())  # as the service decided, from the same results
+        final = [*turns, turn.answered(latest, stopped=ending is Ending.STOPPED)]
+        if ending is Ending.STOPPED:
+            yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", comparison_id)
             return
         verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(turns, SIDES))
         notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
-        yield shown.finished(final, latest, f"{label} {fmt.plain(verdict.summary)}{notice}", comparison_id)
+        summary = f"{label} {_verdict_text(verdict, ending)}{notice}"
+        yield shown.finished(final, latest, summary, comparison_id)
         yield from _fidelity(comparer, shown, latest, options, scoring)
 
     return chat
@@ -182,8 +189,15 @@ def _stopped_summary(latest: Mapping) -> str:
     counts = " and ".join(f"{side} {len(r.pieces)}" for side, r in _all_sides(latest).items())
     return (
         f"⏹ Stopped (tokens so far: {counts}). The partial answers stay on screen and are sent to "
-        "neither model again; nothing was recorded, so there is nothing to vote on."
+        "neither model again; the comparison is kept on the record as stopped, but only comparisons "
+        "that finished can be voted on."
     )
+
+
+def _verdict_text(verdict, ending: Ending) -> str:
+    """The verdict's summary as text, saying when the comparison cannot be voted on (timed out, failed)."""
+    summary = fmt.plain(verdict.summary)
+    return summary if ending is Ending.FINISHED else f"{summary} {NOT_VOTABLE_NOTE}"
 
 
 def regenerate_checker(comparer: Comparer, stops: StopSignals, side: str):
@@ -212,22 +226,26 @@ def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, sid
         conversations = {s: messages_for(earlier, s, system, last.prompt) for s in SIDES}
         comparison_id, latest = new_comparison_id(), dict(results)
         label = f"Comparison `{fmt.short_id(comparison_id)}` ({side} regenerated):"
-        yield shown.scored() | {shown.verdict: f"{label} generating…", shown.last_id: "", shown.diff: ""}
+        yield shown.scored() | {
+            shown.verdict: f"{label} generating…",
+            shown.last_id: "",
+            shown.diff: "",
+            shown.standing: "",
+        }
         asker = asker_of(request)
-        updates = comparer.regenerate(side, conversations, options, results, comparison_id, asker)
+        updates = comparer.regenerate(side, conversations, options, results, comparison_id, asker, stopping)
         for result in paced(updates, comparer.limits.stream_interval_s):
-            if stopping.is_set():
-                updates.close()
-                break
             latest[side] = result
             yield shown.live([*earlier, last.answered({side: result})], latest)
-        if stopping.is_set() and not latest[side].done:
+        ending = ending_of({side: latest[side]}, stopping.is_set())
+        if ending is Ending.STOPPED:
             final = [*earlier, last.answered({side: latest[side]}, stopped=True)]
-            yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", "")
+            yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", comparison_id)
             return
         final = [*earlier, last.answered({side: latest[side]})]
         verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(earlier, SIDES))
-        yield shown.finished(final, latest, f"{label} {fmt.plain(verdict.summary)}", comparison_id)
+        ending = ending_of(latest)
+        yield shown.finished(final, latest, f"{label} {_verdict_text(verdict, ending)}", comparison_id)
         yield from _fidelity(comparer, shown, latest, options, scoring)
 
     return regenerate
@@ -253,12 +271,18 @@ def stopper(stops: StopSignals):
 
 
 def reopener(shown: Shown, system_box: gr.Textbox):
-    def reopen(turns: list[Turn], system: str, comparison_id: str) -> dict:
-        note = (
-            f"Comparison `{fmt.short_id(comparison_id)}`, reopened from History: vote on it, or send a "
-            "prompt to continue it."
-        )
-        return shown.loaded(turns) | {system_box: system, shown.verdict: note, shown.last_id: comparison_id}
+    def reopen(
+        turns: list[Turn], system: str, comparison_id: str, ending: Ending = Ending.FINISHED, vote: str = ""
+    ) -> dict:
+        """A past comparison in the panes, saying whether it can be voted on, and its vote if any."""
+        named = f"Comparison `{fmt.short_id(comparison_id)}`"
+        if ending is Ending.FINISHED:
+            note = f"{named}, reopened from History: vote on it, or send a prompt to continue it."
+        else:
+            how = f"{named} ({LABELS[ending]}), reopened from History."
+            note = f"{how} {NOT_VOTABLE_NOTE} Send a prompt to continue it."
+        updates = {system_box: system, shown.verdict: note, shown.last_id: comparison_id}
+        return shown.loaded(turns) | updates | {shown.standing: standing_text(comparison_id, vote)}
 
     return reopen
 

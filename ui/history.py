@@ -1,7 +1,9 @@
 """The History tab: your past comparisons and batch runs, read back from MLflow.
 
-Loaded when the tab opens (and on Refresh). Selecting a comparison reopens it
-in the Chat tab: both panes get its turns, as each model was sent them.
+Loaded when the tab opens (and on Refresh). Every comparison is listed, labelled
+with how it ended (only a finished one can be voted on). Selecting a comparison
+reopens it in the Chat tab: both panes get its turns, as each model was sent
+them, and the vote that stands on it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import mlflow
 import pandas as pd
 
 from compare.batch import recent_batches
+from compare.endings import Ending
 from compare.history import recent_comparisons, reopened
 from ui import tables
 from ui.api import asker_of, input_error
@@ -33,8 +36,8 @@ def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset
         batches = gr.Dataframe(
             label="Batch runs (MLflow runs)", interactive=False, wrap=True, elem_id="history-batches"
         )
-    shown_ids = gr.State([])  # the full ids of the comparisons shown, row by row
-    chosen = gr.State(None)  # the comparison selected, read back: (id, system prompt, turns)
+    shown_rows = gr.State([])  # (full id, how it ended, its vote) of the comparisons shown, row by row
+    chosen = gr.State(None)  # the comparison selected, read back: (id, system prompt, turns, ending, vote)
 
     def owner(request: gr.Request) -> str | None:
         asker = asker_of(request)
@@ -43,28 +46,31 @@ def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset
     def load(request: gr.Request):
         """Your own comparisons and batches (this browser session's, or your user's); admins see all."""
         found, runs = history_of(owner(request))
-        ids = list(found["comparison_id"]) if "comparison_id" in found else []
-        return tables.comparisons(found), tables.batches(runs), ids
+        keys = ["comparison_id", "ending", "vote"]
+        rows = found[keys].values.tolist() if "comparison_id" in found else []
+        return tables.comparisons(found), tables.batches(runs), rows
 
-    def selected(ids: list[str], event: gr.SelectData, request: gr.Request) -> tuple[str, str, list]:
-        """(comparison id, system prompt, turns) of the row selected, or the reason it cannot reopen."""
+    def selected(rows: list, event: gr.SelectData, request: gr.Request) -> tuple:
+        """(id, system prompt, turns, ending, vote) of the row selected, or the reason it cannot reopen."""
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
-        if not isinstance(row, int) or not 0 <= row < len(ids):
+        if not isinstance(row, int) or not 0 <= row < len(rows):
             raise input_error("Select a row of the comparisons table to reopen it.")
-        system, turns = reopened(ids[row], owner(request))
+        comparison_id, ending, vote = rows[row]
+        system, turns = reopened(comparison_id, owner(request))
         if not turns:
             raise input_error("That comparison could not be read back from MLflow.")
-        return ids[row], system, turns
+        return comparison_id, system, turns, ending, vote
 
-    def reopen(chosen: tuple[str, str, list]) -> dict:
-        comparison_id, system, turns = chosen
-        return chat.reopen(turns, system, comparison_id) | {tabs: gr.Tabs(selected="chat")}
+    def reopen(chosen: tuple) -> dict:
+        comparison_id, system, turns, ending, vote = chosen
+        shown = chat.reopen(turns, system, comparison_id, Ending(ending), vote)
+        return shown | {tabs: gr.Tabs(selected="chat")}
 
     private = {"api_visibility": "private"}
     for trigger in (tab.select, refresh.click):
-        trigger(load, None, [comparisons, batches, shown_ids], **private)
+        trigger(load, None, [comparisons, batches, shown_rows], **private)
     # Read and checked first, into a State (which shows no badge): a refusal is one toast.
-    comparisons.select(selected, shown_ids, chosen, **private).success(
+    comparisons.select(selected, shown_rows, chosen, **private).success(
         reopen, chosen, [*chat.outputs, tabs], **private
     )
 

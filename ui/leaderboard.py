@@ -12,7 +12,7 @@ from typing import TypedDict
 import gradio as gr
 import pandas as pd
 
-from compare.leaderboard import split_by_mode
+from compare.leaderboard import MAX_PER_VOTER_AND_PAIR, split_by_mode
 from compare.votes import vote_table
 
 HEADERS = {
@@ -21,6 +21,7 @@ HEADERS = {
     "rating": "Rating",
     "interval": "95% interval",
     "votes": "Votes",
+    "voters": "Voters",
     "wins": "Wins",
     "losses": "Losses",
     "ties": "Ties",
@@ -32,7 +33,10 @@ METHOD = (
     "each side; each pair that met also counts one virtual tie, so a clean sweep stays finite. "
     "95% percentile bootstrap intervals over votes (1000 resamples). Blind votes (arena) and "
     "named votes are rated apart. Models in different groups never met, directly or through "
-    "others: compare ratings only within a group. The latest vote per comparison counts."
+    "others: compare ratings only within a group. Only comparisons that finished count (not stopped, "
+    "cancelled, timed-out or failed ones); a named comparison's latest vote counts, a blind one's "
+    f"only vote. At most {MAX_PER_VOTER_AND_PAIR} votes per voter and pair of models count (the "
+    "earliest): Votes are those counted, Voters how many people cast them."
 )
 
 
@@ -42,7 +46,8 @@ class Rating(TypedDict):
     rating: float  # Elo scale, each group's mean 1000
     lower: float | None  # 95% bootstrap interval; null with one vote
     upper: float | None
-    votes: int
+    votes: int  # votes counted (at most MAX_PER_VOTER_AND_PAIR per voter and pair of models)
+    voters: int  # distinct voters among them
     wins: int
     losses: int
     ties: int

@@ -51,6 +51,7 @@ def comparisons(table: pd.DataFrame) -> gr.Dataframe:
         "onnx answer": ("onnx answer", str),
         "transformers": ("transformers model", str),
         "onnx": ("onnx model", str),
+        "ended": ("Ended", str),
         "vote": ("Vote", str),
     }
     return _shown(table, columns)

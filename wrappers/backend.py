@@ -26,6 +26,8 @@ from wrappers.pace import Pace
 from wrappers.registry import LazyModel
 from wrappers.results import Latency, ModelRef, Result, Usage
 
+TIME_LIMIT_ERROR = "Stopped: the request ran past its time limit. Ask for fewer tokens."
+
 Messages = list[dict[str, str]]
 
 
@@ -120,7 +122,7 @@ def stream_result(
     try:
         while True:
             if deadline is not None and time.monotonic() > deadline:
-                raise GenerationError("Stopped: the request ran past its time limit. Ask for fewer tokens.")
+                raise GenerationError(TIME_LIMIT_ERROR)
             started = time.perf_counter()
             try:
                 piece = context.run(next, chunks)

@@ -62,6 +62,8 @@ class Limits:
     max_comment_chars: int = 2000  # a vote's comment
     login_free_failures: int = 5  # failed logins per client before the back-off starts
     login_delay_s: float = 1.0  # the first back-off; it doubles with each further failure, to 5 min
+    votes_per_voter: int = 20  # votes (changed ones too) one voter may cast in vote_window_s
+    vote_window_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,8 @@ def _limits(env: Mapping[str, str]) -> Limits:
         max_upload_mb=float(env.get("PHI3_MAX_UPLOAD_MB", defaults.max_upload_mb)),
         login_free_failures=int(env.get("PHI3_LOGIN_FREE_FAILURES", defaults.login_free_failures)),
         login_delay_s=float(env.get("PHI3_LOGIN_DELAY_S", defaults.login_delay_s)),
+        votes_per_voter=int(env.get("PHI3_VOTES_PER_VOTER", defaults.votes_per_voter)),
+        vote_window_s=float(env.get("PHI3_VOTE_WINDOW_S", defaults.vote_window_s)),
     )
 
 
