@@ -62,7 +62,7 @@ def send(page, prompt: str, button: str = "#send") -> str:
 
 
 def settings(page, temperature: float | None = None, max_tokens: int | None = None, stop: str | None = None):
-    accordion = page.get_by_text("Generation settings")
+    accordion = page.get_by_text("Settings for both models")
     if not page.get_by_label("Stop sequences (one per line)").is_visible():
         accordion.click()
     if temperature is not None:

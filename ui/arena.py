@@ -24,15 +24,16 @@ from ui.api import (
     JudgedInfo,
     Side,
     asker_of,
-    described,
     input_error,
     new_comparison_id,
     paced,
     prompt_messages,
 )
+from ui.api_docs import endpoint
 from wrappers import GenerationOptions, Result
 
-ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
+# Words, not emoji: a machine without an emoji font showed empty boxes.
+ARENA_VOTES = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
 NAMES = {"model_a": "Model A", "model_b": "Model B"}
 BATTLE_ID = re.compile(r"[0-9a-f]{32}")
 WAITING = "Both answers are in. Vote to reveal which model is which."
@@ -176,6 +177,14 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
 
         Returns {"battle_id", "model_a": {"text", "error", "done"}, "model_b": {...}, "done"}.
         Vote with /arena_vote to learn which model was which, with their figures.
+
+        Args:
+            prompt: The question both hidden models answer (a non-empty string).
+            system_prompt: An optional system message sent before the prompt ("" for none).
+            max_tokens: The most new tokens each model may generate (1 to the server's limit).
+            temperature: 0 for greedy decoding; up to 2 samples more freely.
+            top_p: Sample only from the likeliest tokens holding this share of probability (0 < top_p <= 1).
+            stop: Stop sequences, one per line; an answer ends before the first one it would write.
         """
         options = comparer.options(max_tokens, temperature, top_p, stop)
         prompt_messages(prompt, system_prompt)  # refuse bad input before a battle starts
@@ -186,12 +195,18 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
             yield blind_payload(battle, latest)
 
     def arena_vote(battle_id: str, choice: str, comment: str = "", request: gr.Request = None) -> dict:
-        """Vote on a blind comparison: a, b, tie or both_bad. Returns the reveal: names and figures."""
+        """Vote on a blind comparison: a, b, tie or both_bad. Returns the reveal: names and figures.
+
+        Args:
+            battle_id: The battle_id that /arena returned.
+            choice: a (model_a is better), b (model_b is better), tie or both_bad.
+            comment: An optional note stored with the vote (at most 2,000 characters).
+        """
         return cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment)
 
     limits = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    gr.api(described(arena_battle, BattleUpdate), api_name="arena", **limits)
-    gr.api(described(arena_vote, Reveal), api_name="arena_vote")
+    endpoint(arena_battle, BattleUpdate, api_name="arena", **limits)
+    endpoint(arena_vote, Reveal, api_name="arena_vote")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """The Chat tab: both answers and the prompt on one screen, the figures and the difference below.
 
 Top to bottom: the blind-mode switch, the two panes side by side (stacked on
-a phone), the prompt with Send and Stop, the turn's actions, the verdict with
+a phone), the prompt with Send and Stop, the examples; the settings (for both
+modes, one click under the prompt); then the turn's actions, the verdict with
 one metrics table beside it, the fidelity line and token strip under the
 verdict, the vote, the difference view, each side's details; then, for both
-modes, the leaderboard, the settings, and conversation files. Blind mode
-(`ui/arena.py`) swaps the named column for Model A and Model B.
+modes, the leaderboard and conversation files. Blind mode (`ui/arena.py`)
+swaps the panes, prompt and figures for Model A and Model B.
 
 The turns live in one `gr.State` (see `compare/turns.py`), and both panes
 are drawn from it, so they always hold the same turns. What the buttons do
@@ -50,6 +51,12 @@ EXAMPLES = [
     ["Hello! Who are you?", ""],
     ["Who won the 2022 football World Cup?", ""],
 ]
+# Focus the prompt on a wide screen, without scrolling: Gradio's autofocus scrolled a phone's first
+# load 500 to 1,100 px down, past the title, the tabs and the first pane.
+FOCUS_PROMPT = """() => {
+  if (window.matchMedia("(min-width: 641px)").matches)
+    document.querySelector("#prompt textarea")?.focus({preventScroll: true});
+}"""
 CSS = """
 #chat-transformers, #chat-onnx { height: min(330px, 42vh) !important; }
 #chat-transformers .top-panel, #chat-onnx .top-panel { display: none !important; }  /* per-pane Clear */
@@ -57,11 +64,14 @@ CSS = """
 .pane-title p { margin: 0 !important; }
 #verdict, #metrics { font-size: 0.95em; }
 #metrics th, #metrics td { padding: 3px 10px !important; }
+#metrics th { white-space: nowrap; }  /* a side's name on one line, never "transforme" over "rs" */
+@media (max-width: 640px) { #metrics th, #metrics td { padding: 2px 5px !important; } }
 #blind-mode { padding-top: 4px !important; padding-bottom: 4px !important; }
 .diff-view table { border-collapse: collapse; }
 .diff-view th { text-align: left; padding-right: 0.8em; white-space: nowrap; }
 .diff-token { border-right: 1px dotted #bbb; padding: 0 1px; }
 .diff-skip { color: #888; }
+.diff-side td { vertical-align: top; width: 50%; padding: 4px 8px; border: 1px solid #ddd; }
 mark.diff-first { background: #ffd54f; font-weight: bold; padding: 0 2px; }
 .diff-words del { background: #ffcdd2; } .diff-words ins { background: #c8e6c9; text-decoration: none; }
 """
@@ -85,16 +95,30 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     """Arrange the Chat tab and wire its events."""
     stops = StopSignals()
     switch = blind_switch()
+    boxes = _settings_boxes(comparer)  # laid out under the prompt, shared by both modes
     with gr.Column() as named:
         with gr.Row(equal_height=True, elem_id="panes"):
             panes = {side: _pane(side, comparer.backends[side].title) for side in SIDES}
         prompt, send, stop = _prompt_row(comparer)
+    blind = arena_panel(switch, named)
+    with gr.Row(equal_height=False, elem_id="under-prompt"):
+        with gr.Column(scale=3, min_width=300) as examples:  # they fill the named prompt
+            gr.Examples(
+                EXAMPLES,
+                inputs=[prompt, boxes["system"]],
+                label="Examples (click one to fill the prompt)",
+                example_labels=[_example_label(*example) for example in EXAMPLES],  # buttons, not a table
+                elem_id="examples",
+            )
+        with gr.Column(scale=2, min_width=300):
+            _settings(boxes)
+    with gr.Column() as below:  # the turn's actions and figures: named mode only
         with gr.Row(elem_id="actions"):
             small = {"size": "sm", "min_width": 110}  # several to a line on a phone
             regenerate = {
-                side: gr.Button(f"↻ {side} only", elem_id=f"regenerate-{side}", **small) for side in SIDES
+                side: gr.Button(f"Regenerate {side}", elem_id=f"regenerate-{side}", **small) for side in SIDES
             }
-            edit = gr.Button("✎ Edit last prompt", elem_id="edit", **small)
+            edit = gr.Button("Edit last prompt", elem_id="edit", **small)
             retry = gr.Button("Retry both", elem_id="retry", **small)
             clear = gr.Button("Clear", elem_id="clear", **small)
         with gr.Row(equal_height=False):
@@ -104,7 +128,7 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
                     "line": gr.Markdown(elem_id="fidelity"),
                     "strip": gr.HTML(elem_id="fidelity-strip"),
                 }
-            with gr.Column(scale=2, min_width=380):
+            with gr.Column(scale=2, min_width=300):
                 metrics = gr.Markdown(
                     fmt.metrics_markdown({s: fmt.Result() for s in SIDES}), elem_id="metrics"
                 )
@@ -115,28 +139,17 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
         with gr.Row():
             for side in SIDES:
                 _details(panes[side], side)
-    blind = arena_panel(switch, named)
+    hide = {"fn": lambda on: [gr.Column(visible=not on)] * 2, "api_visibility": "private"}
+    switch.change(inputs=switch, outputs=[below, examples], **hide)
     refresh_board = leaderboard_panel(demo)
     for event in vote_events:
         refresh_board(event)
-    with gr.Accordion("Generation settings (applied to both models)", open=False):
-        system = gr.Textbox("", label="System prompt", lines=2)
-        top = comparer.limits.max_new_tokens
-        max_tokens = gr.Slider(1, top, value=min(128, top), step=1, label="Max new tokens")
-        temperature = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-        top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p")
-        stops_box = gr.Textbox("", label="Stop sequences (one per line)", lines=2)
-        scoring = gr.Checkbox(
-            comparer.fidelity,
-            label="Score fidelity after each answer (teacher-forced KL; charged to neither side)",
-            interactive=comparer.fidelity,  # off in the configuration: off for everyone
-            elem_id="fidelity-switch",
-        )
+    system, max_tokens, temperature, top_p, stops_box, scoring = boxes.values()
     settings = [system, max_tokens, temperature, top_p, stops_box]
     wire_arena_panel(blind, comparer, arena, settings, refresh_board)
     shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results)
     conversation_panel(comparer, turns, settings, shown.all(), shown.loaded)
-    gr.Examples(EXAMPLES, inputs=[prompt, system], label="Examples")
+    demo.load(None, js=FOCUS_PROMPT)
 
     tab = ChatTab(prompt, verdict, last_id, turns, [*shown.all(), system], reopener(shown, system), panes)
     run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
@@ -175,6 +188,45 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     return tab
 
 
+def _example_label(prompt: str, system: str) -> str:
+    """
+    >>> _example_label("Hi", ""), _example_label("Hi", "Be brief.")
+    ('Hi', 'Hi (system: Be brief.)')
+    """
+    return f"{prompt} (system: {system})" if system else prompt
+
+
+def _settings_boxes(comparer: Comparer) -> dict:
+    """The generation settings, made before they are placed (the examples fill the system prompt)."""
+    top, later = comparer.limits.max_new_tokens, {"render": False}
+    return {
+        "system": gr.Textbox("", label="System prompt", lines=1, max_lines=4, **later),
+        "max_tokens": gr.Slider(1, top, value=min(128, top), step=1, label="Max new tokens", **later),
+        "temperature": gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="Temperature (0 = greedy)", **later),
+        "top_p": gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top_p", **later),
+        "stop": gr.Textbox("", label="Stop sequences (one per line)", lines=1, max_lines=4, **later),
+        "scoring": gr.Checkbox(
+            comparer.fidelity,
+            label="Score fidelity after each answer (teacher-forced KL; charged to neither side)",
+            interactive=comparer.fidelity,  # off in the configuration: off for everyone
+            elem_id="fidelity-switch",
+            **later,
+        ),
+    }
+
+
+def _settings(boxes: dict) -> None:
+    """The settings, one click beside the examples: opening them leaves the answers in view."""
+    label = "Settings for both models: system prompt, max tokens, temperature, top_p, stop, fidelity"
+    with gr.Accordion(label, open=False, elem_id="settings"):
+        with gr.Row():
+            for name in ("max_tokens", "temperature", "top_p"):
+                boxes[name].render()
+        with gr.Row():
+            for name in ("system", "stop", "scoring"):
+                boxes[name].render()
+
+
 def _prompt_row(comparer: Comparer) -> tuple[gr.Textbox, gr.Button, gr.Button]:
     with gr.Row(elem_id="prompt-row"):
         prompt = gr.Textbox(
@@ -183,7 +235,6 @@ def _prompt_row(comparer: Comparer) -> tuple[gr.Textbox, gr.Button, gr.Button]:
             placeholder="Ask both models…",
             scale=6,
             elem_id="prompt",
-            autofocus=True,
         )
         loading = not comparer.ready()[0]
         send = gr.Button(

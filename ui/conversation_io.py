@@ -30,7 +30,8 @@ from compare.conversation import (
     turns_of,
 )
 from compare.turns import STOPPED, Turn, messages_for
-from ui.api import MODEL_EVENTS, SIDES, Comparer, described, input_error, new_comparison_id
+from ui.api import MODEL_EVENTS, SIDES, Comparer, input_error, new_comparison_id
+from ui.api_docs import endpoint
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
 KEEP_EXPORTS_S = 600  # Gradio copies a returned file into its cache at once
@@ -150,7 +151,11 @@ def replay_summary(rows: list[dict]) -> str:
 
 def register_replay_api(comparer: Comparer) -> None:
     def replay_conversation(conversation: str) -> Replay:
-        """Replay an exported conversation (its JSON text) against the current models, turn by turn."""
+        """Replay an exported conversation (its JSON text) against the current models, turn by turn.
+
+        Args:
+            conversation: The text of a conversation file exported from the Chat tab (JSON, at most 2 MB).
+        """
         if not isinstance(conversation, str):
             raise input_error("conversation must be the exported file's JSON text.")
         try:
@@ -162,8 +167,9 @@ def register_replay_api(comparer: Comparer) -> None:
             rows = update
         return {"turns": rows, "summary": replay_summary(rows)}
 
-    gr.api(
-        described(replay_conversation, Replay),
+    endpoint(
+        replay_conversation,
+        Replay,
         api_name="replay",
         concurrency_id=MODEL_EVENTS,
         concurrency_limit=comparer.limits.concurrency,

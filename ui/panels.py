@@ -16,6 +16,7 @@ from compare.evaluation import run_batch as evaluate_batch
 from compare.records import Asker
 from ui import tables
 from ui.api import SIDES, Comparer, asker_of, input_error
+from ui.api_docs import describe
 from ui.background import run_in_background
 from wrappers import GenerationOptions
 from wrappers.chat import max_characters
@@ -91,7 +92,14 @@ def batch_tab(comparer: Comparer) -> None:
         """Run both models on every prompt of a CSV/JSONL file; evaluate and accept or reject the export.
 
         Streams {"answered", "prompts"} after each row, then the result; a client that goes away
-        stops the batch before its next row."""
+        stops the batch before its next row.
+
+        Args:
+            file: A CSV or JSONL file with a prompt column (and optionally expected), sent with handle_file().
+            accept_kl: Accept the export only if its mean KL is at most this (nats/token); None: unchecked.
+            accept_agreement: ...and its top-1 agreement at least this share (0 to 1); None: unchecked.
+            accept_accuracy: ...and its accuracy on expected answers at least this (0 to 1); 0: unchecked.
+        """
         if not file:
             raise input_error("Send a CSV or JSONL file of prompts.")
         chosen, asker = thresholds(accept_kl, accept_agreement, accept_accuracy), asker_of(request)
@@ -116,6 +124,7 @@ def batch_tab(comparer: Comparer) -> None:
     trigger.click(
         batch, [api_file, *api_thresholds], [api_result], api_name="batch", concurrency_id=BATCH_EVENTS
     )
+    describe(batch, [api_file, *api_thresholds])
 
 
 def thresholds(max_kl, agreement, accuracy) -> Thresholds:
