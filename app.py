@@ -13,8 +13,9 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from compare.arena import Arena
-from compare.records import Recorder
-from ui.api import SIDES, Comparer, described, register_api
+from compare.recorder import Recorder
+from compare.service import Comparer
+from ui.api import SIDES, described, register_api
 from ui.arena import register_arena_api
 from ui.chat import CSS, chat_tab
 from ui.conversation_io import register_replay_api

@@ -31,7 +31,7 @@ from compare.acceptance import Acceptance, Thresholds, accept, tag_export
 from compare.batch import answer_all, log_batch_run, summarize
 from compare.comparison import compare_stream
 from compare.fidelity import Scored, score
-from compare.records import Request, logged_model_id, write_trace
+from compare.traces import Request, logged_model_id, write_trace
 from wrappers.backend import Backend
 from wrappers.options import GenerationOptions
 from wrappers.results import Result

@@ -18,9 +18,11 @@ import pytest
 from gradio_client import Client
 
 from compare.acceptance import Thresholds
-from compare.records import Recorder, owner_id
+from compare.owners import owner_id
+from compare.recorder import Recorder
+from compare.service import Comparer, new_comparison_id
 from tests.test_records import wait_for_traces
-from ui.api import SIDES, Comparer, new_comparison_id
+from ui.api import SIDES
 from wrappers import GenerationOptions
 from wrappers.config import Limits
 from wrappers.registry import EXPERIMENT

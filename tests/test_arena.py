@@ -10,7 +10,8 @@ import pytest
 from gradio_client import Client
 
 from compare.arena import Arena, anonymous, lockstep
-from compare.records import owner_id, vote_table
+from compare.owners import owner_id
+from compare.votes import vote_table
 from wrappers import Result
 from wrappers.registry import EXPERIMENT
 

@@ -17,9 +17,9 @@ from gradio_client import Client, handle_file
 
 from compare.batch import read_prompts, results_csv, summarize
 from compare.lanes import ModelSlot
-from compare.records import Asker
+from compare.owners import Asker
+from compare.service import Comparer
 from tests.conftest import raw_call
-from ui.api import Comparer
 from ui.panels import run_batch
 from wrappers.config import ROOT, Limits
 

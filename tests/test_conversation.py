@@ -8,9 +8,10 @@ import pytest
 from gradio_client import Client
 
 from compare.conversation import MAX_BYTES, ConversationError, read_conversation, turns_of
+from compare.service import Comparer, new_comparison_id
 from compare.turns import ERROR, OK, Answer, Turn, messages_for
 from ui import formatting as fmt
-from ui.api import SIDES, Comparer, new_comparison_id
+from ui.api import SIDES
 from ui.conversation_io import conversation_turns, export_file, replay_rows
 from wrappers import GenerationOptions
 from wrappers.config import Limits

@@ -17,21 +17,14 @@ import mlflow
 import pytest
 from gradio_client import Client, handle_file
 
+from compare.history import recent_comparisons
 from compare.leaderboard import split_by_mode
-from compare.records import (
-    Asker,
-    Recorder,
-    RecordError,
-    Request,
-    _search,
-    log_vote,
-    recent_comparisons,
-    vote_table,
-    write_payload,
-    write_trace,
-)
+from compare.owners import Asker
+from compare.recorder import Recorder
+from compare.service import Comparer
+from compare.traces import RecordError, Request, search, write_payload, write_trace
+from compare.votes import log_vote, vote_table
 from tests.conftest import raw_call
-from ui.api import Comparer
 from ui.history import history_of
 from wrappers import GenerationOptions
 from wrappers.config import ROOT, Limits
@@ -254,8 +247,8 @@ def test_a_trace_mlflow_refuses_is_an_error_not_silence(tmp_path):
 CRASH = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from compare.records import Recorder
-    from ui.api import Comparer
+    from compare.recorder import Recorder
+    from compare.service import Comparer
     from wrappers import AppConfig, GenerationOptions, build_backends
     from wrappers.config import Limits
 
@@ -337,7 +330,7 @@ def test_votes_on_the_oldest_comparisons_count_however_many_came_after(fresh_sto
         log_vote(traces, choice)
     votes = vote_table().set_index("comparison_id")
     assert votes.loc[f"{0:032x}", "outcome"] == "a" and votes.loc[f"{1:032x}", "outcome"] == "tie"
-    newest = _search("tags.side = 'transformers'", max_results=1000, order_by=["timestamp_ms DESC"])
+    newest = search("tags.side = 'transformers'", max_results=1000, order_by=["timestamp_ms DESC"])
     assert f"{0:032x}" not in {t.info.tags["comparison_id"] for t in newest}  # the old window missed it
     board = split_by_mode(vote_table(), resamples=10)["named"].set_index("model")
     assert board["votes"].sum() == 4 and board.loc["tiny-phi3-transformers/1", "wins"] == 1  # both votes

@@ -9,12 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-import gradio as gr
 import pytest
 from mlflow import MlflowClient
 from transformers import AutoTokenizer
 
-from ui.api import Comparer
+from compare.errors import RequestError
+from compare.service import Comparer
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.config import ROOT, TINY_CHECKPOINT, Limits, load_config
 
@@ -60,7 +60,7 @@ def test_bad_input_is_an_api_error_with_a_clear_message(client, kwargs, message)
 
 def test_nan_settings_are_refused_where_json_can_carry_them(backends):
     # JSON has no NaN (gradio_client refuses to send one); the UI path converts with float().
-    with pytest.raises(gr.Error, match="temperature must be in"):
+    with pytest.raises(RequestError, match="temperature must be in"):
         Comparer(backends, Limits()).options(64, math.nan, 1.0, "")
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from compare.service import Comparer
 from tests.conftest import ARTIFACTS, app_server, free_port
-from ui.api import SIDES, Comparer
+from ui.api import SIDES
 from wrappers import GenerationOptions, build_backends, run
 from wrappers.config import Limits
 

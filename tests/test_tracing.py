@@ -12,10 +12,11 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
-from compare.records import Recorder, logged_model_id
+from compare.recorder import Recorder
+from compare.service import Comparer
+from compare.traces import logged_model_id
 from tests.conftest import ARTIFACTS, free_port
 from tests.test_browser import CHROMIUM, FLAGS
-from ui.api import Comparer
 from wrappers import GenerationOptions
 from wrappers.config import Limits, child_env
 from wrappers.registry import EXPERIMENT, use_store

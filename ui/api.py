@@ -1,44 +1,39 @@
 """The public gradio_client contract, and the request checks the UI shares.
 
 Endpoints: /compare, /compare_messages, /chat_transformers, /chat_onnx, /vote
-(and /batch, registered with the batch tab, since it takes a file). Bad
-input raises `gr.Error`, which reaches a client as an error carrying the
-message, never as an internal-error trace.
+(and /batch, registered with the batch tab, since it takes a file). They call
+the comparison service (`compare.service.Comparer`). Bad input raises
+`gr.Error`, which reaches a client as an error carrying the message, never as
+an internal-error trace: the service's own refusals (`compare.errors`) become
+`gr.Error` here, at the boundary (`at_boundary`), for every handler that calls it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
-import re
 import time
-import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict, TypeVar
 
 import gradio as gr
 
-from compare.comparison import compare_stream, judge
-from compare.conversation import AnswerMemory
-from compare.fidelity import Scored, score
-from compare.lanes import ModelSlot
-from compare.records import Asker, Recorder, Request, canonical_choice, log_vote
+from compare.comparison import judge
+from compare.errors import RequestError, StoreError
+from compare.owners import Asker
+from compare.service import Comparer, new_comparison_id
 from compare.turns import messages_for
-from wrappers import GenerationOptions, Result, stream_result
-from wrappers.backend import Backend, Messages
-from wrappers.chat import check_length
-from wrappers.config import Limits
-from wrappers.errors import public_text
-from wrappers.startup import Startup
+from compare.votes import canonical_choice
+from wrappers import GenerationOptions, Result
+from wrappers.backend import Messages
 
 SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
 ROLES = ("system", "user", "assistant")
-COMPARISON_ID = re.compile(r"[0-9a-f]{32}")
 T = TypeVar("T")
 _NONE = object()  # no update held back
-ABANDONED = "Abandoned: the client went away"
 
 
 class UsageInfo(TypedDict):
@@ -132,214 +127,42 @@ class VoteReceipt(TypedDict):
     previous_choice: str | None  # the vote this one replaced
 
 
-@dataclass(frozen=True)
-class Comparer:
-    """The two backends under the configured limits, as the UI and the API use them."""
-
-    backends: Mapping[str, Backend]
-    limits: Limits
-    recorder: Recorder | None = None  # None: nothing is traced (tests of the UI alone)
-    fidelity: bool = True  # score each comparison's answers through both models (the switch)
-    startup: Startup | None = None  # None: the models were loaded before the app was built
-    answers: AnswerMemory = field(default_factory=AnswerMemory)  # recent answers' figures, for exports
-    slot: ModelSlot = field(init=False)  # chat requests generate before batch rows
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "slot", ModelSlot(self.limits.concurrency))
-
-    def ready(self) -> tuple[bool, int]:
-        """(whether every model has finished loading, how many are ready); a failed one counts as done."""
-        if self.startup is None:
-            return True, len(self.backends)
-        states, _ = self.startup.snapshot()
-        return self.startup.finished, sum(state.startswith("ready") for state in states.values())
-
-    def require_ready(self) -> None:
-        ready, count = self.ready()
-        if not ready:
-            raise input_error(
-                f"The models are still loading ({count} of {len(self.backends)} ready). "
-                "Try again in a moment."
-            )
-
-    def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
-        if not isinstance(stop, str):
-            raise input_error(f"stop must be a string with one stop sequence per line, got {stop!r}.")
-        try:
-            return GenerationOptions.from_text(
-                max_tokens, temperature, top_p, stop, max_tokens_limit=self.limits.max_new_tokens
-            )
-        except ValueError as exc:
-            raise input_error(str(exc)) from exc
-
-    def compare(
-        self,
-        conversations: Mapping[str, Messages],
-        options: GenerationOptions,
-        comparison_id: str,
-        asker: Asker | None = None,
-        lane: str = "chat",
-        tags: Mapping[str, str] | None = None,
-    ) -> Iterator[dict[str, Result]]:
-        """Stream both sides; once both are done, record them as a linked pair of traces.
-
-        Refused at once if the conversation cannot fit the token limit; `lane` "batch" waits
-        for every chat request that is waiting.
-        """
-        for messages in conversations.values():
-            self.check_length(messages)
-        started, latest = time.time_ns(), {}
-        try:
-            with self.slot.take(lane), self._generating():
-                for latest in compare_stream(
-                    self.backends, conversations, options, self.limits.request_timeout_s
-                ):
-                    yield latest
-        except GeneratorExit:  # the client went away: generation stopped and the slot is free
-            self._record_abandoned(comparison_id, conversations, options, latest, started, asker, tags)
-            raise
-        self._record(comparison_id, conversations, options, latest, started, asker, tags)
-
-    def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
-        """Fidelity of a finished comparison; the panes are final, so neither side waits for it.
-
-        Runs as a generation would (traces wait, batch rows too), so its time is its own.
-        """
-        if not (self.fidelity and wanted):
-            return Scored(reason="Fidelity scoring is switched off.")
-        with self.slot.take("chat"), self._generating():
-            return score(self.backends, results, options)
-
-    def one(
-        self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str, asker: Asker
-    ):
-        """Stream one side only; recorded like a comparison with one trace."""
-        yield from self.regenerate(side, {side: messages}, options, {}, comparison_id, asker)
-
-    def regenerate(
-        self,
-        side: str,
-        conversations: Mapping[str, Messages],
-        options: GenerationOptions,
-        kept: Mapping[str, Result],
-        comparison_id: str,
-        asker: Asker | None = None,
-    ) -> Iterator[Result]:
-        """Stream `side` again; record it with the `kept` answers of the other sides, as one comparison."""
-        self.check_length(conversations[side])
-        started, deadline, result = time.time_ns(), time.monotonic() + self.limits.request_timeout_s, None
-        try:
-            with self.slot.take("chat"), self._generating():
-                for result in stream_result(self.backends[side], conversations[side], options, deadline):
-                    yield result
-        except GeneratorExit:
-            latest = {side: result} if result is not None else {}
-            self._record_abandoned(comparison_id, conversations, options, latest, started, asker)
-            raise
-        others = {s: r for s, r in kept.items() if s != side}
-        self._record(comparison_id, conversations, options, {side: result, **others}, started, asker)
-
-    def check_length(self, messages: Messages) -> None:
-        try:
-            check_length(messages, self.limits.max_prompt_tokens)
-        except ValueError as exc:
-            raise input_error(str(exc)) from exc
-
-    def _generating(self):
-        return self.recorder.generating() if self.recorder else contextlib.nullcontext()
-
-    def _record(self, comparison_id, conversations, options, results, started_ns, asker, tags=None) -> None:
-        for side, result in results.items():
-            self.answers.remember(side, conversations[side], result)
-        if self.recorder is None:
-            return
-        asker = asker or Asker.of(None, None)  # nobody's: e.g. a blind battle, whose vote goes by /arena_vote
-        pair = {side: f"{r.model.name}/{r.model.version}" for side, r in results.items()}
-        for side, result in results.items():
-            request = Request(
-                comparison_id,
-                side,
-                conversations[side],
-                options,
-                result,
-                started_ns,
-                pair,
-                asker.owner,
-                asker.user,
-                dict(tags or {}),
-            )
-            self.recorder.record(request)
-
-    def _record_abandoned(self, comparison_id, conversations, options, partial, started_ns, asker, tags=None):
-        """Record what was generated before the client went away, marked as abandoned.
-
-        Runs as Gradio closes the stream, on its event loop: the recorder only spools (milliseconds).
-        """
-        partial = {side: result for side, result in partial.items() if result.model.name}  # started
-        if not partial:
-            return  # nothing was generated yet
-        cut = {
-            side: result
-            if result.done
-            else replace(result, error=f"{ABANDONED} after {len(result.pieces)} tokens.", done=True)
-            for side, result in partial.items()
-        }
-        marked = dict(tags or {}) | {"abandoned": "true"}
-        self._record(comparison_id, conversations, options, cut, started_ns, asker, marked)
-
-    @property
-    def notice(self) -> str | None:
-        return self.recorder.notice if self.recorder else None
-
-    def vote(
-        self, comparison_id: Any, choice: Any, comment: Any, asker: Asker
-    ) -> tuple[list[str], str | None]:
-        """Store the asker's vote on their own comparison as MLflow feedback.
-
-        Returns the trace ids and the vote it replaced (None for a first vote).
-        """
-        if not isinstance(comparison_id, str) or not COMPARISON_ID.fullmatch(comparison_id):
-            raise input_error("comparison_id must be an id returned by /compare.")
-        try:
-            choice = canonical_choice(choice)
-        except ValueError as exc:
-            raise input_error(str(exc)) from exc
-        return self.store_vote(comparison_id, choice, comment, owner=asker.owner)
-
-    def store_vote(
-        self, comparison_id: str, choice: str, comment: Any, metadata=None, owner: str | None = None
-    ) -> tuple[list[str], str | None]:
-        """Store a checked vote (blind votes carry `metadata`); return the trace ids and the earlier vote.
-
-        With `owner`, only a comparison of that owner; anyone else's, or an unknown id, gets
-        the same answer, so ids cannot be probed. (A blind battle's vote is checked by its battle.)
-        """
-        if not isinstance(comment, str) or len(comment) > 2000:
-            raise input_error("comment must be a string of at most 2000 characters.")
-        if self.recorder is None:
-            raise input_error("Votes need tracing, which is off in this app.")
-        try:
-            found, trace_ids = self.recorder.comparison(comparison_id)
-        except Exception as exc:
-            raise gr.Error(public_text(f"The comparison could not be read from MLflow: {exc}")) from exc
-        if owner is not None and found != owner:
-            trace_ids = []
-        try:
-            previous = log_vote(trace_ids, choice, comment, metadata)
-        except ValueError as exc:
-            raise input_error(str(exc)) from exc
-        except Exception as exc:
-            raise gr.Error(public_text(f"The vote could not be stored in MLflow: {exc}")) from exc
-        return trace_ids, previous
-
-
 def input_error(message: str) -> gr.Error:
     """A mistake in the input: one toast in the page, a clear error for a client, no traceback in the log."""
     return gr.Error(message, print_exception=False)
 
 
-def new_comparison_id() -> str:
-    return uuid.uuid4().hex
+@contextlib.contextmanager
+def shown_to_the_user():
+    """Turn the service's refusals into `gr.Error`: what a page shows as a toast and a client receives."""
+    try:
+        yield
+    except RequestError as exc:
+        raise input_error(str(exc)) from exc
+    except StoreError as exc:
+        raise gr.Error(str(exc)) from exc
+
+
+def at_boundary(handler):
+    """`handler`, raising `gr.Error` for the service's refusals; a streaming handler stays a generator.
+
+    `functools.wraps` keeps the signature, which Gradio reads (gr.Request, the typed API).
+    """
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def streaming(*args, **kwargs):
+            with shown_to_the_user():
+                yield from handler(*args, **kwargs)
+
+        return streaming
+
+    @functools.wraps(handler)
+    def answering(*args, **kwargs):
+        with shown_to_the_user():
+            return handler(*args, **kwargs)
+
+    return answering
 
 
 def asker_of(request: gr.Request | None) -> Asker:
@@ -387,7 +210,7 @@ def register_api(comparer: Comparer) -> None:
         return respond
 
     models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    gr.api(described(vote, VoteReceipt), api_name="vote")
+    gr.api(described(at_boundary(vote), VoteReceipt), api_name="vote")
 
     def compare(
         prompt: str,
@@ -407,8 +230,8 @@ def register_api(comparer: Comparer) -> None:
         messages = prompt_messages(prompt, system_prompt)
         yield from _sides(comparer, messages, options, fidelity, asker_of(request))
 
-    gr.api(described(compare, Comparison), api_name="compare", **models)
-    gr.api(described(compare_messages, Comparison), api_name="compare_messages", **models)
+    gr.api(described(at_boundary(compare), Comparison), api_name="compare", **models)
+    gr.api(described(at_boundary(compare_messages), Comparison), api_name="compare_messages", **models)
     for side in SIDES:
         single = _prompt_endpoint(comparer, one_side(side), Side)
         single.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
@@ -436,7 +259,7 @@ def _prompt_endpoint(comparer: Comparer, respond, update: type):
         options = comparer.options(max_tokens, temperature, top_p, stop)
         yield from respond(prompt_messages(prompt, system_prompt), options, asker_of(request))
 
-    return described(endpoint, update)
+    return described(at_boundary(endpoint), update)
 
 
 def _sides(

@@ -16,16 +16,17 @@ import gradio as gr
 
 from compare.arena import ARENA_CHOICES, LABELS, Arena, ArenaError, Battle, anonymous, lockstep
 from compare.comparison import judge
-from compare.records import CHOICES, Asker
+from compare.owners import Asker
+from compare.service import Comparer, new_comparison_id
+from compare.votes import CHOICES
 from ui.api import (
     MODEL_EVENTS,
     SIDES,
-    Comparer,
     JudgedInfo,
     Side,
     asker_of,
+    at_boundary,
     input_error,
-    new_comparison_id,
     paced,
     prompt_messages,
 )
@@ -205,8 +206,8 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         return cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment)
 
     limits = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    endpoint(arena_battle, BattleUpdate, api_name="arena", **limits)
-    endpoint(arena_vote, Reveal, api_name="arena_vote")
+    endpoint(at_boundary(arena_battle), BattleUpdate, api_name="arena", **limits)
+    endpoint(at_boundary(arena_vote), Reveal, api_name="arena_vote")
 
 
 @dataclass(frozen=True)
@@ -295,6 +296,7 @@ def wire_arena_panel(
 
 
 def _turn_handler(comparer: Comparer, arena: Arena, p: ArenaPanel):
+    @at_boundary
     def battle_turn(
         prompt, battle_id, system, max_tokens, temperature, top_p, stop, chat_a, chat_b, request: gr.Request
     ):
@@ -347,6 +349,7 @@ def _with_turn(history, prompt: str, side: dict) -> list[dict]:
 
 
 def _vote_handler(comparer: Comparer, arena: Arena, p: ArenaPanel, choice: str):
+    @at_boundary
     def vote_blind(battle_id: str, comment: str, request: gr.Request):
         if not battle_id:
             raise input_error("Start a blind comparison first, then vote.")

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from compare.arena import Arena
+from compare.service import Comparer
 from compare.turns import Turn
 from ui import formatting as fmt
-from ui.api import MODEL_EVENTS, SIDES, Comparer
+from ui.api import MODEL_EVENTS, SIDES
 from ui.arena import arena_panel, blind_switch, wire_arena_panel
 from ui.chat_events import (
     Shown,

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import gradio as gr
 
 from compare.comparison import judge
+from compare.service import Comparer, new_comparison_id
 from compare.turns import Turn, histories_differ, messages_for
 from ui import formatting as fmt
-from ui.api import SIDES, Comparer, asker_of, input_error, new_comparison_id, paced
+from ui.api import SIDES, asker_of, at_boundary, input_error, paced
 
 
 class StopSignals:
@@ -115,6 +116,7 @@ def _all_sides(latest: Mapping) -> dict:
 
 
 def checker(comparer: Comparer, stops: StopSignals):
+    @at_boundary
     def check(prompt, system, max_tokens, temperature, top_p, stop_text, request: gr.Request):
         """Refuse bad input with one toast, before any output is touched."""
         comparer.require_ready()
@@ -127,6 +129,7 @@ def checker(comparer: Comparer, stops: StopSignals):
 
 
 def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
+    @at_boundary
     def chat(prompt, system, max_tokens, temperature, top_p, stop_text, scoring, turns, request: gr.Request):
         options = comparer.options(max_tokens, temperature, top_p, stop_text or "")
         stopping = stops.current(request.session_hash)
@@ -174,6 +177,7 @@ def _stopped_summary(latest: Mapping) -> str:
 
 
 def regenerate_checker(comparer: Comparer, stops: StopSignals):
+    @at_boundary
     def check(turns, results, system, max_tokens, temperature, top_p, stop_text, request: gr.Request):
         comparer.require_ready()
         comparer.options(max_tokens, temperature, top_p, stop_text or "")
@@ -185,6 +189,7 @@ def regenerate_checker(comparer: Comparer, stops: StopSignals):
 
 
 def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, side: str):
+    @at_boundary
     def regenerate(
         system, max_tokens, temperature, top_p, stop_text, scoring, turns, results, request: gr.Request
     ):

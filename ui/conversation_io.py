@@ -29,8 +29,9 @@ from compare.conversation import (
     settings_of,
     turns_of,
 )
+from compare.service import Comparer, new_comparison_id
 from compare.turns import STOPPED, Turn, messages_for
-from ui.api import MODEL_EVENTS, SIDES, Comparer, input_error, new_comparison_id
+from ui.api import MODEL_EVENTS, SIDES, at_boundary, input_error
 from ui.api_docs import endpoint
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
@@ -168,7 +169,7 @@ def register_replay_api(comparer: Comparer) -> None:
         return {"turns": rows, "summary": replay_summary(rows)}
 
     endpoint(
-        replay_conversation,
+        at_boundary(replay_conversation),
         Replay,
         api_name="replay",
         concurrency_id=MODEL_EVENTS,
@@ -197,6 +198,7 @@ def conversation_panel(
         table = gr.Dataframe(interactive=False, wrap=True, elem_id="replay-table")
     loaded = gr.State(None)  # the imported conversation, kept on the server
 
+    @at_boundary
     def exporting(current, *values):
         return export_file(comparer, current, *values)
 
@@ -222,6 +224,7 @@ def conversation_panel(
             | {summary: note, loaded: content, table: None, upload: None}  # the upload box, ready again
         )
 
+    @at_boundary
     def replaying(content):
         if content is None:
             raise input_error("Import a conversation first, then replay it.")

@@ -11,7 +11,7 @@ import mlflow
 import pandas as pd
 
 from compare.batch import recent_batches
-from compare.records import recent_comparisons, reopened
+from compare.history import recent_comparisons, reopened
 from ui import tables
 from ui.api import asker_of, input_error
 from ui.chat import ChatTab

@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from compare.leaderboard import split_by_mode
-from compare.records import vote_table
+from compare.votes import vote_table
 
 HEADERS = {
     "group": "Group",

@@ -13,9 +13,10 @@ from compare.acceptance import Thresholds
 from compare.batch import latency_figure, read_prompts
 from compare.evaluation import Batch, dataset_label
 from compare.evaluation import run_batch as evaluate_batch
-from compare.records import Asker
+from compare.owners import Asker
+from compare.service import Comparer
 from ui import tables
-from ui.api import SIDES, Comparer, asker_of, input_error
+from ui.api import SIDES, asker_of, input_error
 from ui.api_docs import describe
 from ui.background import run_in_background
 from wrappers import GenerationOptions

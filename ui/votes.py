@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui.api import Comparer, asker_of, input_error
+from compare.service import Comparer
+from ui.api import asker_of, at_boundary, input_error
 
 VOTES = {
     "transformers": "transformers is better",
@@ -24,6 +25,7 @@ def vote_row(comparer: Comparer, last_id: gr.State) -> list:
         comment = gr.Textbox(placeholder="Optional comment on your vote", show_label=False, scale=3)
 
     def handler(choice: str):
+        @at_boundary
         def vote_from_ui(comparison_id: str, text: str, request: gr.Request):
             if not comparison_id:
                 raise input_error("Nothing to vote on: compare the two models first, then vote.")

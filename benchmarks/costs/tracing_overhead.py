@@ -16,8 +16,9 @@ import time
 import uuid
 from pathlib import Path
 
-from compare.records import Recorder
-from ui.api import SIDES, Comparer
+from compare.recorder import Recorder
+from compare.service import Comparer
+from ui.api import SIDES
 from wrappers import AppConfig, GenerationOptions, build_backends
 from wrappers.config import Limits
 

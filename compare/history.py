@@ -1,0 +1,86 @@
+"""History: past comparisons read back from their traces, as a table and as the Chat tab's turns."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from compare.traces import search
+from compare.turns import Answer, Turn, turns_from_sent
+from compare.votes import ALIASES, SIDES, VOTE
+
+
+def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
+    """The latest comparisons of `owner` (None: everyone's), one row per comparison, with both answers."""
+    mine = "" if owner is None else f" and tags.owner = '{owner}'"
+    latest = {"max_results": limit, "order_by": ["timestamp_ms DESC"]}
+    onnx = {t.info.tags.get("comparison_id"): t for t in search(f"tags.side = 'onnx'{mine}", **latest)}
+    rows = []
+    for trace in search(f"tags.side = 'transformers'{mine}", **latest):
+        messages = (trace.data.request or {}) if hasattr(trace, "data") else {}
+        votes = [a.value for a in trace.info.assessments if a.name == VOTE]
+        comparison_id = trace.info.tags.get("comparison_id")
+        if trace.info.tags.get("arena") == "true" and not votes:
+            continue  # a blind comparison shows its answers beside the names only after its vote
+        rows.append(
+            {
+                "time": pd.Timestamp(trace.info.request_time, unit="ms"),
+                "comparison_id": comparison_id,
+                "transformers": trace.info.tags.get("model.transformers"),
+                "onnx": trace.info.tags.get("model.onnx"),
+                "last prompt": _last_user_message(messages),
+                "transformers answer": answer_text(trace),
+                "onnx answer": answer_text(onnx[comparison_id]) if comparison_id in onnx else "",
+                "vote": ALIASES.get(votes[-1], votes[-1]) if votes else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def reopened(comparison_id: str, owner: str | None) -> tuple[str, list[Turn]]:
+    """A past comparison of `owner` (None: anyone's) as the Chat tab's (system prompt, turns).
+
+    Unknown, or someone else's: no turns, so ids cannot be probed.
+    """
+    mine = "" if owner is None else f" and tags.owner = '{owner}'"
+    traces = search(f"tags.comparison_id = '{comparison_id}'{mine}")
+    by_side = {t.info.tags.get("side"): t for t in traces if t.info.tags.get("side") in SIDES}
+    sent = {side: (as_json(t.data.request) or {}).get("messages", []) for side, t in by_side.items()}
+    last = {side: Answer(*_text_and_error(t)) for side, t in by_side.items()}
+    return turns_from_sent(sent, last) if by_side else ("", [])
+
+
+def answer_text(trace) -> str:
+    """A side's answer as its trace recorded it, with the error if there was one."""
+    text, error = _text_and_error(trace)
+    return f"{text}\n⚠️ {error}".strip() if error else text
+
+
+def _text_and_error(trace) -> tuple[str, str | None]:
+    if not hasattr(trace, "data"):
+        return "", None
+    text = (as_json(trace.data.response) or {}).get("text") or ""
+    return text, next((span.attributes.get("error") for span in trace.data.spans[:1]), None)
+
+
+def as_json(value) -> Any:
+    """A trace's request or response: MLflow hands either the JSON text or the object."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {"text": value}
+    return value
+
+
+def _last_user_message(request) -> str:
+    if isinstance(request, str):
+        try:
+            request = json.loads(request)
+        except ValueError:
+            return request[:80]
+    messages = (request or {}).get("messages", [])
+    users = [m.get("content", "") for m in messages if m.get("role") == "user"]
+    return users[-1][:80] if users else ""
