@@ -34,6 +34,7 @@ from compare.fidelity import Scored, score
 from compare.traces import Request, logged_model_id, write_trace
 from wrappers.backend import Backend
 from wrappers.options import GenerationOptions
+from wrappers.quiet import quiet_evaluation
 from wrappers.results import Result
 
 Compared = tuple[dict[str, Result], Scored, int]  # both results, the fidelity, the start (ns)
@@ -139,6 +140,7 @@ def evaluate_sides(
     prompts: pd.DataFrame, compared: list[Compared], options: GenerationOptions, parent_run_id: str
 ) -> dict[str, str]:
     """One `mlflow.genai.evaluate` run per side, nested under the batch run; return their ids."""
+    quiet_evaluation()
     data = [_eval_row(i, record) for i, record in enumerate(prompts.to_dict("records"))]
     has_expected = prompts["expected"].notna().any()
     runs = {}

@@ -30,7 +30,7 @@ from ui.api import (
     paced,
     prompt_messages,
 )
-from ui.api_docs import endpoint
+from ui.api_docs import add_endpoint
 from wrappers import GenerationOptions, Result
 
 # Words, not emoji: a machine without an emoji font showed empty boxes.
@@ -178,14 +178,7 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
 
         Returns {"battle_id", "model_a": {"text", "error", "done"}, "model_b": {...}, "done"}.
         Vote with /arena_vote to learn which model was which, with their figures.
-
-        Args:
-            prompt: The question both hidden models answer (a non-empty string).
-            system_prompt: An optional system message sent before the prompt ("" for none).
-            max_tokens: The most new tokens each model may generate (1 to the server's limit).
-            temperature: 0 for greedy decoding; up to 2 samples more freely.
-            top_p: Sample only from the likeliest tokens holding this share of probability (0 < top_p <= 1).
-            stop: Stop sequences, one per line; an answer ends before the first one it would write.
+        The settings (prompt, system_prompt, max_tokens, ...) are described in ui/api_docs.SHARED.
         """
         options = comparer.options(max_tokens, temperature, top_p, stop)
         prompt_messages(prompt, system_prompt)  # refuse bad input before a battle starts
@@ -206,8 +199,8 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         return cast_vote(comparer, arena, battle_id, owner_of(request), choice, comment)
 
     limits = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    endpoint(at_boundary(arena_battle), BattleUpdate, api_name="arena", **limits)
-    endpoint(at_boundary(arena_vote), Reveal, api_name="arena_vote")
+    add_endpoint(at_boundary(arena_battle), BattleUpdate, api_name="arena", **limits)
+    add_endpoint(at_boundary(arena_vote), Reveal, api_name="arena_vote")
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ mark.diff-first { background: #ffd54f; font-weight: bold; padding: 0 2px; }
 
 @dataclass
 class ChatTab:
-    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id)` gives the
+    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id, results)` gives the
     updates of `outputs` that show a past comparison, ready to continue or vote on."""
 
     prompt: gr.Textbox
@@ -88,7 +88,7 @@ class ChatTab:
     last_id: gr.State
     turns: gr.State
     outputs: list
-    reopen: Callable[[list[Turn], str, str], dict]
+    reopen: Callable[[list[Turn], str, str, dict], dict]
     panes: dict[str, dict] = field(default_factory=dict)
 
 

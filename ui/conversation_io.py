@@ -32,7 +32,7 @@ from compare.conversation import (
 from compare.service import Comparer, new_comparison_id
 from compare.turns import STOPPED, Turn, messages_for
 from ui.api import MODEL_EVENTS, SIDES, at_boundary, input_error
-from ui.api_docs import endpoint
+from ui.api_docs import add_endpoint
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
 KEEP_EXPORTS_S = 600  # Gradio copies a returned file into its cache at once
@@ -168,7 +168,7 @@ def register_replay_api(comparer: Comparer) -> None:
             rows = update
         return {"turns": rows, "summary": replay_summary(rows)}
 
-    endpoint(
+    add_endpoint(
         at_boundary(replay_conversation),
         Replay,
         api_name="replay",

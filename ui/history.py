@@ -18,6 +18,22 @@ from ui.chat import ChatTab
 from wrappers.errors import public_text
 from wrappers.registry import EXPERIMENT
 
+# A phone shows each table's first columns (the prompt and both answers; a batch's name and
+# verdict) across its width: with every column at its fixed width, the answers were off-screen.
+CSS = """
+@media (max-width: 640px) {
+  #history-comparisons th:nth-child(n+4), #history-comparisons [role=gridcell]:nth-child(n+4),
+  #history-batches th:nth-child(n+3), #history-batches [role=gridcell]:nth-child(n+3) {
+    display: none !important; }
+  #history-comparisons th, #history-comparisons [role=gridcell] {
+    width: 33.3% !important; min-width: 0 !important; max-width: none !important;
+    flex: 0 0 33.3% !important; }
+  #history-batches th, #history-batches [role=gridcell] {
+    width: 50% !important; min-width: 0 !important; max-width: none !important; flex: 0 0 50% !important; }
+  #history-comparisons table, #history-batches table { width: 100% !important; }
+}
+"""
+
 
 def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset()) -> None:
     """`admins` (user names) see everyone's history; everyone else sees their own."""
@@ -49,10 +65,10 @@ def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
         if not isinstance(row, int) or not 0 <= row < len(ids):
             raise input_error("Select a row of the comparisons table to reopen it.")
-        system, turns = reopened(ids[row], owner(request))
+        system, turns, results = reopened(ids[row], owner(request))
         if not turns:
             raise input_error("That comparison could not be read back from MLflow.")
-        return chat.reopen(turns, system, ids[row]) | {tabs: gr.Tabs(selected="chat")}
+        return chat.reopen(turns, system, ids[row], results) | {tabs: gr.Tabs(selected="chat")}
 
     private = {"api_visibility": "private"}
     for trigger in (tab.select, refresh.click):

@@ -65,8 +65,8 @@ def batch_tab(comparer: Comparer) -> None:
         ):
             if isinstance(update, tuple):  # a row is answered: the moment Gradio can see a closed client
                 done, total = update
-                progress(done / total, desc=f"{done} of {total} prompts")
-                yield f"{done} of {total} prompts answered…", gr.skip(), gr.skip(), gr.skip()
+                progress(done / total, desc=f"{done} of {total} prompts" if done < total else "evaluating…")
+                yield batch_status(done, total), gr.skip(), gr.skip(), gr.skip()
             else:  # Gradio copies the CSV into its own cache before it resumes this generator
                 yield (
                     _summary_markdown(update),
@@ -126,6 +126,25 @@ def batch_tab(comparer: Comparer) -> None:
         batch, [api_file, *api_thresholds], [api_result], api_name="batch", concurrency_id=BATCH_EVENTS
     )
     describe(batch, [api_file, *api_thresholds])
+
+
+EVALUATING = (
+    "evaluating… logging the batch run, then one MLflow GenAI evaluation per packaging "
+    "(each answer traced and scored), then the verdict on the ONNX export. This takes a few seconds."
+)
+
+
+def batch_status(done: int, total: int) -> str:
+    """The Batch tab's line while a batch runs; after the last answer, what the evaluation is doing.
+
+    >>> batch_status(3, 12)
+    '3 of 12 prompts answered…'
+    >>> batch_status(12, 12).startswith("12 of 12 prompts answered; evaluating… logging")
+    True
+    """
+    if done < total:
+        return f"{done} of {total} prompts answered…"
+    return f"{done} of {total} prompts answered; {EVALUATING}"
 
 
 def thresholds(max_kl, agreement, accuracy) -> Thresholds:
