@@ -64,9 +64,25 @@ def test_the_metrics_headers_are_whole_words_within_the_page(browser, server, vi
     headers = page.locator("#metrics th")
     assert [h.strip() for h in headers.all_inner_texts()[1:]] == list(SIDES)
     assert one_line(page, "#metrics th")[1:] == [1, 1]  # the first header is empty
+    assert all(words_on_one_line(page, "#metrics td"))
     table = page.locator("#metrics table").bounding_box()
     assert table["x"] + table["width"] <= viewport["width"]
     page.close()
+
+
+def words_on_one_line(page, selector: str) -> list[bool]:
+    """Whether each element's every word is rendered on one line (no "transforme" over "rs")."""
+    return page.locator(selector).evaluate_all(
+        """els => els.map(e => {
+             const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+             for (let node; (node = walker.nextNode()); )
+               for (const m of node.textContent.matchAll(/\\S+/g)) {
+                 const r = document.createRange();
+                 r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+                 if (new Set([...r.getClientRects()].map(q => Math.round(q.top))).size > 1) return false;
+               }
+             return true; })"""
+    )
 
 
 def open_history_row(page):
@@ -91,6 +107,9 @@ def test_history_rows_fit_a_phone_with_both_answers(phone):
     for cell in cells:
         box = cell.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], cell.inner_text()
+    headers = phone.locator("#history-comparisons th:visible")
+    assert headers.all_inner_texts()[1].split() == ["transformers", "answer"]
+    assert words_on_one_line(phone, "#history-comparisons th:visible") == [True] * 3
     phone.screenshot(path=str(ARTIFACTS / "history-390x844.png"))
 
 

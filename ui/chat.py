@@ -103,7 +103,7 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
         prompt, send, stop = _prompt_row(comparer)
     blind = arena_panel(switch, named)
     with gr.Row(equal_height=False, elem_id="under-prompt"):
-        with gr.Column(scale=3, min_width=300) as examples:  # they fill the named prompt
+        with gr.Column(scale=5, min_width=300) as examples:  # they fill the named prompt
             gr.Examples(
                 EXAMPLES,
                 inputs=[prompt, boxes["system"]],
@@ -111,7 +111,7 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
                 example_labels=[_example_label(*example) for example in EXAMPLES],  # buttons, not a table
                 elem_id="examples",
             )
-        with gr.Column(scale=2, min_width=300):
+        with gr.Column(scale=2, min_width=260):
             _settings(boxes)
     with gr.Column() as below:  # the turn's actions and figures: named mode only
         with gr.Row(elem_id="actions"):
@@ -192,9 +192,9 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
 def _example_label(prompt: str, system: str) -> str:
     """
     >>> _example_label("Hi", ""), _example_label("Hi", "Be brief.")
-    ('Hi', 'Hi (system: Be brief.)')
+    ('Hi', 'Hi (+ system prompt)')
     """
-    return f"{prompt} (system: {system})" if system else prompt
+    return f"{prompt} (+ system prompt)" if system else prompt
 
 
 def _settings_boxes(comparer: Comparer) -> dict:
@@ -218,7 +218,7 @@ def _settings_boxes(comparer: Comparer) -> dict:
 
 def _settings(boxes: dict) -> None:
     """The settings, one click beside the examples: opening them leaves the answers in view."""
-    label = "Settings for both models: system prompt, max tokens, temperature, top_p, stop, fidelity"
+    label = "Settings for both models"  # system prompt, max tokens, temperature, top_p, stop, fidelity
     with gr.Accordion(label, open=False, elem_id="settings"):
         with gr.Row():
             for name in ("max_tokens", "temperature", "top_p"):

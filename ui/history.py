@@ -30,7 +30,12 @@ CSS = """
     flex: 0 0 33.3% !important; }
   #history-batches th, #history-batches [role=gridcell] {
     width: 50% !important; min-width: 0 !important; max-width: none !important; flex: 0 0 50% !important; }
-  #history-comparisons table, #history-batches table { width: 100% !important; }
+  #history-comparisons th, #history-batches th { font-size: 0.75em; padding: 4px !important; }
+  #history-comparisons th *, #history-batches th * { word-break: keep-all !important;
+    overflow-wrap: normal !important; }  /* "transformers" whole, not "transforme" over "rs" */
+  #history-comparisons table, #history-batches table,
+  #history-comparisons .virtual-body, #history-batches .virtual-body {
+    width: 100% !important; max-width: 100% !important; table-layout: fixed !important; }
 }
 """
 
