@@ -133,6 +133,8 @@ def speed_sentence(left: Result, right: Result, names: tuple[str, str]) -> str:
     """
     steps = {n: timed_steps(r) for n, r in zip(names, (left, right), strict=True)}
     short = [f"{n} has {_tokens(k)}" for n, k in steps.items() if k < MIN_TIMED_TOKENS]
+    if len(short) == len(steps) and len(set(steps.values())) == 1:
+        short = [f"both have {_tokens(steps[names[0]])}"]
     if short:
         return (
             f"Too short to compare decoding speeds: {' and '.join(short)} after the first, "
