@@ -11,6 +11,11 @@ transformers pipeline's torch model (one forward pass over prompt + answer), and
 pyfunc's onnxruntime-genai model. Its export prunes the LM head, so it computes the logits of
 the last appended token only: the answer is appended token by token, as when generating.
 
+The tokens scored are the ones the reference pane shows and counts: generation stops at the token
+that completes a stop sequence, and each token's text is its share of the pane's text
+(`shown_parts`); the end token and a token a stop cut away are scored and marked `hidden`. When the
+two sides hold different histories, both models are scored on the reference side's conversation.
+
 Concessions: only the transformers side's answer can be the reference, because it is the one
 whose generated ids the app sees (the ONNX pyfunc streams text, not ids). Sampled answers
 (temperature > 0) are scored against the models' own distributions (temperature 1), not the
