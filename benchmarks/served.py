@@ -37,10 +37,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(args: list[str], log: Path, data_dir: Path):
+def serve(args: list[str], log: Path, data_dir: Path, extra_env: dict[str, str] | None = None):
     """Run `python ARGS` on the store in `data_dir` with a free GRADIO_SERVER_PORT; yield a Server."""
     port = free_port()
-    env = child_env(data_dir, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    env = child_env(
+        data_dir, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", **(extra_env or {})
+    )
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         started = time.perf_counter()

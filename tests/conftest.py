@@ -96,8 +96,11 @@ def server_process(store_dir, backends):
     """The app on the store the tests already logged into.
 
     Its API streams every token (no pacing), so the tests can watch a tiny model's short answers stream.
+    It trusts loopback as its front proxy, so a test can be many visitors, each naming its own address
+    in X-Forwarded-For (benchmarks.public_space.visitor); 127.0.0.2 is an untrusted peer.
     """
-    with app_server(store_dir, "server", {"PHI3_STREAM_INTERVAL_S": "0"}) as handle:
+    env = {"PHI3_STREAM_INTERVAL_S": "0", "PHI3_TRUSTED_PROXIES": "127.0.0.1"}
+    with app_server(store_dir, "server", env) as handle:
         yield handle
 
 

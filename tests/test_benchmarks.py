@@ -12,11 +12,11 @@ import statistics
 
 import pytest
 
-from benchmarks.model_cost import Shape, onnx_bytes_per_token
-from benchmarks.report import write_outputs
+from benchmarks.exports import onnx_export
 from benchmarks.shaped_model import build_shaped_model
-from benchmarks.suite import Settings, run_suite
-from benchmarks.tuning import onnx_export
+from benchmarks.suite.model_cost import Shape, onnx_bytes_per_token
+from benchmarks.suite.report import write_outputs
+from benchmarks.suite.run import Settings, run_suite
 from wrappers.config import TINY_CHECKPOINT
 
 PROMPTS, NEW = (16, 40), (8, 12)

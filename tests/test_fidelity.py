@@ -7,7 +7,7 @@ import pytest
 import torch
 import transformers
 
-from benchmarks.int4_quality import teacher_forced_kl, tiny_chat_ids
+from benchmarks.suite.int4_quality import teacher_forced_kl, tiny_chat_ids
 from compare.comparison import compare_stream
 from compare.fidelity import OnnxScorer, TransformersScorer, compare_answers, score, scorer_for
 from wrappers import AppConfig, GenerationOptions, build_backends
@@ -68,7 +68,7 @@ def test_int4_export_moves_the_distribution_a_little(backends, fp32_backends):
 
 
 def test_int4_agreement_matches_the_offline_benchmark(backends, fp32_backends):
-    """The app's scoring on the same ids gives what benchmarks/int4_quality.py reports."""
+    """The app's scoring on the same ids gives what benchmarks/suite/int4_quality.py reports."""
     sequences = tiny_chat_ids(count=12)
     int4_model = backends["onnx"].model.get().pyfunc.unwrap_python_model().model
     fp32_model = fp32_backends["onnx"].model.get().pyfunc.unwrap_python_model().model

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import cgroup, fullscale
-from benchmarks.fullscale_report import markdown
+from benchmarks.fullscale import cgroup
+from benchmarks.fullscale import rehearsal as fullscale
+from benchmarks.fullscale.report import markdown
 
 GiB = 2**30
 pytestmark = pytest.mark.skipif(not cgroup.available(), reason="needs root and a writable memory cgroup")

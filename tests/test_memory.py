@@ -17,7 +17,7 @@ import onnxruntime_genai
 import psutil
 import pytest
 
-from benchmarks import cgroup
+from benchmarks.fullscale import cgroup
 from benchmarks.shaped_model import build_shaped_model
 from wrappers import memory
 from wrappers.child import run_step

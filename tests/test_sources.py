@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from benchmarks.tuning import onnx_export
+from benchmarks.exports import onnx_export
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.config import ROOT, TINY_CHECKPOINT, child_env, load_config
 from wrappers.errors import ModelLoadError

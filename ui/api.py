@@ -14,9 +14,8 @@ import contextlib
 import functools
 import inspect
 import json
-import time
 from collections.abc import Iterator, Mapping
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict
 
 import gradio as gr
 
@@ -27,14 +26,13 @@ from compare.service import Comparer, new_comparison_id
 from compare.turns import messages_for
 from compare.votes import canonical_choice
 from ui.api_docs import add_endpoint, described
+from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 from wrappers.backend import Messages
 
 SIDES = ("transformers", "onnx")
 MODEL_EVENTS = "models"  # one concurrency group: both models share the CPU
 ROLES = ("system", "user", "assistant")
-T = TypeVar("T")
-_NONE = object()  # no update held back
 
 
 class UsageInfo(TypedDict):
@@ -284,30 +282,6 @@ def _sides(
         yield _payload(comparison_id, latest, verdict | pending, comparer.notice)
     verdict |= comparer.score(latest, options, fidelity).to_api()
     yield _payload(comparison_id, latest, verdict, comparer.notice)
-
-
-def paced(updates: Iterator[T], interval_s: float) -> Iterator[T]:
-    """The first update at once, then at most one per `interval_s`, and always the last.
-
-    Each update Gradio sends costs 0.15 to 0.8 ms here, while the generation waits (streams
-    stay in lockstep so that a model's time is its own work; see docs/benchmarks.md). Nobody
-    reads 100 updates a second.
-
-    >>> list(paced(iter(range(5)), interval_s=3600))
-    [0, 4]
-    >>> list(paced(iter(range(3)), interval_s=0))
-    [0, 1, 2]
-    """
-    sent_at, pending = None, _NONE
-    for update in updates:
-        now = time.monotonic()
-        if sent_at is None or now - sent_at >= interval_s:
-            sent_at, pending = now, _NONE
-            yield update
-        else:
-            pending = update
-    if pending is not _NONE:
-        yield pending
 
 
 def _payload(comparison_id: str, latest: Mapping[str, Result], verdict, notice) -> dict:

@@ -27,10 +27,10 @@ from ui.api import (
     asker_of,
     at_boundary,
     input_error,
-    paced,
     prompt_messages,
 )
 from ui.api_docs import add_endpoint
+from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 
 # Words, not emoji: a machine without an emoji font showed empty boxes.

@@ -94,7 +94,6 @@ class ChatTab:
 
 def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markdown) -> ChatTab:
     """Arrange the Chat tab and wire its events."""
-    stops = StopSignals()
     switch = blind_switch()
     boxes = _settings_boxes(comparer)  # laid out under the prompt, shared by both modes
     with gr.Column() as named:
@@ -102,6 +101,63 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
             panes = {side: _pane(side, comparer.backends[side].title) for side in SIDES}
         prompt, send, stop = _prompt_row(comparer)
     blind = arena_panel(switch, named)
+    examples = _under_prompt(prompt, boxes)
+    with gr.Column() as below:  # the turn's actions and figures: named mode only
+        shown, buttons, vote_events = _named_mode(comparer, panes, prompt, send, stop)
+    hide = {"fn": lambda on: [gr.Column(visible=not on)] * 2, "api_visibility": "private"}
+    switch.change(inputs=switch, outputs=[below, examples], **hide)
+    refresh_board = leaderboard_panel(demo)
+    for event in vote_events:
+        refresh_board(event)
+    settings = [boxes[name] for name in ("system", "max_tokens", "temperature", "top_p", "stop")]
+    wire_arena_panel(blind, comparer, arena, settings, refresh_board)
+    conversation_panel(comparer, shown.turns, settings, shown.all(), shown.loaded)
+    demo.load(None, js=FOCUS_PROMPT)
+    system = settings[0]
+
+    tab = ChatTab(
+        shown.prompt,
+        shown.verdict,
+        shown.last_id,
+        shown.turns,
+        [*shown.all(), system],
+        reopener(shown, system),
+        shown.panes,
+    )
+    _wire_comparisons(comparer, shown, buttons, settings, boxes["scoring"])
+    _status_poll(demo, comparer, status, shown.panes, buttons.send)
+    return tab
+
+
+@dataclass(frozen=True)
+class Buttons:
+    """What starts, stops and takes back a comparison in named mode."""
+
+    send: gr.Button
+    stop: gr.Button
+    regenerate: dict[str, gr.Button]  # side -> "Regenerate side"
+    edit: gr.Button
+    retry: gr.Button
+    clear: gr.Button
+
+
+def _named_mode(comparer: Comparer, panes: dict, prompt, send, stop) -> tuple[Shown, Buttons, list]:
+    """Named mode under the prompt, to the details; returns what it shows, the buttons and the vote events."""
+    regenerate, edit, retry, clear = _action_row()
+    verdict, fidelity, metrics = _verdict_row()
+    last_id, turns, results = gr.State(""), gr.State([]), gr.State({})
+    vote_events = vote_row(comparer, last_id)
+    with gr.Accordion("Difference view", open=True):
+        diff = gr.HTML(elem_id="diff")
+    with gr.Row():
+        for side in SIDES:
+            _details(panes[side], side)
+    shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results)
+    return shown, Buttons(send, stop, regenerate, edit, retry, clear), vote_events
+
+
+def _under_prompt(prompt: gr.Textbox, boxes: dict) -> gr.Column:
+    """The examples beside the settings, right under the prompt; returns the examples' column."""
     with gr.Row(equal_height=False, elem_id="under-prompt"):
         with gr.Column(scale=5, min_width=300) as examples:  # they fill the named prompt
             gr.Examples(
@@ -113,80 +169,73 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
             )
         with gr.Column(scale=2, min_width=260):
             _settings(boxes)
-    with gr.Column() as below:  # the turn's actions and figures: named mode only
-        with gr.Row(elem_id="actions"):
-            small = {"size": "sm", "min_width": 110}  # several to a line on a phone
-            regenerate = {
-                side: gr.Button(f"Regenerate {side}", elem_id=f"regenerate-{side}", **small) for side in SIDES
-            }
-            edit = gr.Button("Edit last prompt", elem_id="edit", **small)
-            retry = gr.Button("Retry both", elem_id="retry", **small)
-            clear = gr.Button("Clear", elem_id="clear", **small)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                verdict = gr.Markdown(elem_id="verdict")
-                fidelity = {
-                    "line": gr.Markdown(elem_id="fidelity"),
-                    "strip": gr.HTML(elem_id="fidelity-strip"),
-                }
-            with gr.Column(scale=2, min_width=300):
-                metrics = gr.Markdown(
-                    fmt.metrics_markdown({s: fmt.Result() for s in SIDES}), elem_id="metrics"
-                )
-        last_id, turns, results = gr.State(""), gr.State([]), gr.State({})
-        vote_events = vote_row(comparer, last_id)
-        with gr.Accordion("Difference view", open=True):
-            diff = gr.HTML(elem_id="diff")
-        with gr.Row():
-            for side in SIDES:
-                _details(panes[side], side)
-    hide = {"fn": lambda on: [gr.Column(visible=not on)] * 2, "api_visibility": "private"}
-    switch.change(inputs=switch, outputs=[below, examples], **hide)
-    refresh_board = leaderboard_panel(demo)
-    for event in vote_events:
-        refresh_board(event)
-    system, max_tokens, temperature, top_p, stops_box, scoring = boxes.values()
-    settings = [system, max_tokens, temperature, top_p, stops_box]
-    wire_arena_panel(blind, comparer, arena, settings, refresh_board)
-    shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results)
-    conversation_panel(comparer, turns, settings, shown.all(), shown.loaded)
-    demo.load(None, js=FOCUS_PROMPT)
+    return examples
 
-    tab = ChatTab(prompt, verdict, last_id, turns, [*shown.all(), system], reopener(shown, system), panes)
+
+def _action_row() -> tuple[dict[str, gr.Button], gr.Button, gr.Button, gr.Button]:
+    """Regenerate one side, edit the last prompt, retry both, clear (words: no emoji font needed)."""
+    with gr.Row(elem_id="actions"):
+        small = {"size": "sm", "min_width": 110}  # several to a line on a phone
+        regenerate = {
+            side: gr.Button(f"Regenerate {side}", elem_id=f"regenerate-{side}", **small) for side in SIDES
+        }
+        edit = gr.Button("Edit last prompt", elem_id="edit", **small)
+        retry = gr.Button("Retry both", elem_id="retry", **small)
+        clear = gr.Button("Clear", elem_id="clear", **small)
+    return regenerate, edit, retry, clear
+
+
+def _verdict_row() -> tuple[gr.Markdown, dict, gr.Markdown]:
+    """The verdict with its fidelity line and token strip, beside the metrics table."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            verdict = gr.Markdown(elem_id="verdict")
+            fidelity = {
+                "line": gr.Markdown(elem_id="fidelity"),
+                "strip": gr.HTML(elem_id="fidelity-strip"),
+            }
+        with gr.Column(scale=2, min_width=300):
+            metrics = gr.Markdown(fmt.metrics_markdown({s: fmt.Result() for s in SIDES}), elem_id="metrics")
+    return verdict, fidelity, metrics
+
+
+def _wire_comparisons(comparer: Comparer, shown: Shown, buttons: Buttons, settings: list, scoring) -> None:
+    """Send, retry, edit, regenerate, Stop and Clear: each checks first, then runs in the models' queue."""
+    stops = StopSignals()
+    prompt, turns, b = shown.prompt, shown.turns, buttons
     run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     private = {"api_visibility": "private"}
     check = checker(comparer, stops)
     generate = chat_handler(comparer, shown, stops)
     asked = [prompt, *settings, scoring, turns]
-    for trigger in (send.click, prompt.submit):
+    for trigger in (b.send.click, prompt.submit):
         trigger(check, [prompt, *settings], None, concurrency_limit=None, **private).success(
             generate, asked, shown.all(), **run, **private
         )
-    retry.click(take_last_prompt, turns, [prompt, turns], **private).success(
+    b.retry.click(take_last_prompt, turns, [prompt, turns], **private).success(
         check, [prompt, *settings], None, concurrency_limit=None, **private
     ).success(generate, asked, shown.all(), **run, **private)
-    edit.click(take_last_prompt, turns, [prompt, turns], **private).success(
+    b.edit.click(take_last_prompt, turns, [prompt, turns], **private).success(
         shown.loaded, turns, shown.all(), **private
     )  # the comparison taken back can no longer be voted on
-    for side, button in regenerate.items():
+    for side, button in b.regenerate.items():
         button.click(
             regenerate_checker(comparer, stops),
-            [turns, results, *settings],
+            [turns, shown.results, *settings],
             None,
             concurrency_limit=None,
             **private,
         ).success(
             regenerate_handler(comparer, shown, stops, side),
-            [*settings, scoring, turns, results],
+            [*settings, scoring, turns, shown.results],
             shown.all(),
             **run,
             **private,
         )
-    stop.click(stopper(stops), None, None, concurrency_limit=None, **private)
-    for trigger in (clear.click, *(panes[side]["chat"].clear for side in SIDES)):  # a pane never clears alone
+    b.stop.click(stopper(stops), None, None, concurrency_limit=None, **private)
+    chats = [shown.panes[side]["chat"] for side in SIDES]
+    for trigger in (b.clear.click, *(chat.clear for chat in chats)):  # a pane never clears alone
         trigger(clearer(shown, stops), None, shown.all(), concurrency_limit=None, **private)
-    _status_poll(demo, comparer, status, panes, send)
-    return tab
 
 
 def _example_label(prompt: str, system: str) -> str:

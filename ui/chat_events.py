@@ -19,7 +19,8 @@ from compare.comparison import judge
 from compare.service import Comparer, new_comparison_id
 from compare.turns import Turn, histories_differ, messages_for
 from ui import formatting as fmt
-from ui.api import SIDES, asker_of, at_boundary, input_error, paced
+from ui.api import SIDES, asker_of, at_boundary, input_error
+from ui.pacing import paced
 
 
 class StopSignals:

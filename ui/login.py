@@ -7,9 +7,13 @@ attempts a client (by address) must wait, twice as long after each further
 failure, up to `max_delay_s`; meanwhile every attempt, even a correct one, gets
 429 with a Retry-After. A success clears the client's record.
 
-Concession: the client is its socket address, so behind a proxy all visitors
-share one back-off unless the proxy sets the address (uvicorn's
---proxy-headers, as Hugging Face Spaces do).
+The client is its address as uvicorn hands it on: the socket peer, or, when the
+peer is a proxy named in PHI3_TRUSTED_PROXIES, the right-most address in its
+X-Forwarded-For that no trusted proxy added (wrappers/config.py,
+export_trusted_proxies). A header from anyone else is ignored, so eight spoofed
+addresses are still one client. The queue's per-client share (ui/fair_queue.py)
+uses the same address. Concession: behind a proxy that is not named, all its
+visitors share one back-off.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class LoginThrottle:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != "/login":
             return await self.app(scope, receive, send)
-        client = (scope.get("client") or ("unknown",))[0]
+        client = (scope.get("client") or ("unknown",))[0]  # uvicorn's, after the trusted proxies
         wait = self._wait(client)
         if wait > 0:
             return await _reply(send, 429, f"Too many failed logins. Try again in {math.ceil(wait)} s.", wait)

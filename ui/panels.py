@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -29,31 +29,58 @@ BATCH_EVENTS = "batches"  # one batch at a time, in a group of its own; chat req
 
 
 def batch_tab(comparer: Comparer) -> None:
+    """The Batch tab, run from the page, and /batch, which takes a file through hidden components."""
     with gr.Tab("Batch comparison") as tab:
-        gr.Markdown(
-            "Upload a CSV or JSONL file with a `prompt` column (and optionally `expected`), or pick a "
-            "built-in set. Both models answer every prompt (greedy, 64 new tokens), and the ONNX answers "
-            "are scored against the transformers ones (teacher-forced KL). The batch is one MLflow run, with "
-            "an MLflow GenAI evaluation per packaging under it, and ends with *accept* or *reject* for the "
-            "ONNX packaging, tagged on its model version."
+        form = _batch_form()
+    form.run.click(
+        _ui_batch_handler(comparer),
+        [form.upload, form.built_in, *form.thresholds],
+        form.outputs,
+        concurrency_id=BATCH_EVENTS,
+        api_visibility="private",
+    )
+    _register_batch_api(comparer, tab)
+
+
+@dataclass(frozen=True)
+class BatchForm:
+    """The tab's inputs (a file or a built-in set, the thresholds) and what a run fills in."""
+
+    upload: gr.File
+    built_in: gr.Dropdown
+    thresholds: list[gr.Number]  # max mean KL, min top-1 agreement, min accuracy
+    run: gr.Button
+    outputs: list  # summary, latency plot, results table, CSV download
+
+
+def _batch_form() -> BatchForm:
+    gr.Markdown(
+        "Upload a CSV or JSONL file with a `prompt` column (and optionally `expected`), or pick a "
+        "built-in set. Both models answer every prompt (greedy, 64 new tokens), and the ONNX answers "
+        "are scored against the transformers ones (teacher-forced KL). The batch is one MLflow run, with "
+        "an MLflow GenAI evaluation per packaging under it, and ends with *accept* or *reject* for the "
+        "ONNX packaging, tagged on its model version."
+    )
+    with gr.Row():
+        upload = gr.File(label="Prompts (CSV or JSONL)", file_types=[".csv", ".jsonl"], elem_id="batch-file")
+        built_in = gr.Dropdown(["", *BUILT_IN], value="", label="…or a built-in set")
+    defaults = Thresholds()
+    with gr.Row():
+        max_kl = gr.Number(defaults.max_kl, label="Accept if mean KL ≤ (nats/token)", elem_id="accept-kl")
+        agreement = gr.Number(
+            defaults.min_agreement, label="…and top-1 agreement ≥", elem_id="accept-agreement"
         )
-        with gr.Row():
-            upload = gr.File(
-                label="Prompts (CSV or JSONL)", file_types=[".csv", ".jsonl"], elem_id="batch-file"
-            )
-            built_in = gr.Dropdown(["", *BUILT_IN], value="", label="…or a built-in set")
-        defaults = Thresholds()
-        with gr.Row():
-            max_kl = gr.Number(defaults.max_kl, label="Accept if mean KL ≤ (nats/token)", elem_id="accept-kl")
-            agreement = gr.Number(
-                defaults.min_agreement, label="…and top-1 agreement ≥", elem_id="accept-agreement"
-            )
-            accuracy = gr.Number(0, label="…and accuracy ≥ (0: not checked)", elem_id="accept-accuracy")
-        run = gr.Button("Run batch", variant="primary", elem_id="batch-run")
-        summary = gr.Markdown(elem_id="batch-summary")
-        plot = gr.Plot(label="Latency", elem_id="batch-plot")
-        table = gr.Dataframe(label="Results", wrap=True, interactive=False, elem_id="batch-table")
-        download = gr.File(label="Results as CSV", elem_id="batch-download")
+        accuracy = gr.Number(0, label="…and accuracy ≥ (0: not checked)", elem_id="accept-accuracy")
+    run = gr.Button("Run batch", variant="primary", elem_id="batch-run")
+    summary = gr.Markdown(elem_id="batch-summary")
+    plot = gr.Plot(label="Latency", elem_id="batch-plot")
+    table = gr.Dataframe(label="Results", wrap=True, interactive=False, elem_id="batch-table")
+    download = gr.File(label="Results as CSV", elem_id="batch-download")
+    return BatchForm(upload, built_in, [max_kl, agreement, accuracy], run, [summary, plot, table, download])
+
+
+def _ui_batch_handler(comparer: Comparer):
+    """The Run button: progress after each row, then the summary, the plot, the table and the CSV."""
 
     def run_from_ui(file, chosen, max_kl, agreement, accuracy, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         path, source = (file, Path(file).name) if file else (BUILT_IN.get(chosen), chosen)
@@ -75,13 +102,12 @@ def batch_tab(comparer: Comparer) -> None:
                     update["csv"],
                 )
 
-    run.click(
-        run_from_ui,
-        [upload, built_in, max_kl, agreement, accuracy],
-        [summary, plot, table, download],
-        concurrency_id=BATCH_EVENTS,
-        api_visibility="private",
-    )
+    return run_from_ui
+
+
+def _register_batch_api(comparer: Comparer, tab: gr.Tab) -> None:
+    """/batch: its file and thresholds arrive through hidden components of the tab."""
+    defaults = Thresholds()
 
     def batch(
         file: str,

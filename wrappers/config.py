@@ -2,15 +2,26 @@
 
 This is the only module that reads `os.environ`. Defaults work offline on
 the embedded tiny model, with a SQLite MLflow store in `./data`.
+
+It also decides where the app's state lives (see docs/space.md). On a
+Hugging Face Space (`SPACE_ID` set) whose persistent storage is mounted
+(`/data`), the store, the spool and the Hugging Face cache go there, and an
+ONNX build's scratch files stay on the local disk, which is larger and wiped
+anyway. A remote MLflow tracking server keeps the store and its artifacts;
+the spool stays on the local disk. A Space with neither loses its records
+at every restart, and `storage_notice` says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from wrappers.sources import PRESETS, TINY_CHECKPOINT, Source, parse_source
 
@@ -18,6 +29,16 @@ ROOT = TINY_CHECKPOINT.parent.parent
 INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # what onnxruntime-genai's builder accepts
 DEFAULT_INT4_BLOCK_SIZE = 32  # as Microsoft's cpu-int4-rtn-block-32-acc-level-4 export of Phi-3-mini
 TRANSFORMERS_DTYPES = ("auto", "float32", "bfloat16", "float16")
+# A Space's front proxy reaches the app from its private network; with SSR, Gradio's own
+# Node proxy passes its X-Forwarded-For on from loopback (docs/limits-and-safety.md)
+SPACE_PROXIES = "10.0.0.0/8,127.0.0.1,::1"
+SPACE_STORAGE = Path("/data")  # where a Space's persistent storage is mounted, once it is enabled
+REMOTE_SCHEMES = ("http", "https", "databricks")  # tracking servers: they keep the artifacts too
+STORAGE_NOTICE = (
+    "This Space keeps no records across restarts: every trace, vote, batch and leaderboard rating is "
+    "lost, and both models are logged again. To keep them, enable persistent storage in the Space's "
+    "settings, or set MLFLOW_TRACKING_URI to an MLflow tracking server (see docs/space.md)."
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +50,9 @@ class Limits:
     request_timeout_s: float = 120.0
     concurrency: int = 1  # generations at once; both models share the CPU anyway
     queue_size: int = 32  # waiting requests beyond this are refused with a message
+    session_requests: int = 3  # requests waiting or running per session (browser tab, API client)
+    address_requests: int = 8  # ... per client address, all its sessions together
+    address_batches: int = 1  # batches waiting or running per client address
     stream_interval_s: float = 0.05  # streams (UI and API): at most one update per interval
     max_batch_rows: int = 200  # prompts in one batch file
     batch_timeout_s: float = 900.0  # a batch stops answering after this; what it answered is kept
@@ -50,6 +74,10 @@ class AppConfig:
     onnx_block_size: int = DEFAULT_INT4_BLOCK_SIZE  # int4 builds: weights per quantization scale
     data_dir: Path = ROOT / "data"
     tracking_uri: str | None = None  # None: SQLite in data_dir
+    scratch_dir: Path | None = None  # ONNX builds and their scratch files; None: in data_dir
+    hub_cache: Path | None = None  # Hugging Face downloads; None: huggingface_hub's own (HF_HOME)
+    space_id: str | None = None  # the Hugging Face Space this app runs on, if any
+    persistent_dir: Path | None = None  # the host's persistent storage, when mounted (a Space's /data)
     host: str = "127.0.0.1"
     port: int = 7860
     limits: Limits = field(default_factory=lambda: Limits())
@@ -58,6 +86,7 @@ class AppConfig:
     transformers_endpoint: str | None = None  # a remote MLflow scoring server for pane (a)
     onnx_endpoint: str | None = None  # ... and for pane (b); None: in-process
     fidelity: bool = True  # score each comparison's answers through both models (compare/fidelity.py)
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
 
     @property
     def sources(self) -> tuple[Source, Source]:
@@ -81,7 +110,34 @@ class AppConfig:
 
     @property
     def build_dir(self) -> Path:
-        return self.data_dir / "onnx-builds"
+        return (self.scratch_dir or self.data_dir) / "onnx-builds"
+
+    @property
+    def remote_store(self) -> bool:
+        """True for an MLflow tracking server, which keeps the runs, traces and artifacts itself."""
+        return bool(self.tracking_uri) and urlparse(self.tracking_uri).scheme in REMOTE_SCHEMES
+
+    @property
+    def records_survive_restart(self) -> bool:
+        """False only on a Space whose store and artifacts are on its wiped-at-restart disk."""
+        persistent = self.persistent_dir is not None and self.data_dir.resolve().is_relative_to(
+            self.persistent_dir.resolve()
+        )
+        return self.space_id is None or self.remote_store or persistent
+
+    @property
+    def records_location(self) -> str:
+        """Where the records go, for the log: a server's address without its credentials."""
+        if not self.remote_store:
+            return f"{self.data_dir} (MLflow store, artifacts and spool)"
+        url = urlparse(self.tracking_uri)
+        port = f":{url.port}" if url.port else ""
+        return f"{url.scheme}://{url.hostname}{port}{url.path} (spool in {self.data_dir})"
+
+    @property
+    def storage_notice(self) -> str | None:
+        """What to tell the Space's owner and visitors when the records will not survive a restart."""
+        return None if self.records_survive_restart else STORAGE_NOTICE
 
 
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> AppConfig:
@@ -118,7 +174,19 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         default=env.get("PHI3_ONNX_BLOCK_SIZE", str(DEFAULT_INT4_BLOCK_SIZE)),  # a string goes through type=
         help="int4 builds: weights per quantization scale (larger: faster, less exact)",
     )
-    parser.add_argument("--data-dir", type=Path, default=env.get("PHI3_DATA_DIR", ROOT / "data"))
+    storage = _persistent_storage(env)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=env.get("PHI3_DATA_DIR") or (storage / "phi3-compare" if storage else ROOT / "data"),
+        help="the MLflow store, its artifacts and the spool (default: ./data, or /data/phi3-compare on "
+        "a Space with persistent storage)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=env.get("MLFLOW_TRACKING_URI") or None,
+        help="a remote MLflow tracking server (http://...) instead of the SQLite store in the data folder",
+    )
     parser.add_argument(
         "--host", default=env.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1")
     )
@@ -145,7 +213,11 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         onnx_precision=args.onnx_precision,
         onnx_block_size=args.onnx_block_size,
         data_dir=args.data_dir,
-        tracking_uri=env.get("MLFLOW_TRACKING_URI") or None,
+        tracking_uri=args.tracking_uri,
+        scratch_dir=Path(tempfile.gettempdir()) / "phi3-compare" if storage else None,  # the wiped disk
+        hub_cache=_hub_cache(storage, env),
+        space_id=env.get("SPACE_ID") or None,
+        persistent_dir=storage,
         host=args.host,
         port=args.port,
         limits=_limits(env),
@@ -154,7 +226,25 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         transformers_endpoint=_endpoint(args.transformers_endpoint),
         onnx_endpoint=_endpoint(args.onnx_endpoint),
         fidelity=not args.no_fidelity,
+        trusted_proxies=_networks(env.get("PHI3_TRUSTED_PROXIES", SPACE_PROXIES if on_space else "")),
     )
+
+
+def _persistent_storage(env: Mapping[str, str]) -> Path | None:
+    """A Space's persistent storage, if it is enabled: the Space then mounts it.
+
+    PHI3_PERSISTENT_DIR names another mount point (the tests use a temporary folder).
+    """
+    mount = Path(env.get("PHI3_PERSISTENT_DIR") or SPACE_STORAGE)
+    return mount if env.get("SPACE_ID") and mount.is_dir() else None
+
+
+def _hub_cache(storage: Path | None, env: Mapping[str, str]) -> Path | None:
+    """Hub downloads on the persistent storage, as Hugging Face advises (HF_HOME=/data/.huggingface),
+    unless HF_HOME or HF_HUB_CACHE says otherwise: a restart then finds them there."""
+    if storage is None or env.get("HF_HOME") or env.get("HF_HUB_CACHE"):
+        return None
+    return storage / ".huggingface" / "hub"
 
 
 def _block_size(text: str) -> int:
@@ -183,6 +273,9 @@ def _limits(env: Mapping[str, str]) -> Limits:
         request_timeout_s=float(env.get("PHI3_REQUEST_TIMEOUT_S", defaults.request_timeout_s)),
         concurrency=int(env.get("PHI3_CONCURRENCY", defaults.concurrency)),
         queue_size=int(env.get("PHI3_QUEUE_SIZE", defaults.queue_size)),
+        session_requests=int(env.get("PHI3_SESSION_REQUESTS", defaults.session_requests)),
+        address_requests=int(env.get("PHI3_ADDRESS_REQUESTS", defaults.address_requests)),
+        address_batches=int(env.get("PHI3_ADDRESS_BATCHES", defaults.address_batches)),
         stream_interval_s=float(env.get("PHI3_STREAM_INTERVAL_S", defaults.stream_interval_s)),
         max_batch_rows=int(env.get("PHI3_MAX_BATCH_ROWS", defaults.max_batch_rows)),
         batch_timeout_s=float(env.get("PHI3_BATCH_TIMEOUT_S", defaults.batch_timeout_s)),
@@ -190,6 +283,28 @@ def _limits(env: Mapping[str, str]) -> Limits:
         login_free_failures=int(env.get("PHI3_LOGIN_FREE_FAILURES", defaults.login_free_failures)),
         login_delay_s=float(env.get("PHI3_LOGIN_DELAY_S", defaults.login_delay_s)),
     )
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, checked: "10.0.0.0/8, ::1" -> ("10.0.0.0/8", "::1")."""
+    networks = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SystemExit(f"PHI3_TRUSTED_PROXIES: {item!r} is not an IP address or network.") from None
+    return tuple(networks)
+
+
+def export_trusted_proxies(proxies: Sequence[str]) -> None:
+    """Tell uvicorn which peers' X-Forwarded-For to believe: these, and no others.
+
+    Gradio builds uvicorn's Config without `forwarded_allow_ips`, so uvicorn reads
+    FORWARDED_ALLOW_IPS, and its default trusts 127.0.0.1: any local process, or a proxy
+    on the same machine that passes the header through unchecked, could name itself any
+    address. Uvicorn then takes the right-most address not of a trusted proxy as the client.
+    """
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(proxies)  # "" trusts nobody
 
 
 def _endpoint(url: str | None) -> str | None:

@@ -1,7 +1,7 @@
 """The memory each heavy step needs, from measurements, and the check that refuses what would not fit.
 
 Each step's need is a straight line in the model's size (its parameter
-count), fitted by `benchmarks/memory_fit.py` to the app's own code measured
+count), fitted by `benchmarks/fullscale/memory_fit.py` to the app's own code measured
 at several depths of the Phi-3-mini-shaped model. The fits, their points and
 the method are in `memory_fit.json` beside this file; docs/fullscale.md has
 the figures and checks them at full size.
@@ -10,7 +10,7 @@ One-shot steps (logging side (a), building the export) are fitted on their
 peak *anonymous* memory, what they allocate: their peak RSS also counts pages
 of memory-mapped weight files, which they read once and the kernel drops
 under pressure, so they complete in memory cgroups far smaller than their
-peak RSS (benchmarks/cgroup_check.py shows it). Serving reads every weight
+peak RSS (benchmarks/fullscale/cgroup_check.py shows it). Serving reads every weight
 for every token, so there the weights must stay resident: the fit is the
 peak RSS while answering the longest prompt, less what the interpreter and
 libraries take, which the app holds already. The KV cache is then rescaled

@@ -45,7 +45,7 @@ def build_backends(config: AppConfig, progress: Progress = print) -> dict[str, B
     A side with a configured endpoint is served by that remote MLflow scoring server instead.
     """
     locks = config.data_dir / "locks"
-    use_store(config.store_uri, config.artifact_root, locks)
+    use_store(config.store_uri, None if config.remote_store else config.artifact_root, locks)
     return _in_process(config, locks, progress) | remote_backends(config)
 
 
@@ -74,7 +74,7 @@ def _in_process(config: AppConfig, locks: Path, progress: Progress) -> dict[str,
 def transformers_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
     source, name = config.sources[0], f"{config.model_prefix}-transformers"
     try:
-        checkpoint = resolve(source, "config.json", progress)
+        checkpoint = resolve(source, "config.json", progress, config.hub_cache)
     except ModelLoadError as error:
         return _registered_spec(name, source, error, _dtype_tags(config.transformers_dtype))
     dtype = effective_dtype(config.transformers_dtype, stored_dtype(checkpoint))
@@ -107,7 +107,7 @@ def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
         return _built_onnx_spec(config, transformers_source, progress)
     name = f"{config.model_prefix}-onnx"
     try:
-        folder = resolve(source, "genai_config.json", progress)
+        folder = resolve(source, "genai_config.json", progress, config.hub_cache)
     except ModelLoadError as error:
         return _registered_spec(name, source, error)
     fit = "onnx/int4" if published_precision(folder) == "int4" else "onnx/fp32"
@@ -126,7 +126,7 @@ def onnx_spec(config: AppConfig, progress: Progress = print) -> ModelSpec:
 def _built_onnx_spec(config: AppConfig, transformers_source: Source, progress: Progress) -> ModelSpec:
     name, precision = f"{config.model_prefix}-onnx-{config.onnx_precision}", config.onnx_precision
     try:
-        checkpoint = resolve(transformers_source, "config.json", progress)
+        checkpoint = resolve(transformers_source, "config.json", progress, config.hub_cache)
     except ModelLoadError as error:
         return _registered_spec(name, transformers_source, error)
     parameters = parameter_count(checkpoint)

@@ -8,6 +8,8 @@ library logger and lets everything else through, so a real warning still shows:
   transformers flavor makes that call; the app sends `max_tokens` only);
 - the tokenizer's note that it ignores a clean-up setting saved with the checkpoint;
 - MLflow's notes that it is creating a new store's tables;
+- with a tracking server (not a local store): MLflow's links to each run it logs, its progress bars
+  while it downloads a model's files, and its note that it waits for a new version (each is a step);
 - transformers' progress bar while it reads weights ("Loading" is already a step);
 - `mlflow.genai.evaluate`'s progress bars, two per batch (the Batch tab says "evaluating…").
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 DROPPED = {  # logger name -> starts of the messages dropped
     "transformers.generation.utils": (
@@ -27,6 +30,11 @@ DROPPED = {  # logger name -> starts of the messages dropped
     ),
     "transformers.tokenization_utils_tokenizers": ("Ignoring clean_up_tokenization_spaces",),
     "mlflow.store.db.utils": ("Creating initial MLflow database tables", "Updating database tables"),
+    "mlflow.store.model_registry.abstract_store": ("Waiting up to",),
+}
+SILENCED = {  # MLflow's switches for what it prints itself (read when it prints, so set here, not read)
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 
@@ -55,6 +63,7 @@ def quiet_libraries() -> None:
 
     for name, starts in DROPPED.items():
         logging.getLogger(name).addFilter(DropMessages(starts))
+    os.environ.update(SILENCED)
     transformers.utils.logging.disable_progress_bar()
 
 

@@ -69,11 +69,12 @@ class LoadedModel:
     weights: str = ""  # the dtype or precision the model runs in, as tagged
 
 
-def use_store(tracking_uri: str, artifact_root: Path, lock_dir: Path | None = None) -> None:
+def use_store(tracking_uri: str, artifact_root: Path | None, lock_dir: Path | None = None) -> None:
     """Point MLflow at the store and make sure the app's experiment exists.
 
-    Under a file lock: two processes creating one SQLite store at once would
-    race in its schema migration and in creating the experiment.
+    `artifact_root` None: a tracking server's own (mlflow-artifacts:/ when it serves them), so the
+    logged models live with the server, not on this machine's disk. Under a file lock: two processes
+    creating one SQLite store at once would race in its schema migration and in creating the experiment.
     """
     quiet_libraries()  # the first thing every process does with MLflow
     mlflow.set_tracking_uri(tracking_uri)
@@ -83,7 +84,8 @@ def use_store(tracking_uri: str, artifact_root: Path, lock_dir: Path | None = No
     with FileLock(lock_dir / "store.lock"):
         if mlflow.get_experiment_by_name(EXPERIMENT) is None:
             # An explicit artifact root, or a SQLite store would write to ./mlruns.
-            mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root.resolve().as_uri())
+            location = artifact_root.resolve().as_uri() if artifact_root else None
+            mlflow.create_experiment(EXPERIMENT, artifact_location=location)
 
 
 def log_or_load(

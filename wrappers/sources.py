@@ -80,9 +80,14 @@ def parse_source(text: str, revision: str | None = None) -> Source:
     return Source("hub", text, revision)
 
 
-def resolve(source: Source, needs: str, progress: Callable[[str], None] = print) -> Path:
-    """The local folder holding `source`; `needs` is a file it must contain."""
-    path = _fetch(source, progress) if source.kind == "hub" else Path(source.location)
+def resolve(
+    source: Source, needs: str, progress: Callable[[str], None] = print, cache: Path | None = None
+) -> Path:
+    """The local folder holding `source`; `needs` is a file it must contain.
+
+    `cache`: where Hub downloads go (None: huggingface_hub's own, from HF_HOME).
+    """
+    path = _fetch(source, progress, cache) if source.kind == "hub" else Path(source.location)
     if not path.is_dir():
         raise ModelLoadError(f"Model folder not found: {path}")
     if not (path / needs).is_file():
@@ -94,15 +99,16 @@ def _what(needs: str) -> str:
     return "onnxruntime-genai model" if needs == "genai_config.json" else "Hugging Face checkpoint"
 
 
-def _fetch(source: Source, progress: Callable[[str], None]) -> Path:
+def _fetch(source: Source, progress: Callable[[str], None], cache: Path | None) -> Path:
     from huggingface_hub import snapshot_download
 
     patterns = [f"{source.subfolder}/*"] if source.subfolder else None
     kwargs = {"repo_id": source.location, "revision": source.revision, "allow_patterns": patterns}
+    kwargs["cache_dir"] = str(cache) if cache else None
     try:
         root = snapshot_download(**kwargs, local_files_only=True)
     except Exception:
-        _require_hub(source)
+        _require_hub(source, cache)
         what = f"{source.subfolder} of {source.location}" if source.subfolder else source.location
         progress(f"Downloading {what} from the Hugging Face Hub (first start only; progress in the terminal)")
         try:
@@ -112,9 +118,9 @@ def _fetch(source: Source, progress: Callable[[str], None]) -> Path:
     return Path(root) / source.subfolder if source.subfolder else Path(root)
 
 
-def _require_hub(source: Source) -> None:
+def _require_hub(source: Source, cache: Path | None = None) -> None:
     if (problem := _hub_unreachable()) is not None:
-        fetch = f"hf download {source.location}"
+        fetch = f"hf download {source.location}" + (f" --cache-dir {cache}" if cache else "")
         if source.revision:
             fetch += f" --revision {source.revision}"
         if source.subfolder:

@@ -4,7 +4,7 @@ Compares each prompt as the app does (both models interleaved), then scores it, 
 median time of each side's answer and of the scoring, per prompt. Scoring runs after both panes
 are final, so it delays nothing shown; it only holds the models before the next request.
 
-    .venv/bin/python -m benchmarks.fidelity_cost [--repeats 3] [--max-tokens 64] [--onnx-precision int4]
+    .venv/bin/python -m benchmarks.costs.fidelity_cost [--repeats 3] [--max-tokens 64] [--onnx-precision int4]
 """
 
 from __future__ import annotations

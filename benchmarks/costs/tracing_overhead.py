@@ -4,7 +4,7 @@ Alternates blocks of comparisons with and without the recorder on the same
 prompts and prints the median wall time of each, and the ratio. The target is
 at most 5%.
 
-    .venv/bin/python -m benchmarks.tracing_overhead [--rounds 20]
+    .venv/bin/python -m benchmarks.costs.tracing_overhead [--rounds 20]
 """
 
 from __future__ import annotations

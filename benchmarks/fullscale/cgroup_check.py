@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import cgroup
+from benchmarks.fullscale import cgroup
 from benchmarks.shaped_model import build_shaped_model
 from wrappers.config import ROOT
 
@@ -39,7 +39,8 @@ def check(step: str, layers: int, limits_gib: list[float], progress=print) -> li
             cgroup.memory_cgroup(int(limit * GiB)) as group,
         ):
             started = time.monotonic()
-            command = [sys.executable, "-m", "benchmarks.cgroup_check", "--run", step, str(checkpoint), work]
+            module = "benchmarks.fullscale.cgroup_check"
+            command = [sys.executable, "-m", module, "--run", step, str(checkpoint), work]
             done = subprocess.run(command, cwd=ROOT, preexec_fn=group.join, capture_output=True, text=True)
             row = {"step": step, "layers": layers, "limit_gib": limit, "completed": done.returncode == 0,
                    "seconds": round(time.monotonic() - started, 1), "oom_kills": group.oom_kills(),

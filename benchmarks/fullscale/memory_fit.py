@@ -97,7 +97,7 @@ def measure_depth(layers: int, work: Path, progress) -> list[dict]:
 
 def serve_in_child(uri: str, side: str, checkpoint: Path, work: Path) -> dict:
     """Load `uri` in a fresh process and answer the longest prompt; its memory figures."""
-    command = [sys.executable, "-m", "benchmarks.memory_fit", "--serve", uri, side, str(checkpoint)]
+    command = [sys.executable, "-m", "benchmarks.fullscale.memory_fit", "--serve", uri, side, str(checkpoint)]
     env = child_env(work) | {"MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

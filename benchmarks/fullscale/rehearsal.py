@@ -37,9 +37,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import cgroup
 from benchmarks.engines import prompt_of_length
-from benchmarks.fullscale_report import fit_table, markdown
+from benchmarks.fullscale import cgroup
+from benchmarks.fullscale.report import fit_table, markdown
 from benchmarks.machine import PeakRss
 from benchmarks.served import free_port
 from benchmarks.shaped_model import CACHE, PHI3_MINI, build_shaped_model

@@ -24,34 +24,19 @@ from pathlib import Path
 
 import mlflow
 import psutil
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
+from benchmarks.public_space.flood import flood_beside_users
+from benchmarks.public_space.users import ask, batch_file, user_client
 from benchmarks.served import Server, first_answer, serve
 from wrappers.config import ROOT
 from wrappers.registry import EXPERIMENT, use_store
 
-QUESTIONS = [
-    ("Spain", "Madrid"),
-    ("France", "Paris"),
-    ("Japan", "Tokyo"),
-    ("Peru", "Lima"),
-    ("Italy", "Rome"),
-]
-
 
 def app_server(data_dir: Path, name: str):
-    return serve([str(ROOT / "app.py")], ROOT / "test-artifacts" / f"{name}.log", data_dir)
-
-
-def ask(client: Client, user: int) -> tuple[float, str]:
-    """One /compare of a capital; (seconds, comparison id). Raises if the answer is wrong."""
-    country, capital = QUESTIONS[user % len(QUESTIONS)]
-    started = time.perf_counter()
-    out = client.predict(prompt=f"What is the capital of {country}?", max_tokens=32, api_name="/compare")
-    seconds = time.perf_counter() - started
-    for side in ("transformers", "onnx"):
-        assert capital in out[side]["response"]["choices"][0]["message"]["content"], out[side]
-    return seconds, out["comparison_id"]
+    """The app, trusting loopback as its front proxy: each simulated user names its own address."""
+    log = ROOT / "test-artifacts" / f"{name}.log"
+    return serve([str(ROOT / "app.py")], log, data_dir, {"PHI3_TRUSTED_PROXIES": "127.0.0.1"})
 
 
 @dataclass(frozen=True)
@@ -68,15 +53,13 @@ class BatchLoad:
 
 def chat_beside_batch(url: str, users: int, rows: int, folder: Path) -> BatchLoad:
     """`users` people ask one question each while a `rows`-row batch runs."""
-    prompts = folder / "batch.csv"
-    questions = (f"What is the capital of {QUESTIONS[i % len(QUESTIONS)][0]}?\n" for i in range(rows))
-    prompts.write_text("prompt\n" + "".join(questions))
+    prompts = batch_file(folder, rows)
     started = time.perf_counter()
-    batch = Client(url, verbose=False).submit(file=handle_file(str(prompts)), api_name="/batch")
+    batch = user_client(url, users).submit(file=handle_file(str(prompts)), api_name="/batch")
     while batch.status().code.name not in ("PROCESSING", "ITERATING", "FINISHED"):
         time.sleep(0.05)
     with ThreadPoolExecutor(users) as pool:
-        answered = list(pool.map(lambda u: (*ask(Client(url, verbose=False), u), batch.done()), range(users)))
+        answered = list(pool.map(lambda u: (*ask(user_client(url, u), u), batch.done()), range(users)))
     result = batch.result(timeout=3600)
     return BatchLoad(
         [seconds for seconds, _, _ in answered],
@@ -96,7 +79,7 @@ def kill_under_load(data_dir: Path, users: int, after_s: float) -> tuple[int, in
     stop = threading.Event()
 
     def user(number: int) -> None:
-        client = Client(server.url, verbose=False)
+        client = user_client(server.url, number)
         while not stop.is_set():
             try:
                 answered.append(ask(client, number)[1])
@@ -146,11 +129,11 @@ def _recorded(data_dir: Path, comparison_ids: set[str], timeout: float) -> int:
 
 def soak(server: Server, users: int, seconds: float, every_s: float = 10.0) -> list[float]:
     """Users chat for `seconds`; the server's RSS (MB) every `every_s`, from after a warm-up."""
-    ask(Client(server.url, verbose=False), 0)
+    ask(user_client(server.url, 0), 0)
     process, samples, stop = psutil.Process(server.process.pid), [], threading.Event()
 
     def user(number: int) -> None:
-        client = Client(server.url, verbose=False)
+        client = user_client(server.url, number)
         while not stop.is_set():
             ask(client, number)
 
@@ -172,33 +155,61 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--batch-rows", type=int, default=100)
+    parser.add_argument("--flood-users", type=int, default=10, help="ordinary users beside the flooder")
+    parser.add_argument("--flood-turns", type=int, default=3)
     parser.add_argument("--kill-users", type=int, default=10)
     parser.add_argument("--kill-after-s", type=float, default=60)
     parser.add_argument("--soak-s", type=float, default=600)
+    parser.add_argument("--scenarios", default="batch,flood,soak,kill", help="which to run, comma-separated")
     args = parser.parse_args()
+    scenarios = set(args.scenarios.split(","))
     with tempfile.TemporaryDirectory() as folder, app_server(args.data_dir, "public-space") as server:
         first_answer(server)
-        ask(Client(server.url, verbose=False), 0)
-        alone = [ask(Client(server.url, verbose=False), u)[0] for u in range(10)]
-        load = chat_beside_batch(server.url, args.users, args.batch_rows, Path(folder))
+        ask(user_client(server.url, 0), 0)
+        alone = [ask(user_client(server.url, u), u)[0] for u in range(10)]
         print(f"/compare alone: median {statistics.median(alone):.2f} s")
-        p50 = statistics.median(load.chat_seconds)
-        print(
-            f"{args.users} users beside a {load.batch_rows}-row batch: p50 {p50:.2f} s p95 {load.p95():.2f} s"
-        )
-        print(
-            f"  {load.chats_before_batch_ended} of {args.users} answered before the batch ended;"
-            f" the batch answered {load.batch_answered} rows in {load.batch_seconds:.0f} s"
-        )
-        rss = soak(server, args.users // 3 or 1, args.soak_s)
-        samples = ", ".join(f"{r:.0f}" for r in rss)
-        print(
-            f"soak: {args.users // 3 or 1} users for {args.soak_s:.0f} s; RSS {rss[0]:.0f} MB after warm-up,"
-        )
-        print(f"  {max(rss):.0f} MB at most, {rss[-1]:.0f} MB at the end (samples: {samples})")
-    answered, present, replay_s = kill_under_load(args.data_dir, args.kill_users, args.kill_after_s)
-    print(f"SIGKILL after {args.kill_after_s:.0f} s of {args.kill_users} users: {answered} answered,")
-    print(f"  {present} with both traces after the restart (replayed in {replay_s:.0f} s)")
+        if "batch" in scenarios:
+            print_batch_load(
+                chat_beside_batch(server.url, args.users, args.batch_rows, Path(folder)), args.users
+            )
+        if "flood" in scenarios:
+            print_flood(flood_beside_users(server.url, args.flood_users, args.flood_turns, Path(folder)))
+        if "soak" in scenarios:
+            users = args.users // 3 or 1
+            rss = soak(server, users, args.soak_s)
+            samples = ", ".join(f"{r:.0f}" for r in rss)
+            print(f"soak: {users} users for {args.soak_s:.0f} s; RSS {rss[0]:.0f} MB after warm-up,")
+            print(f"  {max(rss):.0f} MB at most, {rss[-1]:.0f} MB at the end (samples: {samples})")
+    if "kill" in scenarios:
+        answered, present, replay_s = kill_under_load(args.data_dir, args.kill_users, args.kill_after_s)
+        print(f"SIGKILL after {args.kill_after_s:.0f} s of {args.kill_users} users: {answered} answered,")
+        print(f"  {present} with both traces after the restart (replayed in {replay_s:.0f} s)")
+
+
+def print_batch_load(load: BatchLoad, users: int) -> None:
+    p50 = statistics.median(load.chat_seconds)
+    print(f"{users} users beside a {load.batch_rows}-row batch: p50 {p50:.2f} s p95 {load.p95():.2f} s")
+    print(
+        f"  {load.chats_before_batch_ended} of {users} answered before the batch ended;"
+        f" the batch answered {load.batch_answered} rows in {load.batch_seconds:.0f} s"
+    )
+
+
+def print_flood(load) -> None:
+    """The flood's figures: the users' waits against the bound, and what the flooder got."""
+    refusal, flooder_s = sorted(s for s, _ in load.refusals), statistics.median(load.flooder_seconds)
+    print(
+        f"flood: {len(load.user_spans)} user requests beside one flooding address; p50 {load.p50():.2f} s,"
+        f" p95 {statistics.quantiles(load.user_seconds, n=20)[-1]:.2f} s, max {max(load.user_seconds):.2f} s"
+        f" (alone {load.alone_s:.2f} s)"
+    )
+    print(
+        f"  at most {load.most_overtaken()} flooder comparisons answered while one user's waited;"
+        f" flooder: {len(load.flooder_answers)} comparisons (median {flooder_s:.2f} s)"
+        f" and {load.batches_answered} batches answered, {len(refusal)} refused"
+        f" (median {statistics.median(refusal):.2f} s, max {refusal[-1]:.2f} s to the refusal),"
+        f" {len(load.failures)} other errors"
+    )
 
 
 if __name__ == "__main__":

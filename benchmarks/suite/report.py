@@ -10,14 +10,13 @@ import statistics
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.model_cost import Shape, fp32_bytes_per_token, onnx_bytes_per_token
+from benchmarks.exports import onnx_export
+from benchmarks.suite.model_cost import Shape, fp32_bytes_per_token, onnx_bytes_per_token
 
 REAL_LAYERS = 32  # Phi-3-mini
 
 
 def summarize(machine, checkpoint: Path, settings, measured, extra: dict) -> dict:
-    from benchmarks.tuning import onnx_export
-
     shape = Shape.of(checkpoint)
     weight_bytes = {"transformers fp32": fp32_bytes_per_token(shape)}
     for precision in ("int4", "fp32"):
@@ -212,7 +211,7 @@ def _median(values) -> float | None:
 
 
 def write_outputs(summary: dict, out: Path) -> list[Path]:
-    from benchmarks.tables import markdown, plot
+    from benchmarks.suite.tables import markdown, plot
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "results.md", out / "results.png"]

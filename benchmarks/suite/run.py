@@ -26,15 +26,16 @@ from tqdm import tqdm
 
 from benchmarks import served
 from benchmarks.engines import OnnxEngine, Prompt, PyfuncPath, Run, TransformersEngine, prompt_of_length
+from benchmarks.exports import onnx_export
 from benchmarks.machine import PeakRss, measure_machine, quick_probe, with_probes
-from benchmarks.report import summarize, write_outputs
 from benchmarks.shaped_model import CACHE, build_shaped_model
-from benchmarks.tuning import measure_startup, measure_tuning, onnx_export
+from benchmarks.suite.report import summarize, write_outputs
+from benchmarks.suite.tuning import measure_startup, measure_tuning
 from wrappers import AppConfig, build_backends
 from wrappers.models import onnx_spec, transformers_spec
 from wrappers.registry import find_version, use_store
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "results"  # benchmarks/results, shared by every group
 RUN_ORDER = [  # each engine next to its pyfunc, so their ratio compares neighbouring moments
     ("transformers fp32", "engine"),
     ("transformers fp32", "pyfunc"),

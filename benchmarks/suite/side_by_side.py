@@ -4,7 +4,7 @@ Runs each wrapper alone, then both interleaved as the app runs them, on the
 same prompts, and prints the median time to first token, total time and
 decode speed of each. The app's claim holds if the columns match within noise.
 
-    .venv/bin/python -m benchmarks.side_by_side [--repeats 5] [--max-tokens 64]
+    .venv/bin/python -m benchmarks.suite.side_by_side [--repeats 5] [--max-tokens 64]
 """
 
 from __future__ import annotations

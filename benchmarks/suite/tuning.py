@@ -9,7 +9,6 @@ prompt with its shortest answer.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
 import tempfile
@@ -19,15 +18,15 @@ from pathlib import Path
 
 from benchmarks import served
 from benchmarks.engines import OnnxEngine, TransformersEngine
-from benchmarks.int4_quality import corpus_accuracy, random_sequences, teacher_forced_kl, tiny_chat_ids
+from benchmarks.exports import onnx_export
 from benchmarks.machine import quick_probe
-from benchmarks.model_cost import Shape, onnx_bytes_per_token
-from benchmarks.report import bandwidth_share
+from benchmarks.suite.int4_quality import corpus_accuracy, random_sequences, teacher_forced_kl, tiny_chat_ids
+from benchmarks.suite.model_cost import Shape, onnx_bytes_per_token
+from benchmarks.suite.report import bandwidth_share
 from compare.comparison import compare_stream
 from wrappers import AppConfig, GenerationOptions, build_backends, run
 from wrappers.config import TINY_CHECKPOINT
-from wrappers.onnx_backend import EXPORT_OPTIONS, build_onnx_export, builder_options
-from wrappers.sources import parameter_count
+from wrappers.onnx_backend import EXPORT_OPTIONS, builder_options
 
 PRUNED = "LM head on the last prompt token"
 INT4_VARIANTS = {  # setting -> the builder's options; accuracy level 4 computes in int8, 1 in fp32
@@ -38,34 +37,6 @@ INT4_VARIANTS = {  # setting -> the builder's options; accuracy level 4 computes
     "block 32, accuracy level 4, LM head on every prompt token": ["block_size=32", "accuracy_level=4"],
 }
 BLOCK_SIZES = (32, 64, 128)  # compared for what they give up, on the tiny model too
-# Up to this size a build takes a second or two: a child process would spend longer on its imports.
-IN_PROCESS_PARAMETERS = 50_000_000
-
-
-def onnx_export(checkpoint: Path, precision: str, cache: Path, options: list[str] | None = None) -> Path:
-    """The builder's export of `checkpoint` (the app's options unless given), built once into `cache`."""
-    options = builder_options(precision) if options is None else options
-    slug = "-".join(option.replace("=", "") for option in options)
-    folder = cache / f"{checkpoint.name}-onnx-{precision}-{slug}"
-    if not (folder / "genai_config.json").exists():
-        if parameter_count(checkpoint) <= IN_PROCESS_PARAMETERS:
-            build_in_this_process(checkpoint, precision, folder, options)
-        else:  # as the app builds: an out-of-memory kill takes only the build
-            build_onnx_export(str(checkpoint), precision, folder, options)
-    return folder
-
-
-def build_in_this_process(checkpoint: Path, precision: str, folder: Path, options: list[str]) -> None:
-    """The app's own build step, run here; the builder's chatter goes to a log beside the export."""
-    from wrappers.onnx_build import build_export
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        folder.with_name(folder.name + ".log").open("w") as log,
-        contextlib.redirect_stdout(log),
-        contextlib.redirect_stderr(log),
-    ):
-        build_export(str(checkpoint), precision, str(folder), options)
 
 
 def session_overlay(**options) -> dict:

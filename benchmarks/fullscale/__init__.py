@@ -1,0 +1,4 @@
+"""The full-size rehearsal, the memory fits, and the smallest cgroup each step completes in.
+
+See docs/fullscale.md.
+"""

@@ -1,0 +1,161 @@
+"""A fair share of Gradio's queue for every client, so that one visitor cannot lock out the rest.
+
+Gradio's queue has one size for everyone (`PHI3_QUEUE_SIZE`): a client that posts fast enough
+fills it, and every other visitor is told "Queue is full". `QueueShare` wraps the queue's
+`push`, the step behind both `/gradio_api/queue/join` (the page, gradio_client) and
+`/gradio_api/call/<name>` (curl), and refuses an event at once when its client already holds
+its share of events waiting or running:
+
+- per session (a browser tab, a gradio_client `Client`): `per_session` events;
+- per address, all its sessions together: `per_address` events, of which `batches` batches.
+  Opening new sessions (or calling `/call/`, which has none) does not get around it; people
+  behind one shared address share `per_address` places, not one.
+
+The address is the one the server was connected from, or the client a trusted proxy names
+(uvicorn's `X-Forwarded-For` handling, set by `PHI3_TRUSTED_PROXIES`); the login throttle
+reads the same one. The login is no key: the app has one shared account, so a cap per login
+would lock every logged-in visitor together.
+
+Only events that can wait count: those of a concurrency group with a limit (the models, the
+batches, votes, the leaderboard). Events without a limit (the page's checks, Stop, Clear, the
+start-up poll) start at once and never wait behind anyone.
+
+A refused event never enters the queue; it ends at once with a `gr.Error` message: one toast
+in the page, an error carrying the message for gradio_client; a `/call/` request (no session)
+gets HTTP 400 with the message as its `detail`.
+
+The places held are read from Gradio's own table of live events (`event_ids_to_events`, which
+Gradio empties when an event completes, fails, is cancelled or its client goes away), so a
+place cannot leak. Concession: this relies on the internals of `gradio.queueing.Queue` 6.31
+(`push`, `event_ids_to_events`, `send_message`); `tests/test_fair_queue.py` checks them over HTTP.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import gradio as gr
+from gradio import route_utils
+from gradio.queueing import AsyncQueue, Event
+from gradio.server_messages import ProcessCompletedMessage
+from gradio.utils import error_payload
+
+UNREAD_REFUSALS = 16  # a session with this many messages unread gets its refusals as HTTP errors
+
+
+@dataclass(frozen=True)
+class Place:
+    """One event waiting or running, and whose it is."""
+
+    session: str | None  # None: a /call/ request, which has no session
+    address: str
+    batch: bool
+
+
+@dataclass(frozen=True)
+class QueueShare:
+    """The per-client limits; `install` puts them in front of a Blocks' queue."""
+
+    per_session: int = 3
+    per_address: int = 8
+    batches: int = 1  # per address
+    batch_groups: frozenset[str] = frozenset()  # concurrency ids of batch events
+
+    def refusal(self, place: Place, held: list[Place]) -> str | None:
+        """Why `place` is refused beside the places its client already `held`, or None.
+
+        >>> share = QueueShare(per_session=2, per_address=3)
+        >>> share.refusal(Place("s", "a", False), [Place("s", "a", False)]) is None
+        True
+        >>> share.refusal(Place("s", "a", False), [Place("s", "a", False)] * 2)[:22]
+        'You already have 2 req'
+        """
+        from_address = [p for p in held if p.address == place.address]
+        same_session = sum(p.session == place.session for p in held) if place.session else 0
+        same_address, batches = len(from_address), sum(p.batch for p in from_address)
+        wait = "wait for one to finish, then send the next"
+        if place.batch and batches >= self.batches:
+            return (
+                f"One batch at a time per visitor ({batches} waiting or running from your address): {wait}."
+            )
+        if same_session >= self.per_session:
+            mine = f"{same_session} requests waiting or running (at most {self.per_session})"
+            return f"You already have {mine}: {wait}."
+        if same_address >= self.per_address:
+            return (
+                f"Your address already has {same_address} requests waiting or running, from all its "
+                f"sessions (at most {self.per_address}): {wait}."
+            )
+        return None
+
+    def install(self, demo: gr.Blocks) -> _Gate:
+        """Wrap `demo`'s queue (call after `demo.queue(...)`); returns the gate, for inspection."""
+        gate = _Gate(self, demo._queue)
+        demo._queue.push = gate.push
+        return gate
+
+
+class _Gate:
+    """The wrapped `push`: counts the client's live events, refuses or lets the event in."""
+
+    def __init__(self, share: QueueShare, queue) -> None:
+        self.share, self.queue, self._push = share, queue, queue.push
+        self.places: dict[str, Place] = {}  # event id -> place, for events Gradio still holds
+
+    async def push(self, body, request, username):
+        try:
+            fn = route_utils.get_fn(self.queue.blocks, None, body)
+        except Exception:  # an unknown function: Gradio's own push says why
+            return await self._push(body, request, username)
+        if not self._waits(fn):
+            return await self._push(body, request, username)
+        address = request.client.host if request.client else "unknown"
+        place = Place(body.session_hash, address, fn.concurrency_id in self.share.batch_groups)
+        why = self.share.refusal(place, self.held())
+        if why is not None:
+            return await self._refuse(body, fn, request, username, why)
+        reserved = f"reserved-{uuid.uuid4().hex}"  # holds the place while Gradio's push awaits
+        self.places[reserved] = place
+        try:
+            success, event_id, state = await self._push(body, request, username)
+        finally:
+            del self.places[reserved]
+        if success:
+            self.places[event_id] = place
+        return success, event_id, state
+
+    def held(self) -> list[Place]:
+        """The places of the events still waiting or running; forgets those Gradio let go."""
+        live = self.queue.event_ids_to_events  # reservations are not in it yet
+        for event_id in [e for e in self.places if e not in live and not e.startswith("reserved-")]:
+            del self.places[event_id]
+        return list(self.places.values())
+
+    def _waits(self, fn) -> bool:
+        group = self.queue.event_queue_per_concurrency_id.get(fn.concurrency_id)
+        if group is None:
+            self.queue.create_event_queue_for_fn(fn)
+            group = self.queue.event_queue_per_concurrency_id[fn.concurrency_id]
+        return group.concurrency_limit is not None
+
+    async def _refuse(self, body, fn, request, username, message: str):
+        """End the event at once with `message`, as Gradio ends one whose function raised gr.Error.
+
+        Gradio keeps a message until its client reads it, so a request without a session (a
+        /call/ one, whose session would be a new key each time) or from a session that leaves
+        its messages unread is refused as an HTTP 400 carrying the message instead: a flood of
+        unread refusals must not grow the server's memory.
+        """
+        unread = self.queue.pending_event_ids_session.get(body.session_hash or "", ())
+        if body.session_hash is None or len(unread) >= UNREAD_REFUSALS:
+            return False, message, "error"
+        event = Event(body.session_hash, fn, request, username)
+        async with self.queue.pending_message_lock:
+            if event.session_hash not in self.queue.pending_messages_per_session:
+                self.queue.pending_messages_per_session[event.session_hash] = AsyncQueue()
+            self.queue.pending_event_ids_session.setdefault(event.session_hash, set()).add(event._id)
+        content = error_payload(gr.Error(message, title="Busy", print_exception=False), True)
+        completed = ProcessCompletedMessage(output=content, title="Busy", success=False)
+        self.queue.send_message(event, completed)
+        return True, event._id, "success"
