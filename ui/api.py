@@ -198,7 +198,7 @@ def register_api(comparer: Comparer) -> None:
         it replaced, if any.
 
         Args:
-            comparison_id: The comparison_id a comparison returned (32 hex digits), from /compare for one.
+            comparison_id: The comparison_id a comparison returned, e.g. by /compare (32 hex digits).
             choice: transformers, onnx, tie or both_bad (left and right name transformers and onnx).
             comment: An optional note stored with the vote (at most 2,000 characters).
         """
