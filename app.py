@@ -17,12 +17,14 @@ from compare.arena import Arena
 from compare.interrupted import end_interrupted
 from compare.recorder import Recorder
 from compare.service import Comparer
-from ui.api import SIDES, described, register_api
+from ui.api import SIDES, register_api
+from ui.api_docs import add_endpoint
 from ui.arena import register_arena_api
 from ui.chat import CSS, chat_tab
 from ui.conversation_io import register_replay_api
 from ui.fair_queue import QueueShare
 from ui.gate import RequestGate
+from ui.history import CSS as HISTORY_CSS
 from ui.history import history_tab
 from ui.leaderboard import Board, leaderboard_api
 from ui.login import LoginThrottle
@@ -70,7 +72,7 @@ def build_app(
         register_api(comparer)
         register_arena_api(comparer, arena)
         register_replay_api(comparer)
-        gr.api(described(leaderboard_api, Board), api_name="leaderboard")
+        add_endpoint(leaderboard_api, Board, api_name="leaderboard")
     return demo
 
 
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         server_port=config.port,
         auth=config.auth,
         theme=gr.themes.Soft(),
-        css=CSS,
+        css=CSS + HISTORY_CSS,
         max_file_size=int(config.limits.max_upload_mb * 2**20),
         app_kwargs={"middleware": [login_throttle(config.limits), Middleware(RequestGate, blocks=demo)]},
     )

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 
+from compare.settings import differing_note
 from wrappers.backend import Backend, Messages, stream_result
 from wrappers.options import GenerationOptions
 from wrappers.results import Result
@@ -112,8 +113,8 @@ def judge(
 ) -> Verdict:
     """Compare two finished results token by token, and their decode speeds."""
     index = first_difference(left.pieces, right.pieces)
-    ratio = _ratio(right.latency.tokens_per_s, left.latency.tokens_per_s)
-    context = "" if same_conversation else DIFFERENT_HISTORIES
+    ratio = speed_ratio(left, right)
+    context = ("" if same_conversation else DIFFERENT_HISTORIES) + _settings_context(left, right, names)
     if left.error or right.error:
         summary = "Not compared: a model reported an error."
         return Verdict(False, None, None, None, ratio, summary + context, same_conversation, names)
@@ -134,6 +135,33 @@ DIFFERENT_HISTORIES = (
 )
 
 
+def _settings_context(left: Result, right: Result, names: tuple[str, str]) -> str:
+    note = differing_note(dict(zip(names, (left, right), strict=True)))
+    return f" ⚠️ {note}" if note else ""
+
+
+def timed_steps(result: Result) -> int:
+    """Decode steps behind a result's tokens/s: its tokens after the first.
+
+    >>> from wrappers.results import Usage
+    >>> timed_steps(Result(usage=Usage(5, 9, 14))), timed_steps(Result())
+    (8, 0)
+    """
+    return max((result.usage.completion_tokens or 0) - 1, 0)
+
+
+def decode_timed(result: Result) -> bool:
+    """Whether a result's decode speed rests on enough tokens to be shown and compared."""
+    return timed_steps(result) >= MIN_TIMED_TOKENS and result.latency.tokens_per_s is not None
+
+
+def speed_ratio(left: Result, right: Result) -> float | None:
+    """Right decode tokens/s over left's, when both are timed (`decode_timed`), else None."""
+    if not (decode_timed(left) and decode_timed(right)):
+        return None
+    return _ratio(right.latency.tokens_per_s, left.latency.tokens_per_s)
+
+
 def speed_sentence(left: Result, right: Result, names: tuple[str, str]) -> str:
     """Which side decodes faster, rounded to what the sample supports.
 
@@ -143,19 +171,18 @@ def speed_sentence(left: Result, right: Result, names: tuple[str, str]) -> str:
     >>> speed_sentence(a, b, ("transformers", "onnx"))
     'onnx decodes about 10× faster (39 timed tokens each side).'
     >>> speed_sentence(a, Result(usage=Usage(5, 3, 8)), ("transformers", "onnx"))
-    'Too short to time decoding: 2 tokens after the first, 8 needed for a decode speed.'
+    'Too short to compare decoding speeds: onnx has 2 tokens after the first, 8 needed.'
     """
-    steps = {
-        n: max((r.usage.completion_tokens or 0) - 1, 0) for n, r in zip(names, (left, right), strict=True)
-    }
-    short = {n: k for n, k in steps.items() if k < MIN_TIMED_TOKENS}
+    steps = {n: timed_steps(r) for n, r in zip(names, (left, right), strict=True)}
+    short = [f"{n} has {_tokens(k)}" for n, k in steps.items() if k < MIN_TIMED_TOKENS]
+    if len(short) == len(steps) and len(set(steps.values())) == 1:
+        short = [f"both have {_tokens(steps[names[0]])}"]
     if short:
-        fewest = min(short.values())
         return (
-            f"Too short to time decoding: {_tokens(fewest)} after the first, "
-            f"{MIN_TIMED_TOKENS} needed for a decode speed."
+            f"Too short to compare decoding speeds: {' and '.join(short)} after the first, "
+            f"{MIN_TIMED_TOKENS} needed."
         )
-    ratio = _ratio(right.latency.tokens_per_s, left.latency.tokens_per_s)
+    ratio = speed_ratio(left, right)
     if ratio is None:
         return ""
     sample = (

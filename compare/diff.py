@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from compare.comparison import first_difference
 
 CONTEXT_TOKENS = 6  # tokens shown before and after the first divergence
+MAX_CHANGED_SHARE = 0.5  # a word diff helps only while most words are shared
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,22 @@ def word_diff(left: str, right: str) -> list[WordOp]:
     a, b = _words(left), _words(right)
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     return [WordOp(op, "".join(a[i1:i2]), "".join(b[j1:j2])) for op, i1, i2, j1, j2 in matcher.get_opcodes()]
+
+
+def changed_share(ops: list[WordOp]) -> float:
+    """The share of words (of both answers) that the diff marks as changed.
+
+    >>> changed_share(word_diff("Paris is big", "Madrid is big"))
+    0.3333333333333333
+    >>> changed_share(word_diff("Yes", "No way"))
+    1.0
+    """
+    total = changed = 0
+    for op in ops:
+        count = len(op.left.split()) + len(op.right.split())
+        total += count
+        changed += 0 if op.op == "equal" else count
+    return changed / total if total else 0.0
 
 
 def _words(text: str) -> list[str]:

@@ -45,6 +45,7 @@ from compare.traces import Request, logged_model_id, write_trace
 from wrappers.backend import Backend
 from wrappers.errors import public_text
 from wrappers.options import GenerationOptions
+from wrappers.quiet import quiet_evaluation
 from wrappers.results import Result
 
 Compared = tuple[dict[str, Result], Scored, int, dict]  # both results, the fidelity, the start (ns), the row
@@ -188,6 +189,7 @@ def evaluate_sides(
     lease: Lease | None = None,
 ) -> dict[str, str]:
     """One `mlflow.genai.evaluate` run per side, nested under the batch run; return their ids."""
+    quiet_evaluation()
     data = [_eval_row(i, record) for i, record in enumerate(prompts.to_dict("records"))]
     has_expected = prompts["expected"].notna().any()
     runs, process = {}, lease.tags if lease else process_tags()

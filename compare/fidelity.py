@@ -11,6 +11,11 @@ transformers pipeline's torch model (one forward pass over prompt + answer), and
 pyfunc's onnxruntime-genai model. Its export prunes the LM head, so it computes the logits of
 the last appended token only: the answer is appended token by token, as when generating.
 
+The tokens scored are the ones the reference pane shows and counts: generation stops at the token
+that completes a stop sequence, and each token's text is its share of the pane's text
+(`shown_parts`); the end token and a token a stop cut away are scored and marked `hidden`. When the
+two sides hold different histories, both models are scored on the reference side's conversation.
+
 Concessions: only the transformers side's answer can be the reference, because it is the one
 whose generated ids the app sees (the ONNX pyfunc streams text, not ids). Sampled answers
 (temperature > 0) are scored against the models' own distributions (temperature 1), not the
@@ -25,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from compare.settings import describe, differing_note
 from wrappers.options import GenerationOptions
 from wrappers.results import Result
 
@@ -33,11 +39,12 @@ REFERENCE = "transformers"
 
 @dataclass(frozen=True)
 class TokenFidelity:
-    token: str  # the answer's text for this token (the end token shows as its special text)
+    token: str  # the text the pane shows for this token (the end token: its special text)
     kl: float  # KL(reference || other) of the next-token distributions, in nats
     p_reference: float  # each model's probability of the token that was emitted
     p_other: float
     agree: bool  # both models' most likely token is the same
+    hidden: bool = False  # the pane shows none of it: the end token, or text cut by a stop sequence
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,16 @@ class FidelityError(ValueError):
 
 
 def score(
-    backends: Mapping[str, object], results: Mapping[str, Result], options: GenerationOptions
+    backends: Mapping[str, object],
+    results: Mapping[str, Result],
+    options: GenerationOptions,
+    same_conversation: bool = True,
 ) -> Scored:
-    """Teacher-force the reference answer through both models; never raises."""
+    """Teacher-force the reference answer through both models; never raises.
+
+    With `same_conversation` False (the sides' earlier answers differ), both models are scored
+    on the reference side's conversation, and the note says so.
+    """
     other = next((side for side in results if side != REFERENCE), None)
     if other is None or REFERENCE not in results:
         return Scored(reason="Fidelity needs both panes.")
@@ -89,7 +103,7 @@ def score(
     try:
         started = time.perf_counter()
         reference, candidate = scorer_for(backends[REFERENCE], REFERENCE), scorer_for(backends[other], other)
-        problem = _unscorable(results[REFERENCE], results[other])
+        problem = _unscorable(results[REFERENCE], results[other], same_conversation)
         if problem:
             return Scored(reason=problem)
         fidelity = compare_answers(reference, candidate, results[REFERENCE], (REFERENCE, other))
@@ -97,7 +111,7 @@ def score(
         return Scored(reason=str(exc))
     except Exception as exc:  # a scoring failure must not hide the answers
         return Scored(reason=f"Fidelity could not be computed ({type(exc).__name__}: {exc}).")
-    note = None if options.greedy else _sampled_note(options)
+    note = scoring_note(results, options, same_conversation)
     elapsed = time.perf_counter() - started
     return Scored(fidelity=replace(fidelity, scoring_s=elapsed, note=note))
 
@@ -111,10 +125,11 @@ def compare_answers(reference, candidate, answer: Result, names: tuple[str, str]
     kl, agree = divergence(expected, got)
     rows = np.arange(len(completion))
     p_ref, p_other = np.exp(expected[rows, completion]), np.exp(got[rows, completion])
-    texts = reference.token_texts(completion)
+    texts, special = reference.token_texts(completion), reference.special(completion)
+    shown = shown_parts(texts, special, answer.text)
     per_token = tuple(
-        TokenFidelity(t, float(k), float(p), float(q), bool(a))
-        for t, k, p, q, a in zip(texts, kl, p_ref, p_other, agree, strict=True)
+        TokenFidelity(t if s else v, float(k), float(p), float(q), bool(a), s or not v)
+        for t, v, s, k, p, q, a in zip(texts, shown, special, kl, p_ref, p_other, agree, strict=True)
     )
     return Fidelity(
         reference=names[0],
@@ -126,6 +141,22 @@ def compare_answers(reference, candidate, answer: Result, names: tuple[str, str]
         per_token=per_token,
         scoring_s=0.0,
     )
+
+
+def shown_parts(texts: list[str], special: list[bool], shown: str) -> list[str]:
+    """Each token's share of `shown`, the text the pane shows: a stop sequence cuts the rest.
+
+    >>> shown_parts(["The", " cap", "ital", " Madrid"], [False] * 4, "The capital ")
+    ['The', ' cap', 'ital', ' ']
+    >>> shown_parts(["Hi", " is", "<|end|>"], [False, False, True], "Hi")
+    ['Hi', '', '']
+    """
+    parts, at = [], 0
+    for text, is_special in zip(texts, special, strict=True):
+        part = "" if is_special else shown[at : at + len(text)]
+        parts.append(part)
+        at += len(part)
+    return parts
 
 
 def divergence(expected: np.ndarray, got: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,6 +192,10 @@ class TransformersScorer:
         with torch.inference_mode():
             logits = self.model(input_ids=ids).logits[0, len(prompt) - 1 :]
         return log_softmax(logits.float().numpy())
+
+    def special(self, completion: list[int]) -> list[bool]:
+        """Which tokens are special (the end token): they show as their own text."""
+        return [token in self.tokenizer.all_special_ids for token in completion]
 
     def token_texts(self, completion: list[int]) -> list[str]:
         """Each token's share of the decoded answer; a special token shows as itself."""
@@ -221,16 +256,30 @@ def scorer_for(backend, side: str):
     return OnnxScorer(engine.model)
 
 
-def _unscorable(reference: Result, other: Result) -> str | None:
+def _unscorable(reference: Result, other: Result, same_conversation: bool) -> str | None:
     if not reference.completion_ids or not reference.prompt_ids:
         return f"Not scored: the {REFERENCE} pane did not report its token ids."
-    if other.prompt_ids and other.prompt_ids != reference.prompt_ids:
+    if same_conversation and other.prompt_ids and other.prompt_ids != reference.prompt_ids:
         return "Not scored: the two chat templates gave different prompt ids."
     return None
 
 
-def _sampled_note(options: GenerationOptions) -> str:
-    return (
-        f"The answers were sampled (temperature {options.temperature:g}, top_p {options.top_p:g}); "
-        "KL and top-1 compare the models' own distributions (temperature 1)."
-    )
+def scoring_note(
+    results: Mapping[str, Result], options: GenerationOptions, same_conversation: bool
+) -> str | None:
+    """What the reader must know to read the numbers: other histories, other settings, sampling."""
+    used = results[REFERENCE].options or options
+    notes = [] if same_conversation else [DIFFERENT_HISTORIES]
+    notes += [differing_note(results)] if differing_note(results) else []
+    if not used.greedy:
+        notes.append(
+            f"The {REFERENCE} answer was {describe(used)}; KL and top-1 compare the models' own "
+            "distributions (temperature 1)."
+        )
+    return " ".join(notes) or None
+
+
+DIFFERENT_HISTORIES = (
+    "The two sides hold different histories (their earlier answers differ): both models were "
+    f"scored on the {REFERENCE} side's conversation and answer."
+)

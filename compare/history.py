@@ -7,6 +7,7 @@ labels the ones that cannot be voted on ("⏹ stopped: no vote", ...).
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
 import pandas as pd
@@ -15,6 +16,8 @@ from compare.endings import LABELS, comparison_ending
 from compare.traces import search
 from compare.turns import Answer, Turn, turns_from_sent
 from compare.votes import ALIASES, SIDES, standing_vote
+from wrappers.options import GenerationOptions
+from wrappers.results import Latency, ModelRef, Result, Usage
 
 
 def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
@@ -51,8 +54,9 @@ def recent_comparisons(owner: str | None, limit: int = 50) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reopened(comparison_id: str, owner: str | None) -> tuple[str, list[Turn]]:
-    """A past comparison of `owner` (None: anyone's) as the Chat tab's (system prompt, turns).
+def reopened(comparison_id: str, owner: str | None) -> tuple[str, list[Turn], dict[str, Result]]:
+    """A past comparison of `owner` (None: anyone's) as the Chat tab's (system prompt, turns), and
+    each side's last answer as its trace recorded it (`recorded_result`), for the metrics and verdict.
 
     Unknown, or someone else's: no turns, so ids cannot be probed.
     """
@@ -61,7 +65,43 @@ def reopened(comparison_id: str, owner: str | None) -> tuple[str, list[Turn]]:
     by_side = {t.info.tags.get("side"): t for t in traces if t.info.tags.get("side") in SIDES}
     sent = {side: (as_json(t.data.request) or {}).get("messages", []) for side, t in by_side.items()}
     last = {side: Answer(*_text_and_error(t)) for side, t in by_side.items()}
-    return turns_from_sent(sent, last) if by_side else ("", [])
+    if not by_side:
+        return "", [], {}
+    return *turns_from_sent(sent, last), {side: recorded_result(t) for side, t in by_side.items()}
+
+
+def recorded_result(trace) -> Result:
+    """A side's final `Result` as far as its trace holds it: text, per-token pieces (traces
+    written before they were kept have none), usage, latency, model, settings and error.
+    The raw output and the token ids are not recorded."""
+    outputs = as_json(trace.data.response) or {}
+    inputs = as_json(trace.data.request) or {}
+    attributes = trace.data.spans[0].attributes if trace.data.spans else {}
+    text, error = _text_and_error(trace)
+    name, _, version = (trace.info.tags.get("model") or "").rpartition("/")
+    return Result(
+        text=text,
+        response=outputs.get("response"),
+        usage=Usage(**_known(outputs.get("usage"), Usage)),
+        latency=Latency(**_known(attributes, Latency)),
+        model=ModelRef(name or None, version or None),
+        error=error,
+        pieces=tuple(outputs.get("pieces") or ()),
+        done=True,
+        options=_options(inputs.get("settings")),
+    )
+
+
+def _known(values: dict | None, kind: type) -> dict:
+    """The fields of dataclass `kind` that `values` holds."""
+    return {f.name: (values or {})[f.name] for f in fields(kind) if f.name in (values or {})}
+
+
+def _options(settings: dict | None) -> GenerationOptions | None:
+    try:
+        return GenerationOptions(**{**settings, "stop": tuple(settings.get("stop") or ())})
+    except (TypeError, ValueError, AttributeError):  # an older or foreign record: unknown, not a guess
+        return None
 
 
 def answer_text(trace) -> str:

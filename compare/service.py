@@ -143,15 +143,22 @@ class Comparer:
         else:
             self._record(comparison_id, conversations, options, latest, started, asker, tags)
 
-    def score(self, results: Mapping[str, Result], options: GenerationOptions, wanted: bool = True) -> Scored:
-        """Fidelity of a finished comparison; the panes are final, so neither side waits for it.
+    def score(
+        self,
+        results: Mapping[str, Result],
+        options: GenerationOptions,
+        wanted: bool = True,
+        same_conversation: bool = True,
+    ) -> Scored:
+        """Fidelity of a finished (or stopped) comparison; the panes are final, so neither side waits.
 
         Runs as a generation would (traces wait, batch rows too), so its time is its own.
+        `same_conversation` False: the sides were sent different histories (see `score`).
         """
         if not (self.fidelity and wanted):
             return Scored(reason="Fidelity scoring is switched off.")
         with self.slot.take("chat"), self._generating():
-            return score(self.backends, results, options)
+            return score(self.backends, results, options, same_conversation)
 
     def one(
         self, side: str, messages: Messages, options: GenerationOptions, comparison_id: str, asker: Asker

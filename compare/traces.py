@@ -92,7 +92,12 @@ def trace_payload(request: Request, attributes: dict | None = None) -> dict[str,
             },
             "metadata": {TraceMetadataKey.MODEL_ID: model_id} if model_id else None,
             "tags": tags,
-            "outputs": {"text": result.text, "usage": asdict(result.usage), "response": result.response},
+            "outputs": {
+                "text": result.text,
+                "usage": asdict(result.usage),
+                "response": result.response,
+                "pieces": list(result.pieces),  # per token: a reopened comparison's verdict needs them
+            },
             "error": result.error,
             "start_ns": request.started_ns,
             "end_ns": request.started_ns + int((result.latency.total_s or 0) * 1e9),

@@ -1,4 +1,4 @@
-"""The README's screenshot: the Chat tab at 1400×900 after one real comparison.
+"""The README's screenshot: the Chat tab at 1400×900 after one real comparison, from its tabs down.
 
 Start the app first (`bash scripts/start.sh`), then:
     python scripts/screenshot.py [http://127.0.0.1:7860/] [docs/screenshot.png]
@@ -34,6 +34,11 @@ def main(url: str = "http://127.0.0.1:7860/", out: str = str(ROOT / "docs" / "sc
         expect(page.locator("#verdict")).to_contain_text("completions", timeout=120_000)
         expect(page.locator("#fidelity")).to_contain_text("nats/token", timeout=120_000)
         page.locator("#prompt textarea").blur()
+        # From the tabs down: the panes, the prompt, the examples and settings under it, and the
+        # verdict, fidelity and metrics under those, in one 1400×900 view (the title is above).
+        page.locator(".tab-wrapper, [role=tablist]").first.evaluate(
+            "e => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY - 8)"
+        )
         page.screenshot(path=out)
         browser.close()
     print(f"wrote {out}")

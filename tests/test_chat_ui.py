@@ -64,7 +64,7 @@ def send(page, prompt: str, button: str = "#send") -> str:
 def settings(page, temperature: float | None = None, max_tokens: int | None = None, stop: str | None = None):
     """Type into the setting boxes (opening the accordion first); each box is checked to hold the value."""
     if not page.locator("#setting-stop textarea").is_visible():
-        page.get_by_text("Generation settings").click()
+        page.get_by_text("Settings for both models").click()
     boxes = {"temperature input": temperature, "max-tokens input": max_tokens, "stop textarea": stop}
     for box, value in boxes.items():
         if value is not None:

@@ -148,8 +148,9 @@ def test_verdict_rounds_the_speed_ratio_to_two_figures_and_says_when_too_short_t
     short = judge(result(["Hi", ""], 10.0), result(["Hi", ""], 2000.0), ("t", "o")).summary
     assert (
         short == "Identical completions (2 tokens). "
-        "Too short to time decoding: 1 token after the first, 8 needed for a decode speed."
+        "Too short to compare decoding speeds: both have 1 token after the first, 8 needed."
     )
+    assert judge(result(["Hi", ""], 10.0), result(["Hi", ""], 2000.0), ("t", "o")).speed_ratio is None
     assert "x faster" not in short and "(1 tokens)" not in short
 
 

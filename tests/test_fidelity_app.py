@@ -93,7 +93,7 @@ def test_the_chat_shows_the_fidelity_line_and_a_token_strip(page):
 
 
 def test_unticking_the_switch_skips_scoring(page):
-    page.get_by_text("Generation settings").click()
+    page.get_by_text("Settings for both models").click()
     page.locator("#fidelity-switch input").uncheck()
     send(page, "What is 7 plus 5?")
     expect(page.locator("#fidelity")).to_contain_text("switched off", timeout=30_000)

@@ -76,7 +76,7 @@ def click(page, selector: str):
 def setting(page, name: str, value: str) -> None:
     """Type `value` into a setting box (opening the accordion first) and leave the box."""
     if not page.locator("#setting-stop textarea").is_visible():
-        page.get_by_text("Generation settings").click()
+        page.get_by_text("Settings for both models").click()
     box = page.locator(f"#setting-{name} input")
     expect(box).to_be_visible()
     box.fill(value)

@@ -27,6 +27,7 @@ from compare.requests import options_of
 from compare.service import Comparer, new_comparison_id
 from compare.turns import messages_for
 from compare.votes import canonical_choice
+from ui.api_docs import add_endpoint, described
 from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 from wrappers.backend import Messages
@@ -70,11 +71,12 @@ class Side(TypedDict):
 
 
 class TokenInfo(TypedDict):
-    token: str
+    token: str  # the text the pane shows for this token (the end token: its special text)
     kl: float  # KL(transformers || onnx) of the next-token distributions, in nats
     p_reference: float  # each model's probability of the token emitted
     p_other: float
     agree: bool  # both models' most likely token is the same
+    hidden: bool  # the pane shows none of it: the end token, or the token a stop sequence cut
 
 
 class FidelityInfo(TypedDict):
@@ -203,7 +205,11 @@ def register_api(comparer: Comparer) -> None:
         fidelity: bool = True,
         request: gr.Request = None,
     ) -> Iterator[Comparison]:
-        """Like /compare, for a whole conversation: a list of {"role", "content"}."""
+        """Like /compare, for a whole conversation: a list of {"role", "content"}.
+
+        Args:
+            messages: The conversation, oldest first: [{"role": "system"|"user"|"assistant", "content": str}].
+        """
         if isinstance(messages, str) and messages.lstrip().startswith("["):  # the list as JSON text
             messages = bounded_json(messages, MAX_MESSAGES_BYTES, "messages")
         settings = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "stop": stop}
@@ -215,7 +221,13 @@ def register_api(comparer: Comparer) -> None:
         """Vote on your own comparison: choice is transformers, onnx, tie or both_bad (left and right
         are aliases of transformers and onnx); stored as MLflow feedback. previous_choice is the vote
         it replaced, if any. Only a comparison that finished takes a vote (see "ended" in /compare's
-        last update), and a voter may cast a limited number of votes in a given time."""
+        last update), and a voter may cast a limited number of votes in a given time.
+
+        Args:
+            comparison_id: The comparison_id a comparison returned, e.g. by /compare (32 hex digits).
+            choice: transformers, onnx, tie or both_bad (left and right name transformers and onnx).
+            comment: An optional note stored with the vote (at most 2,000 characters).
+        """
         traces, previous = comparer.vote(comparison_id, choice, comment, asker_of(request), voter_of(request))
         return {
             "comparison_id": comparison_id,
@@ -234,7 +246,7 @@ def register_api(comparer: Comparer) -> None:
         return respond
 
     models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    gr.api(described(at_boundary(vote), VoteReceipt), api_name="vote")
+    add_endpoint(at_boundary(vote), VoteReceipt, api_name="vote")
 
     def compare(
         prompt: str,
@@ -248,24 +260,18 @@ def register_api(comparer: Comparer) -> None:
     ) -> Iterator[Comparison]:
         """Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.
 
-        fidelity: after both answers, score them through both models (verdict.fidelity).
+        The parameters are described in ui/api_docs.SHARED, as every endpoint's settings are.
         """
         asked = comparer.check("prompt", {k: v for k, v in locals().items() if k in PROMPT_FIELDS})
         messages = prompt_messages(asked.prompt, asked.system_prompt)
         yield from _sides(comparer, messages, options_of(asked), asked.fidelity, asker_of(request))
 
-    gr.api(described(at_boundary(compare), Comparison), api_name="compare", **models)
-    gr.api(described(at_boundary(compare_messages), Comparison), api_name="compare_messages", **models)
+    add_endpoint(at_boundary(compare), Comparison, api_name="compare", **models)
+    add_endpoint(at_boundary(compare_messages), Comparison, api_name="compare_messages", **models)
     for side in SIDES:
         single = _prompt_endpoint(comparer, one_side(side), Side)
         single.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
-        gr.api(single, api_name=f"chat_{side}", **models)
-
-
-def described(endpoint, update: type):
-    """gr.api describes what an endpoint returns by its return annotation: for a stream, one update."""
-    endpoint.__annotations__["return"] = update
-    return endpoint
+        add_endpoint(single, api_name=f"chat_{side}", **models)
 
 
 def _prompt_endpoint(comparer: Comparer, respond, update: type):

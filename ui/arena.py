@@ -30,17 +30,18 @@ from ui.api import (
     Side,
     asker_of,
     at_boundary,
-    described,
     input_error,
     prompt_messages,
     voter_of,
 )
+from ui.api_docs import add_endpoint
 from ui.chat_events import StopSignals, stopper
 from ui.checks import box_options, check_send
 from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 
-ARENA_VOTES = {"a": "👈 A is better", "b": "👉 B is better", "tie": "🤝 Tie", "both_bad": "👎 Both bad"}
+# Words, not emoji: a machine without an emoji font showed empty boxes.
+ARENA_VOTES = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}
 NAMES = {"model_a": "Model A", "model_b": "Model B"}
 WAITING = "Both answers are in. Vote to reveal which model is which."
 
@@ -215,6 +216,7 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
         Returns {"battle_id", "model_a": {"text", "error", "done"}, "model_b": {...}, "done"}.
         Vote with /arena_vote to learn which model was which, with their figures (only on a battle
         whose last turn finished: a failed or cancelled one cannot be voted on).
+        The settings (prompt, system_prompt, max_tokens, ...) are described in ui/api_docs.SHARED.
         """
         fields = ("prompt", "system_prompt", "max_tokens", "temperature", "top_p", "stop")
         asked = comparer.check("prompt", {k: v for k, v in locals().items() if k in fields})
@@ -225,12 +227,18 @@ def register_arena_api(comparer: Comparer, arena: Arena) -> None:
             yield blind_payload(battle, latest)
 
     def arena_vote(battle_id: str, choice: str, comment: str = "", request: gr.Request = None) -> dict:
-        """Vote on a blind comparison: a, b, tie or both_bad. Returns the reveal: names and figures."""
+        """Vote on a blind comparison: a, b, tie or both_bad. Returns the reveal: names and figures.
+
+        Args:
+            battle_id: The battle_id that /arena returned.
+            choice: a (model_a is better), b (model_b is better), tie or both_bad.
+            comment: An optional note stored with the vote (at most 2,000 characters).
+        """
         return cast_vote(comparer, arena, battle_id, owner_of(request), voter_of(request), choice, comment)
 
     limits = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    gr.api(described(at_boundary(arena_battle), BattleUpdate), api_name="arena", **limits)
-    gr.api(described(at_boundary(arena_vote), Reveal), api_name="arena_vote")
+    add_endpoint(at_boundary(arena_battle), BattleUpdate, api_name="arena", **limits)
+    add_endpoint(at_boundary(arena_vote), Reveal, api_name="arena_vote")
 
 
 @dataclass(frozen=True)

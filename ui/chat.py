@@ -1,11 +1,12 @@
 """The Chat tab: both answers and the prompt on one screen, the figures and the difference below.
 
 Top to bottom: the blind-mode switch, the two panes side by side (stacked on
-a phone), the prompt with Send and Stop, the turn's actions, the verdict with
+a phone), the prompt with Send and Stop, the examples; the settings (for both
+modes, one click under the prompt); then the turn's actions, the verdict with
 one metrics table beside it, the fidelity line and token strip under the
 verdict, the vote, the difference view, each side's details; then, for both
-modes, the leaderboard, the settings, and conversation files. Blind mode
-(`ui/arena.py`) swaps the named column for Model A and Model B.
+modes, the leaderboard and conversation files. Blind mode (`ui/arena.py`)
+swaps the panes, prompt and figures for Model A and Model B.
 
 The turns live in one `gr.State` (see `compare/turns.py`), and both panes
 are drawn from it, so they always hold the same turns. What the buttons do
@@ -52,6 +53,12 @@ EXAMPLES = [
     ["Hello! Who are you?", ""],
     ["Who won the 2022 football World Cup?", ""],
 ]
+# Focus the prompt on a wide screen, without scrolling: Gradio's autofocus scrolled a phone's first
+# load 500 to 1,100 px down, past the title, the tabs and the first pane.
+FOCUS_PROMPT = """() => {
+  if (window.matchMedia("(min-width: 641px)").matches)
+    document.querySelector("#prompt textarea")?.focus({preventScroll: true});
+}"""
 CSS = """
 #chat-transformers, #chat-onnx { height: min(330px, 42vh) !important; }
 #chat-transformers .top-panel, #chat-onnx .top-panel,
@@ -63,11 +70,14 @@ CSS = """
 .pane-title p { margin: 0 !important; }
 #verdict, #metrics { font-size: 0.95em; }
 #metrics th, #metrics td { padding: 3px 10px !important; }
+#metrics th { white-space: nowrap; }  /* a side's name on one line, never "transforme" over "rs" */
+@media (max-width: 640px) { #metrics th, #metrics td { padding: 2px 5px !important; } }
 #blind-mode { padding-top: 4px !important; padding-bottom: 4px !important; }
 .diff-view table { border-collapse: collapse; }
 .diff-view th { text-align: left; padding-right: 0.8em; white-space: nowrap; }
 .diff-token { border-right: 1px dotted #bbb; padding: 0 1px; }
 .diff-skip { color: #888; }
+.diff-side td { vertical-align: top; width: 50%; padding: 4px 8px; border: 1px solid #ddd; }
 mark.diff-first { background: #ffd54f; font-weight: bold; padding: 0 2px; }
 .diff-words del { background: #ffcdd2; } .diff-words ins { background: #c8e6c9; text-decoration: none; }
 """
@@ -75,8 +85,9 @@ mark.diff-first { background: #ffd54f; font-weight: bold; padding: 0 2px; }
 
 @dataclass
 class ChatTab:
-    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id, ending, vote)` gives
-    the updates of `outputs` that show a past comparison, ready to continue (or vote on, if it finished)."""
+    """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id, results, ending, vote)`
+    gives the updates of `outputs` that show a past comparison, with its metrics and verdict as its
+    traces recorded them, ready to continue (or vote on, if it finished)."""
 
     prompt: gr.Textbox
     verdict: gr.Markdown
@@ -90,31 +101,36 @@ class ChatTab:
 def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markdown) -> ChatTab:
     """Arrange the Chat tab and wire its events."""
     switch = blind_switch()
+    boxes = _settings_boxes(comparer)  # laid out under the prompt, shared by both modes
     with gr.Column() as named:
-        shown, buttons, votes = _named_mode(comparer)
+        with gr.Row(equal_height=True, elem_id="panes"):
+            panes = {side: _pane(side, comparer.backends[side].title) for side in SIDES}
+        prompt, send, stop = _prompt_row(comparer)
     blind = arena_panel(switch, named)
+    examples = _under_prompt(prompt, boxes)
+    with gr.Column() as below:  # the turn's actions and figures: named mode only
+        shown, buttons, votes = _named_mode(comparer, panes, prompt, send, stop)
+    hide = {"fn": lambda on: [gr.Column(visible=not on)] * 2, "api_visibility": "private"}
+    switch.change(inputs=switch, outputs=[below, examples], **hide)
     refresh_board = leaderboard_panel(demo)
     for event in votes.events:
         refresh_board(event)
-    settings, scoring = _settings(comparer)
-    stops = StopSignals()  # one per app: the Chat tab's Stop and blind mode's
+    settings = [boxes[name] for name in ("system", "max_tokens", "temperature", "top_p", "stop")]
+    stops = StopSignals()  # one for the page: the Chat tab's Stop and blind mode's
     wire_arena_panel(blind, comparer, arena, settings, stops, refresh_board)
     conversation_panel(comparer, shown.turns, settings, shown.all(), shown.loaded)
+    demo.load(None, js=FOCUS_PROMPT)
     system = settings[0]
-    gr.Examples(EXAMPLES, inputs=[shown.prompt, system], label="Examples")
     reopen = reopener(shown, system)
 
     def reopen_named(*args) -> dict:
         """A reopened comparison shows in the named panes: blind mode is switched off, not left on top."""
-        return reopen(*args) | {
-            switch: False,
-            named: gr.Column(visible=True),
-            blind.column: gr.Column(visible=False),
-        }
+        named_mode = {part: gr.Column(visible=True) for part in (named, below, examples)}
+        return reopen(*args) | named_mode | {switch: False, blind.column: gr.Column(visible=False)}
 
-    outputs = [*shown.all(), system, switch, named, blind.column]
+    outputs = [*shown.all(), system, switch, named, below, examples, blind.column]
     tab = ChatTab(shown.prompt, shown.verdict, shown.last_id, shown.turns, outputs, reopen_named, shown.panes)
-    _wire_comparisons(comparer, shown, buttons, settings, scoring, stops)
+    _wire_comparisons(comparer, shown, buttons, settings, boxes["scoring"], stops)
     _status_poll(demo, comparer, status, shown.panes, buttons.send)
     return tab
 
@@ -125,17 +141,14 @@ class Buttons:
 
     send: gr.Button
     stop: gr.Button
-    regenerate: dict[str, gr.Button]  # side -> "↻ side only"
+    regenerate: dict[str, gr.Button]  # side -> "Regenerate side"
     edit: gr.Button
     retry: gr.Button
     clear: gr.Button
 
 
-def _named_mode(comparer: Comparer) -> tuple[Shown, Buttons, VoteRow]:
-    """The named panes, from the prompt to the details; returns them, the buttons and the vote row."""
-    with gr.Row(equal_height=True, elem_id="panes"):
-        panes = {side: _pane(side, comparer.backends[side].title) for side in SIDES}
-    prompt, send, stop = _prompt_row(comparer)
+def _named_mode(comparer: Comparer, panes: dict, prompt, send, stop) -> tuple[Shown, Buttons, VoteRow]:
+    """Named mode under the prompt, to the details; returns what it shows, the buttons and the vote row."""
     regenerate, edit, retry, clear = _action_row()
     verdict, fidelity, metrics = _verdict_row()
     last_id, turns, results = gr.State(""), gr.State([]), gr.State({})
@@ -149,14 +162,30 @@ def _named_mode(comparer: Comparer) -> tuple[Shown, Buttons, VoteRow]:
     return shown, Buttons(send, stop, regenerate, edit, retry, clear), votes
 
 
+def _under_prompt(prompt: gr.Textbox, boxes: dict) -> gr.Column:
+    """The examples beside the settings, right under the prompt; returns the examples' column."""
+    with gr.Row(equal_height=False, elem_id="under-prompt"):
+        with gr.Column(scale=5, min_width=300) as examples:  # they fill the named prompt
+            gr.Examples(
+                EXAMPLES,
+                inputs=[prompt, boxes["system"]],
+                label="Examples (click one to fill the prompt)",
+                example_labels=[_example_label(*example) for example in EXAMPLES],  # buttons, not a table
+                elem_id="examples",
+            )
+        with gr.Column(scale=2, min_width=260):
+            _settings(boxes)
+    return examples
+
+
 def _action_row() -> tuple[dict[str, gr.Button], gr.Button, gr.Button, gr.Button]:
-    """Regenerate one side, edit the last prompt, retry both, clear."""
+    """Regenerate one side, edit the last prompt, retry both, clear (words: no emoji font needed)."""
     with gr.Row(elem_id="actions"):
         small = {"size": "sm", "min_width": 110}  # several to a line on a phone
         regenerate = {
-            side: gr.Button(f"↻ {side} only", elem_id=f"regenerate-{side}", **small) for side in SIDES
+            side: gr.Button(f"Regenerate {side}", elem_id=f"regenerate-{side}", **small) for side in SIDES
         }
-        edit = gr.Button("✎ Edit last prompt", elem_id="edit", **small)
+        edit = gr.Button("Edit last prompt", elem_id="edit", **small)
         retry = gr.Button("Retry both", elem_id="retry", **small)
         clear = gr.Button("Clear", elem_id="clear", **small)
     return regenerate, edit, retry, clear
@@ -171,24 +200,9 @@ def _verdict_row() -> tuple[gr.Markdown, dict, gr.Markdown]:
                 "line": gr.Markdown(elem_id="fidelity"),
                 "strip": gr.HTML(elem_id="fidelity-strip"),
             }
-        with gr.Column(scale=2, min_width=380):
+        with gr.Column(scale=2, min_width=300):
             metrics = gr.Markdown(fmt.metrics_markdown({s: fmt.Result() for s in SIDES}), elem_id="metrics")
     return verdict, fidelity, metrics
-
-
-def _settings(comparer: Comparer) -> tuple[list, gr.Checkbox]:
-    """The generation settings: (system, max_tokens, temperature, top_p, stop) and the fidelity switch."""
-    with gr.Accordion("Generation settings (applied to both models)", open=False):
-        system = gr.Textbox("", label="System prompt", lines=2)
-        max_tokens, temperature, top_p = _setting_boxes(comparer.limits.max_new_tokens)
-        stops_box = gr.Textbox("", label="Stop sequences (one per line)", lines=2, elem_id="setting-stop")
-        scoring = gr.Checkbox(
-            comparer.fidelity,
-            label="Score fidelity after each answer (teacher-forced KL; charged to neither side)",
-            interactive=comparer.fidelity,  # off in the configuration: off for everyone
-            elem_id="fidelity-switch",
-        )
-    return [system, max_tokens, temperature, top_p, stops_box], scoring
 
 
 def _wire_comparisons(
@@ -233,6 +247,45 @@ def _wire_comparisons(
         trigger(clearer(shown, stops), None, shown.all(), concurrency_limit=None, **private)
 
 
+def _example_label(prompt: str, system: str) -> str:
+    """
+    >>> _example_label("Hi", ""), _example_label("Hi", "Be brief.")
+    ('Hi', 'Hi (+ system prompt)')
+    """
+    return f"{prompt} (+ system prompt)" if system else prompt
+
+
+def _settings_boxes(comparer: Comparer) -> dict:
+    """The generation settings, made before they are placed (the examples fill the system prompt)."""
+    top, later = comparer.limits.max_new_tokens, {"render": False}
+    return {
+        "system": gr.Textbox("", label="System prompt", lines=1, max_lines=4, **later),
+        **dict(zip(("max_tokens", "temperature", "top_p"), _setting_boxes(top, **later), strict=True)),
+        "stop": gr.Textbox(
+            "", label="Stop sequences (one per line)", lines=1, max_lines=4, elem_id="setting-stop", **later
+        ),
+        "scoring": gr.Checkbox(
+            comparer.fidelity,
+            label="Score fidelity after each answer (teacher-forced KL; charged to neither side)",
+            interactive=comparer.fidelity,  # off in the configuration: off for everyone
+            elem_id="fidelity-switch",
+            **later,
+        ),
+    }
+
+
+def _settings(boxes: dict) -> None:
+    """The settings, one click beside the examples: opening them leaves the answers in view."""
+    label = "Settings for both models"  # system prompt, max tokens, temperature, top_p, stop, fidelity
+    with gr.Accordion(label, open=False, elem_id="settings"):
+        with gr.Row():
+            for name in ("max_tokens", "temperature", "top_p"):
+                boxes[name].render()
+        with gr.Row():
+            for name in ("system", "stop", "scoring"):
+                boxes[name].render()
+
+
 def _prompt_row(comparer: Comparer) -> tuple[gr.Textbox, gr.Button, gr.Button]:
     with gr.Row(elem_id="prompt-row"):
         prompt = gr.Textbox(
@@ -241,7 +294,6 @@ def _prompt_row(comparer: Comparer) -> tuple[gr.Textbox, gr.Button, gr.Button]:
             placeholder="Ask both models…",
             scale=6,
             elem_id="prompt",
-            autofocus=True,
         )
         loading = not comparer.ready()[0]
         send = gr.Button(
@@ -269,15 +321,16 @@ def _pane(side: str, title: str) -> dict:
     return {"chat": chat}
 
 
-def _setting_boxes(most_tokens: int) -> tuple[gr.Number, gr.Number, gr.Number]:
+def _setting_boxes(most_tokens: int, **kwargs) -> tuple[gr.Number, gr.Number, gr.Number]:
     """Number boxes that keep what is typed: a value out of range is refused with the API's words
     when it is used, never clamped in silence as a slider's box would."""
+    top = f"Max new tokens (1 to {most_tokens})"
     return (
+        gr.Number(min(128, most_tokens), label=top, elem_id="setting-max-tokens", **kwargs),
         gr.Number(
-            min(128, most_tokens), label=f"Max new tokens (1 to {most_tokens})", elem_id="setting-max-tokens"
+            0.0, label="Temperature (0 to 2; 0 = greedy)", step=0.05, elem_id="setting-temperature", **kwargs
         ),
-        gr.Number(0.0, label="Temperature (0 to 2; 0 = greedy)", step=0.05, elem_id="setting-temperature"),
-        gr.Number(1.0, label="top_p (above 0, at most 1)", step=0.05, elem_id="setting-top-p"),
+        gr.Number(1.0, label="top_p (above 0, at most 1)", step=0.05, elem_id="setting-top-p", **kwargs),
     )
 
 

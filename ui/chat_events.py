@@ -165,23 +165,25 @@ def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
             yield shown.live([*turns, turn.answered(latest)], latest)
         ending = ending_of(latest, stopping.is_set())  # as the service decided, from the same results
         final = [*turns, turn.answered(latest, stopped=ending is Ending.STOPPED)]
+        same = not histories_differ(turns, SIDES)
         if ending is Ending.STOPPED:
             yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", comparison_id)
+            yield from _fidelity(comparer, shown, latest, options, scoring, same)  # what was shown
             return
-        verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(turns, SIDES))
+        verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, same)
         notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
         summary = f"{label} {_verdict_text(verdict, ending)}{notice}"
         yield shown.finished(final, latest, summary, comparison_id)
-        yield from _fidelity(comparer, shown, latest, options, scoring)
+        yield from _fidelity(comparer, shown, latest, options, scoring, same)
 
     return chat
 
 
-def _fidelity(comparer: Comparer, shown: Shown, latest: Mapping, options, scoring: bool):
-    """Score the finished answers through both models; the panes are final before it starts."""
+def _fidelity(comparer: Comparer, shown: Shown, latest: Mapping, options, scoring: bool, same: bool):
+    """Score the answers as shown through both models; the panes are final before it starts."""
     if comparer.fidelity and scoring:
         yield shown.scored(None, "scoring the answers through both models…")
-    scored = comparer.score(latest, options, bool(scoring)).to_api()
+    scored = comparer.score(latest, options, bool(scoring), same).to_api()
     yield shown.scored(scored["fidelity"], scored["fidelity_reason"])
 
 
@@ -237,16 +239,18 @@ def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, sid
         for result in paced(updates, comparer.limits.stream_interval_s):
             latest[side] = result
             yield shown.live([*earlier, last.answered({side: result})], latest)
+        same = not histories_differ(earlier, SIDES)
         ending = ending_of({side: latest[side]}, stopping.is_set())
         if ending is Ending.STOPPED:
             final = [*earlier, last.answered({side: latest[side]}, stopped=True)]
             yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", comparison_id)
+            yield from _fidelity(comparer, shown, latest, options, scoring, same)
             return
         final = [*earlier, last.answered({side: latest[side]})]
-        verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, not histories_differ(earlier, SIDES))
+        verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, same)
         ending = ending_of(latest)
         yield shown.finished(final, latest, f"{label} {_verdict_text(verdict, ending)}", comparison_id)
-        yield from _fidelity(comparer, shown, latest, options, scoring)
+        yield from _fidelity(comparer, shown, latest, options, scoring, same)
 
     return regenerate
 
@@ -270,21 +274,49 @@ def stopper(stops: StopSignals):
     return stop
 
 
+REOPENED_FIDELITY = (
+    "not recorded with a comparison (it is scored as one runs): send a prompt to score a new one."
+)
+
+
 def reopener(shown: Shown, system_box: gr.Textbox):
     def reopen(
-        turns: list[Turn], system: str, comparison_id: str, ending: Ending = Ending.FINISHED, vote: str = ""
+        turns: list[Turn],
+        system: str,
+        comparison_id: str,
+        results: Mapping | None = None,
+        ending: Ending = Ending.FINISHED,
+        vote: str = "",
     ) -> dict:
-        """A past comparison in the panes, saying whether it can be voted on, and its vote if any."""
+        """A past comparison in the panes, with its metrics and verdict as its traces recorded them,
+        saying whether it can be voted on, and its vote if any."""
         named = f"Comparison `{fmt.short_id(comparison_id)}`"
+        results = {side: r for side, r in (results or {}).items() if side in SIDES}
+        summary = ""
+        if len(results) == len(SIDES):
+            summary = _recorded_verdict(results, not histories_differ(turns[:-1], SIDES)) + "  \n"
         if ending is Ending.FINISHED:
-            note = f"{named}, reopened from History: vote on it, or send a prompt to continue it."
+            note = f"{named}, reopened from History: {summary}Vote on it, or send a prompt to continue it."
         else:
-            how = f"{named} ({LABELS[ending]}), reopened from History."
-            note = f"{how} {NOT_VOTABLE_NOTE} Send a prompt to continue it."
-        updates = {system_box: system, shown.verdict: note, shown.last_id: comparison_id}
-        return shown.loaded(turns) | updates | {shown.standing: standing_text(comparison_id, vote)}
+            how = f"{named} ({LABELS[ending]}), reopened from History: {summary}"
+            note = f"{how}{NOT_VOTABLE_NOTE} Send a prompt to continue it."
+        return (
+            shown.finished(turns, results, note, comparison_id)
+            | shown.scored(None, REOPENED_FIDELITY)
+            | {system_box: system, shown.prompt: gr.skip()}
+            | {shown.standing: standing_text(comparison_id, vote)}
+        )
 
     return reopen
+
+
+def _recorded_verdict(results: Mapping, same: bool) -> str:
+    """The verdict on recorded answers; a record older than its per-token pieces compares texts."""
+    left, right = results[SIDES[0]], results[SIDES[1]]
+    if (left.text and not left.pieces) or (right.text and not right.pieces):
+        same_text = "The two answers are the same text" if left.text == right.text else "The answers differ"
+        return f"{same_text} (recorded without per-token pieces, so no token position)."
+    return judge(left, right, SIDES, same).summary
 
 
 def clearer(shown: Shown, stops: StopSignals):

@@ -33,7 +33,8 @@ from compare.errors import RequestError
 from compare.service import Comparer, new_comparison_id
 from compare.turns import STOPPED, Turn, messages_for
 from ui import formatting as fmt
-from ui.api import MODEL_EVENTS, SIDES, at_boundary, described, input_error
+from ui.api import MODEL_EVENTS, SIDES, at_boundary, input_error
+from ui.api_docs import add_endpoint
 from ui.checks import box_options
 from wrappers import GenerationOptions
 
@@ -163,7 +164,11 @@ def replay_summary(rows: list[dict]) -> str:
 
 def register_replay_api(comparer: Comparer) -> None:
     def replay_conversation(conversation: str) -> Replay:
-        """Replay an exported conversation (its JSON text) against the current models, turn by turn."""
+        """Replay an exported conversation (its JSON text) against the current models, turn by turn.
+
+        Args:
+            conversation: The text of a conversation file exported from the Chat tab (JSON, at most 2 MB).
+        """
         asked = comparer.check("replay", {"conversation": conversation})
         try:  # the whole file is checked before the first turn is sent
             content = read_conversation(asked.conversation.encode("utf-8", "replace"), comparer.limits)
@@ -174,8 +179,9 @@ def register_replay_api(comparer: Comparer) -> None:
             rows = update
         return {"turns": rows, "summary": replay_summary(rows)}
 
-    gr.api(
-        described(at_boundary(replay_conversation), Replay),
+    add_endpoint(
+        at_boundary(replay_conversation),
+        Replay,
         api_name="replay",
         concurrency_id=MODEL_EVENTS,
         concurrency_limit=comparer.limits.concurrency,

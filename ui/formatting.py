@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from compare.comparison import MIN_TIMED_TOKENS
-from compare.diff import divergence, word_diff
+from compare.comparison import decode_timed
+from compare.diff import MAX_CHANGED_SHARE, WordOp, changed_share, divergence, word_diff
 from compare.turns import STOPPED, Answer, Turn
 from wrappers import Latency, Result, Usage
 
@@ -71,26 +71,36 @@ def latency_markdown(latency: Latency) -> str:
 def metrics_markdown(results: Mapping[str, Result]) -> str:
     """One table, a column per side, the better figure of each timed row marked with ✓.
 
-    Decode speed is only compared once both sides have `MIN_TIMED_TOKENS` tokens after the first.
+    A decode speed shows only once its side has `MIN_TIMED_TOKENS` tokens after the first (the
+    verdict's rule, `decode_timed`); it is compared (✓) only when both sides have them.
     """
     sides = list(results)
-    timed = all((r.usage.completion_tokens or 0) - 1 >= MIN_TIMED_TOKENS for r in results.values())
+    speeds = {s: r.latency.tokens_per_s if decode_timed(r) else _TOO_SHORT for s, r in results.items()}
     rows = [
         ("Time to first token", {s: r.latency.ttft_s for s, r in results.items()}, duration, min),
-        ("Decode speed (tokens/s)", {s: r.latency.tokens_per_s for s, r in results.items()}, speed, max),
+        ("Decode speed (tokens/s)", speeds, _speed_cell, max),
         ("Total time", {s: r.latency.total_s for s, r in results.items()}, duration, min),
         ("Prompt tokens", {s: r.usage.prompt_tokens for s, r in results.items()}, _n, None),
         ("Completion tokens", {s: r.usage.completion_tokens for s, r in results.items()}, _n, None),
     ]
     lines = ["| | " + " | ".join(sides) + " |", "|---|" + "---:|" * len(sides)]
     for name, values, show, better in rows:
-        best = _best(values, better) if better and (better is not max or timed) else None
+        best = _best(values, better) if better else None
         cells = [f"**{show(v)}** ✓" if s == best else show(v) for s, v in values.items()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _best(values: Mapping[str, float | None], pick) -> str | None:
+_TOO_SHORT = "too short"  # a decode speed on fewer than MIN_TIMED_TOKENS tokens: not a figure
+
+
+def _speed_cell(value) -> str:
+    return value if value == _TOO_SHORT else speed(value)
+
+
+def _best(values: Mapping[str, float | str | None], pick) -> str | None:
+    if _TOO_SHORT in values.values():
+        return None
     known = {s: v for s, v in values.items() if v is not None}
     if len(known) < 2 or len(set(known.values())) == 1:
         return None
@@ -174,11 +184,27 @@ def difference_html(left: Result, right: Result, names: tuple[str, str]) -> str:
         for name, tail in zip(names, (split.left, split.right), strict=True)
     )
     head = f"<p>First difference at token {split.at + 1} (highlighted), with the tokens around it:</p>"
+    words = _words_view(left, right, names)
+    return f"<div class='diff-view'>{head}<table class='diff-tokens'>{rows}</table>{words}</div>"
+
+
+def _words_view(left: Result, right: Result, names: tuple[str, str]) -> str:
+    """The word diff while it helps (most words shared); else both answers side by side."""
+    ops = word_diff(left.text, right.text)
+    share = changed_share(ops)
+    if share >= MAX_CHANGED_SHARE:
+        cells = "".join(
+            f"<td><b>{html.escape(name)}</b><br>{html.escape(r.text)}</td>"
+            for name, r in zip(names, (left, right), strict=True)
+        )
+        return (
+            f"<p class='diff-apart'>The answers differ entirely ({share:.0%} of their words differ), "
+            f"so there is no word diff; side by side:</p><table class='diff-side'><tr>{cells}</tr></table>"
+        )
     return (
-        f"<div class='diff-view'>{head}<table class='diff-tokens'>{rows}</table>"
         f"<p>Word by word (<del>{html.escape(names[0])} only</del>, "
         f"<ins>{html.escape(names[1])} only</ins>):</p>"
-        f"<p class='diff-words'>{_words_html(left.text, right.text)}</p></div>"
+        f"<p class='diff-words'>{_words_html(ops)}</p>"
     )
 
 
@@ -202,9 +228,9 @@ def _visible(piece: str) -> str:
     return html.escape(piece).replace(" ", "·").replace("\n", "↵") or "∅"
 
 
-def _words_html(left: str, right: str) -> str:
+def _words_html(ops: list[WordOp]) -> str:
     parts = []
-    for op in word_diff(left, right):
+    for op in ops:
         if op.op == "equal":
             parts.append(html.escape(op.left))
             continue
@@ -306,10 +332,19 @@ def kl_colour(kl: float) -> str:
 
 
 def _token_span(token: dict) -> str:
-    text = html.escape(token["token"]).replace(" ", "&nbsp;").replace("\n", "↵")
+    """One token of the strip; a token the pane does not show (the end token, or one a stop
+    sequence cut) is a marker apart, so the strip's other text is exactly the pane's."""
     title = html.escape(
         f"KL {token['kl']:.3g} · p(reference) {token['p_reference']:.3f} · p(other) {token['p_other']:.3f}"
     )
     underline = "" if token.get("agree", True) else ";text-decoration:underline wavy"
     style = f"background:{kl_colour(token['kl'])};border-radius:3px{underline}"
+    if token.get("hidden"):
+        label = html.escape(token["token"] or "[not shown]")  # e.g. the token holding the stop
+        note = html.escape(" · not shown in the pane")
+        return (
+            f'<span class="fidelity-token fidelity-hidden" title="{title}{note}" '
+            f'style="{style};font-size:0.8em;opacity:0.75">{label}</span>'
+        )
+    text = html.escape(token["token"]).replace(" ", "&nbsp;").replace("\n", "↵")
     return f'<span class="fidelity-token" title="{title}" style="{style}">{text}</span>'

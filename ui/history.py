@@ -21,6 +21,27 @@ from ui.chat import ChatTab
 from wrappers.errors import public_text
 from wrappers.registry import EXPERIMENT
 
+# A phone shows each table's first columns (the prompt and both answers; a batch's name and
+# verdict) across its width: with every column at its fixed width, the answers were off-screen.
+CSS = """
+@media (max-width: 640px) {
+  #history-comparisons th:nth-child(n+4), #history-comparisons [role=gridcell]:nth-child(n+4),
+  #history-batches th:nth-child(n+3), #history-batches [role=gridcell]:nth-child(n+3) {
+    display: none !important; }
+  #history-comparisons th, #history-comparisons [role=gridcell] {
+    width: 33.3% !important; min-width: 0 !important; max-width: none !important;
+    flex: 0 0 33.3% !important; }
+  #history-batches th, #history-batches [role=gridcell] {
+    width: 50% !important; min-width: 0 !important; max-width: none !important; flex: 0 0 50% !important; }
+  #history-comparisons th, #history-batches th { font-size: 0.75em; padding: 4px !important; }
+  #history-comparisons th *, #history-batches th * { word-break: keep-all !important;
+    overflow-wrap: normal !important; }  /* "transformers" whole, not "transforme" over "rs" */
+  #history-comparisons table, #history-batches table,
+  #history-comparisons .virtual-body, #history-batches .virtual-body {
+    width: 100% !important; max-width: 100% !important; table-layout: fixed !important; }
+}
+"""
+
 
 def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset()) -> None:
     """`admins` (user names) see everyone's history; everyone else sees their own."""
@@ -37,7 +58,7 @@ def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset
             label="Batch runs (MLflow runs)", interactive=False, wrap=True, elem_id="history-batches"
         )
     shown_rows = gr.State([])  # (full id, how it ended, its vote) of the comparisons shown, row by row
-    chosen = gr.State(None)  # the comparison selected, read back: (id, system prompt, turns, ending, vote)
+    chosen = gr.State(None)  # the comparison selected, read back (see `selected`)
 
     def owner(request: gr.Request) -> str | None:
         asker = asker_of(request)
@@ -51,19 +72,19 @@ def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset
         return tables.comparisons(found), tables.batches(runs), rows
 
     def selected(rows: list, event: gr.SelectData, request: gr.Request) -> tuple:
-        """(id, system prompt, turns, ending, vote) of the row selected, or the reason it cannot reopen."""
+        """(id, system prompt, turns, results, ending, vote) of the row selected, or why it cannot reopen."""
         row = event.index[0] if isinstance(event.index, list | tuple) else event.index
         if not isinstance(row, int) or not 0 <= row < len(rows):
             raise input_error("Select a row of the comparisons table to reopen it.")
         comparison_id, ending, vote = rows[row]
-        system, turns = reopened(comparison_id, owner(request))
+        system, turns, results = reopened(comparison_id, owner(request))
         if not turns:
             raise input_error("That comparison could not be read back from MLflow.")
-        return comparison_id, system, turns, ending, vote
+        return comparison_id, system, turns, results, ending, vote
 
     def reopen(chosen: tuple) -> dict:
-        comparison_id, system, turns, ending, vote = chosen
-        shown = chat.reopen(turns, system, comparison_id, Ending(ending), vote)
+        comparison_id, system, turns, results, ending, vote = chosen
+        shown = chat.reopen(turns, system, comparison_id, results, Ending(ending), vote)
         return shown | {tabs: gr.Tabs(selected="chat")}
 
     private = {"api_visibility": "private"}

@@ -17,6 +17,7 @@ from compare.owners import Asker
 from compare.service import Comparer
 from ui import tables
 from ui.api import SIDES, asker_of, at_boundary, input_error
+from ui.api_docs import describe
 from ui.background import run_in_background
 from wrappers import GenerationOptions
 from wrappers.chat import max_characters
@@ -102,8 +103,8 @@ def _ui_batch_handler(comparer: Comparer):
         ):
             if isinstance(update, tuple):  # a row is answered: the moment Gradio can see a closed client
                 done, total = update
-                progress(done / total, desc=f"{done} of {total} prompts")
-                yield f"{done} of {total} prompts answered…", gr.skip(), gr.skip(), gr.skip()
+                progress(done / total, desc=f"{done} of {total} prompts" if done < total else "evaluating…")
+                yield batch_status(done, total), gr.skip(), gr.skip(), gr.skip()
             else:  # Gradio copies the CSV into its own cache before it resumes this generator
                 yield (
                     _summary_markdown(update),
@@ -130,7 +131,14 @@ def _register_batch_api(comparer: Comparer, tab: gr.Tab) -> None:
         """Run both models on every prompt of a CSV/JSONL file; evaluate and accept or reject the export.
 
         Streams {"answered", "prompts"} after each row, then the result; a client that goes away
-        stops the batch before its next row."""
+        stops the batch before its next row.
+
+        Args:
+            file: A CSV or JSONL file with a prompt column (and optionally expected), sent with handle_file().
+            accept_kl: Accept the export only if its mean KL is at most this (nats/token); None: unchecked.
+            accept_agreement: ...and its top-1 agreement at least this share (0 to 1); None: unchecked.
+            accept_accuracy: ...and its accuracy on expected answers at least this (0 to 1); 0: unchecked.
+        """
         chosen, asker = thresholds(comparer, accept_kl, accept_agreement, accept_accuracy), asker_of(request)
         if not file:
             raise input_error("Send a CSV or JSONL file of prompts.")
@@ -155,6 +163,26 @@ def _register_batch_api(comparer: Comparer, tab: gr.Tab) -> None:
     trigger.click(
         batch, [api_file, *api_thresholds], [api_result], api_name="batch", concurrency_id=BATCH_EVENTS
     )
+    describe(batch, [api_file, *api_thresholds])
+
+
+EVALUATING = (
+    "evaluating… logging the batch run, then one MLflow GenAI evaluation per packaging "
+    "(each answer traced and scored), then the verdict on the ONNX export. This takes a few seconds."
+)
+
+
+def batch_status(done: int, total: int) -> str:
+    """The Batch tab's line while a batch runs; after the last answer, what the evaluation is doing.
+
+    >>> batch_status(3, 12)
+    '3 of 12 prompts answered…'
+    >>> batch_status(12, 12).startswith("12 of 12 prompts answered; evaluating… logging")
+    True
+    """
+    if done < total:
+        return f"{done} of {total} prompts answered…"
+    return f"{done} of {total} prompts answered; {EVALUATING}"
 
 
 def thresholds(comparer: Comparer, max_kl, agreement, accuracy) -> Thresholds:

@@ -42,17 +42,20 @@ def batch_results(table: pd.DataFrame) -> gr.Dataframe:
 
 
 def comparisons(table: pd.DataFrame) -> gr.Dataframe:
-    """History: one row per comparison, newest first; select a row to reopen it in the Chat tab."""
+    """History: one row per comparison, newest first; select a row to reopen it in the Chat tab.
+
+    The prompt and both answers come first: a phone shows only those (see ui/history.py's CSS).
+    """
     columns = {
-        "time": ("Time (UTC)", _time),
-        "comparison_id": ("Comparison", short_id),
         "last prompt": ("Prompt", str),
         "transformers answer": ("transformers answer", str),
         "onnx answer": ("onnx answer", str),
+        "time": ("Time (UTC)", _time),
+        "comparison_id": ("Comparison", short_id),
+        "vote": ("Vote", str),
         "transformers": ("transformers model", str),
         "onnx": ("onnx model", str),
         "ended": ("Ended", str),
-        "vote": ("Vote", str),
     }
     return _shown(table, columns)
 
@@ -62,12 +65,12 @@ def batches(table: pd.DataFrame) -> gr.Dataframe:
 
     An interrupted batch (the app died) shows KILLED and where it stopped; a running one, RUNNING.
     """
-    columns = {
-        "start_time": ("Started (UTC)", _time),
-        "run_id": ("Run", short_id),
+    columns = {  # what a phone shows first (see ui/history.py's CSS)
         "tags.mlflow.runName": ("Batch", str),
         "status": ("Status", str),
         "tags.fidelity.verdict": ("ONNX verdict", str),
+        "start_time": ("Started (UTC)", _time),
+        "run_id": ("Run", short_id),
         "metrics.prompts": ("Prompts", _count),
         "metrics.agreement_rate": ("Same answers (%)", _percent),
         "metrics.transformers_median_latency_s": ("transformers median (ms)", _ms),

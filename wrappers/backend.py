@@ -114,7 +114,7 @@ def stream_result(
     except Exception as exc:
         yield Result(error=_describe(exc), done=True)
         return
-    result = Result(model=ref)
+    result = Result(model=ref, options=options)
     # Callers such as Gradio step a generator from a fresh context each time; MLflow's
     # predict_stream sets and resets a ContextVar across steps, so keep one context.
     context = contextvars.copy_context()
@@ -161,7 +161,9 @@ def _so_far(result: Result, report: Report, spent: float, ttft: float | None) ->
     prompt = len(report.prompt_ids) or None
     done = len(result.pieces)
     usage = Usage(prompt, done, None if prompt is None else prompt + done)
-    return replace(result, usage=usage, latency=Latency(spent, ttft, decode_speed(done, spent, ttft)))
+    latency = Latency(spent, ttft, decode_speed(done, spent, ttft))
+    ids = {"prompt_ids": report.prompt_ids, "completion_ids": report.completion_ids}  # a stop keeps them
+    return replace(result, usage=usage, latency=latency, **ids)
 
 
 def _finish(result: Result, report: Report, spent: float, ttft: float | None) -> Result:

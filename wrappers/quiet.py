@@ -10,7 +10,8 @@ library logger and lets everything else through, so a real warning still shows:
 - MLflow's notes that it is creating a new store's tables;
 - with a tracking server (not a local store): MLflow's links to each run it logs, its progress bars
   while it downloads a model's files, and its note that it waits for a new version (each is a step);
-- transformers' progress bar while it reads weights ("Loading" is already a step).
+- transformers' progress bar while it reads weights ("Loading" is already a step);
+- `mlflow.genai.evaluate`'s progress bars, two per batch (the Batch tab says "evaluating…").
 
 Quantizer output and other chatter of the ONNX build stay in the child process
 that builds it (`child.py`), which passes on only progress lines.
@@ -64,3 +65,16 @@ def quiet_libraries() -> None:
         logging.getLogger(name).addFilter(DropMessages(starts))
     os.environ.update(SILENCED)
     transformers.utils.logging.disable_progress_bar()
+
+
+@functools.cache  # once per process, when the first batch is evaluated (the import is slow)
+def quiet_evaluation() -> None:
+    """Turn off the progress bar `mlflow.genai.evaluate` draws in the terminal for each run.
+
+    MLflow offers no switch: its harness calls tqdm when tqdm is installed, so the harness's
+    tqdm is replaced by one that is disabled.
+    """
+    from mlflow.genai.evaluation import harness
+
+    if getattr(harness, "tqdm", None) is not None:
+        harness.tqdm = functools.partial(harness.tqdm, disable=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from wrappers.options import GenerationOptions
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -48,6 +50,7 @@ class Result:
     prompt_ids: tuple[int, ...] = ()  # the token ids the model was fed
     completion_ids: tuple[int, ...] = ()  # the ids it generated (end token included), where known
     done: bool = False
+    options: GenerationOptions | None = None  # what it was asked with (sides differ after a regenerate)
 
     def to_dict(self) -> dict[str, Any]:
         """The public API shape of one side."""

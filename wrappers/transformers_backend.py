@@ -87,21 +87,20 @@ def stream_predict(
     pipeline._forward_params.update(attached)
     try:
         worker.start()
-        yield from lockstep.pieces()
+        for piece in lockstep.pieces():
+            report.completion_ids = tuple(lockstep.generated)  # so far: a stopped answer's are known
+            yield piece
     finally:
         lockstep.cancel()
         worker.join()
         for key in attached:
             pipeline._forward_params.pop(key, None)
     report.prompt_ids = lockstep.prompt_ids  # as generate() received them
-    report.completion_ids = tuple(lockstep.generated)
     report.raw = lockstep.result  # a list with one chat-completion dict per input
     completion = report.raw[0]
     # The flavor names the checkpoint folder it was logged from; a visitor sees only its name.
     completion["model"] = public_text(str(completion.get("model")))
     report.response_id = completion["id"]
-    # Count the tokens streamed, as the ONNX side does: the flavor also counts the one
-    # generate() makes before it sees the stopping criterion (raw keeps its own count).
     prompt_tokens = completion["usage"]["prompt_tokens"]
     report.usage = Usage(prompt_tokens, lockstep.streamed, prompt_tokens + lockstep.streamed)
     report.finish_reason = "stop" if lockstep.scanner.stopped else completion["choices"][0]["finish_reason"]
@@ -133,6 +132,7 @@ class _Lockstep:
         self._tokens: list[int] = []
         self.generated: list[int] = []  # every id generate() produced, special ones included
         self._decoded = ""
+        self._pending: str | None = None  # the piece should_stop released, for put to hand over
         self.streamed = 0  # tokens handed to the consumer
         self.prompt_ids: tuple[int, ...] | None = None
         self._cancelled = False
@@ -155,13 +155,15 @@ class _Lockstep:
         except Exception as exc:  # handed to the consumer, which raises it
             self._outbox.put(("error", exc))
 
-    def put(self, value) -> None:  # called by generate() on its thread
+    def put(self, value) -> None:  # called by generate() on its thread, after should_stop
         if self.prompt_ids is None:  # the first call carries the prompt
             self.prompt_ids = tuple(int(i) for i in value.reshape(-1))
             return
         token = int(value.reshape(-1)[0])
         self.generated.append(token)
-        self._outbox.put(("token", token))
+        piece = self._release(token) if self._pending is None else self._pending
+        self._pending = None
+        self._outbox.put(("token", piece))
         self._resume.acquire()
         if self._cancelled:
             raise _Cancelled()
@@ -170,6 +172,12 @@ class _Lockstep:
         pass
 
     def should_stop(self, input_ids, scores, **kwargs) -> bool:
+        """Decode the token just chosen and stop at it if it completes a stop sequence.
+
+        generate() asks its stopping criteria before it hands the token to the streamer, so the
+        text is cut here: waiting for the streamer would let generate() add one token past the stop.
+        """
+        self._pending = self._release(int(input_ids[0, -1]))
         return self.scanner.stopped
 
     def pieces(self) -> Iterator[str]:
@@ -177,9 +185,8 @@ class _Lockstep:
         while True:
             kind, value = self._outbox.get()
             if kind == "token":
-                if not self.scanner.stopped:  # generate() adds one token after a stop
-                    self.streamed += 1
-                    yield self._release(value)
+                self.streamed += 1
+                yield value
                 self._resume.release()
             elif kind == "done":
                 self.result = value
