@@ -28,6 +28,7 @@ from ui.api import SIDES
 from ui.history import history_of
 from wrappers import GenerationOptions
 from wrappers.config import Limits
+from wrappers.pace import Pace
 from wrappers.registry import use_store
 
 TOO_LONG = "capital " * 3000  # fits the character check, not the 2048-token limit: both sides fail
@@ -72,9 +73,11 @@ def ended(backends, config, tmp_path_factory) -> Ended:
     """One comparison per ending, by one visitor, recorded in the session's store."""
     use_store(config.store_uri, config.artifact_root)
     recorder = Recorder(tmp_path_factory.mktemp("endings-spool"))
+    # No speed known: the up-front time estimate lets the request through, and the limit itself stops it.
+    unmeasured = {side: replace(backend, pace=Pace()) for side, backend in backends.items()}
     comparers = {
         ending: Comparer(
-            backends,
+            unmeasured if ending is Ending.TIMED_OUT else backends,
             replace(Limits(), request_timeout_s=0.0) if ending is Ending.TIMED_OUT else Limits(),
             recorder,
         )
