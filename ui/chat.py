@@ -24,7 +24,7 @@ from compare.arena import Arena
 from compare.service import Comparer
 from ui import formatting as fmt
 from ui.api import MODEL_EVENTS, SIDES
-from ui.arena import arena_panel, blind_switch, wire_arena_panel
+from ui.arena_panel import arena_panel, blind_switch, wire_arena_panel
 from ui.chat_events import (
     Shown,
     StopSignals,
