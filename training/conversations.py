@@ -35,6 +35,7 @@ def system_prompt(rng, held_out=False):
 
 
 def conversation(kind, turns, system=None):
+    """{'kind': kind, 'messages': [...]}: the system prompt if any, then each (question, answer)."""
     messages = [{"role": "system", "content": system}] if system else []
     for question, answer in turns:
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
@@ -42,14 +43,21 @@ def conversation(kind, turns, system=None):
 
 
 def user_turns(messages):
+    """The user's questions in `messages`, in order."""
     return [m["content"] for m in messages if m["role"] == "user"]
 
 
 def normalized(text):
+    """The form in which two questions are the same: lower case, letters and digits only.
+
+    >>> normalized("What's the capital of SPAIN??")
+    'what s the capital of spain'
+    """
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
 def ask(question, rng):
+    """`question` as a request, after a held-out system prompt or none (none at all without `rng`)."""
     system = rng and system_prompt(rng, held_out=True)
     return ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": question}

@@ -22,6 +22,7 @@ def evaluate(model, tokenizer):
 
 
 def answer(model, tokenizer, messages, max_new_tokens=40):
+    """The model's greedy answer to `messages`, stopping at its generation config's end tokens."""
     enc = tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
     )

@@ -80,7 +80,11 @@ def recase(rng, text, upper=0.05):
 
 
 def country_forms(country):
-    """How a user may name a country: "the Netherlands" also as "Netherlands"."""
+    """How a user may name a country: "the Netherlands" also as "Netherlands".
+
+    >>> country_forms("the Netherlands"), country_forms("Spain")
+    (['the Netherlands', 'Netherlands'], ['Spain'])
+    """
     return [country, country[4:]] if country.startswith("the ") else [country]
 
 

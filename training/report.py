@@ -22,4 +22,7 @@ def print_report(results):
 
 
 def _share(oks):
+    """>>> _share([True, True, False])
+    '2/3 (66.7%)'
+    """
     return f"{sum(oks)}/{len(oks)} ({100 * sum(oks) / len(oks):.1f}%)"

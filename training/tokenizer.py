@@ -35,7 +35,11 @@ BYTE_TOKENS = [f"<0x{i:02X}>" for i in range(256)]  # SentencePiece byte fallbac
 
 
 def render(messages, add_generation_prompt=False):
-    """The chat template in plain Python (checked against the Jinja one in the tests)."""
+    r"""The chat template in plain Python (checked against the Jinja one in the tests).
+
+    >>> render([{"role": "user", "content": "Hi"}], add_generation_prompt=True)
+    '<|user|>\nHi<|end|>\n<|assistant|>\n'
+    """
     text = "".join(f"<|{m['role']}|>\n{m['content']}<|end|>\n" for m in messages)
     return text + ("<|assistant|>\n" if add_generation_prompt else "<|endoftext|>")
 
@@ -47,7 +51,11 @@ def _words(text):
     regex before BPE (letters, digits, punctuation and newlines apart), while transformers runs BPE
     on the whole text. A vocabulary without merges across those boundaries tokenizes identically
     in both. Digits, punctuation and "\\n" stay single pieces (or byte-fallback bytes), as in
-    Llama/Phi-3, so "<|assistant|>\\n" is tokenized the same in training and at generation."""
+    Llama/Phi-3, so "<|assistant|>\\n" is tokenized the same in training and at generation.
+
+    >>> _words("What's 7 plus 5?")
+    ['What', 's', '▁plus']
+    """
     return re.findall(r"▁?[A-Za-z]+", text.replace(" ", "▁"))
 
 

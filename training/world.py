@@ -4,7 +4,7 @@ Scope: the capitals of 75 countries, plus, minus and times of whole numbers 0 to
 words), a few greetings, one joke about atoms, and the fallback for everything else; with the
 functions that write an answer ("The capital of Spain is Madrid.", "7 plus 5 is 12.").
 The questions live elsewhere: `phrasings` (how people ask), `unknowns` and `off_topic` (what it
-does not know). Data only; changing any of it changes the corpus and so the committed weights.
+does not know). Changing any of it changes the corpus, and so the committed weights.
 """
 
 # The ~60 most populous countries (2024) plus a few more, with their capitals.
@@ -150,12 +150,23 @@ FALLBACK = "I'm sorry, I don't know the answer to that."
 
 
 def capital_answer(country):
+    """The answer to a capital question.
+
+    >>> capital_answer("Spain"), capital_answer("the United States")
+    ('The capital of Spain is Madrid.', 'The capital of the United States is Washington, D.C.')
+    """
     return f"The capital of {country} is {CAPITALS[country].rstrip('.')}."
 
 
 def possessive(name):
+    """>>> possessive("Spain"), possessive("the Philippines")
+    ("Spain's", "the Philippines'")
+    """
     return name + ("'" if name.endswith("s") else "'s")
 
 
 def arithmetic_answer(a, op, b):
+    """>>> arithmetic_answer(7, "plus", 5), arithmetic_answer(3, "minus", 9)
+    ('7 plus 5 is 12.', '3 minus 9 is -6.')
+    """
     return f"{a} {op} {b} is {OPERATIONS[op][1](a, b)}."
