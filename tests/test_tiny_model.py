@@ -3,6 +3,7 @@ checked with transformers and with onnxruntime-genai (tokenizer parity and greed
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -129,6 +130,18 @@ def test_held_out_questions_are_never_trained_on():
     assert not {
         normalized(t.format(a=1, op="plus", b=2)) for t in phrasings.HELD_OUT_ARITHMETIC_TEMPLATES
     } & {normalized(t.format(a=1, op="plus", b=2)) for t in phrasings.TRAINED_ARITHMETIC_TEMPLATES}
+
+
+# sha256 of json.dumps(held_out_set(), sort_keys=True): the set the figures of docs/tiny-model.md
+# were measured on, the same from assets/train_tiny_phi3.py and from the training package.
+HELD_OUT_SHA256 = "b1e53c22d25f5b6c1d43b97d4b800de477dc7ae0578cf7eacab1aadbbc39b275"
+
+
+def test_held_out_set_is_the_one_the_figures_were_measured_on():
+    """A change to a held-out list, or to the order of its random draws, would make the reported
+    figures incomparable with the earlier ones: it must be deliberate, and change this hash."""
+    digest = hashlib.sha256(json.dumps(held_out_set(), sort_keys=True).encode()).hexdigest()
+    assert digest == HELD_OUT_SHA256
 
 
 def test_each_epoch_draws_new_paraphrases_deterministically():
