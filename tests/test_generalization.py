@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_tiny_model import load_script
+from training.held_out import held_out_set
+from training.world import ATOM_JOKE, FALLBACK, NUMBER_WORDS, arithmetic_answer, capital_answer
 from wrappers import GenerationOptions, run
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 
 SIDES = ["transformers", "onnx"]
 GREEDY = GenerationOptions(max_tokens=40)
-SCRIPT = load_script()
-FALLBACK = SCRIPT.FALLBACK
 SPAIN = "The capital of Spain is Madrid."
 
 
@@ -31,7 +30,7 @@ def user(text: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def held_out_answers(backends):
     """Each side's greedy answer to every item of the held-out set."""
-    items = SCRIPT.held_out_set()
+    items = held_out_set()
     return items, {side: [answer(backends[side], messages) for _, messages, _ in items] for side in SIDES}
 
 
@@ -114,7 +113,7 @@ EARLIER_TURNS = [
     ("Good evening", "Good evening!"),
     ("What is the capital of Kenya?", "The capital of Kenya is Nairobi."),
     ("Who painted the Mona Lisa?", FALLBACK),
-    ("Tell me a joke about atoms", SCRIPT.ATOM_JOKE),
+    ("Tell me a joke about atoms", ATOM_JOKE),
     ("What is 2 plus 2?", "2 plus 2 is 4."),
 ]
 SUMS = [(7, "plus", 5), (9, "minus", 11), (6, "times", 7), (12, "plus", 12), (0, "times", 9), (8, "minus", 3)]
@@ -131,11 +130,11 @@ def test_sums_after_an_earlier_turn_are_answered(backends, side):
     for i, (question, earlier) in enumerate(EARLIER_TURNS):
         for a, op, b in SUMS[i % 2 :: 2]:
             words = i % 3 == 0
-            x, y = (SCRIPT.NUMBER_WORDS[a], SCRIPT.NUMBER_WORDS[b]) if words else (a, b)
+            x, y = (NUMBER_WORDS[a], NUMBER_WORDS[b]) if words else (a, b)
             messages = (
                 user(question) + [{"role": "assistant", "content": earlier}] + user(f"What is {x} {op} {y}?")
             )
-            marks.append(answer(backends[side], messages) == SCRIPT.arithmetic_answer(a, op, b))
+            marks.append(answer(backends[side], messages) == arithmetic_answer(a, op, b))
     print(f"\n{side}: sums after an earlier turn {sum(marks)}/{len(marks)}")
     assert sum(marks) >= 18
 
@@ -147,11 +146,11 @@ def test_a_follow_up_question_is_about_the_new_country(backends, side):
 
 
 def capital(country: str) -> str:
-    return SCRIPT.capital_answer(country)
+    return capital_answer(country)
 
 
-# A second check, written in this file apart from the training script and its held-out lists, as
-# a new user types: what the script reports could have been tuned to its own held-out set.
+# A second check, written in this file apart from the training package and its held-out lists, as
+# a new user types: what the training reports could have been tuned to its own held-out set.
 NEW_USER_QUESTIONS = [
     ("What's the capital of Kenya, please?", capital("Kenya")),
     ("capital of germany??", capital("Germany")),
@@ -211,7 +210,7 @@ NEW_USER_FOLLOW_UPS = [
 @pytest.mark.parametrize("side", SIDES)
 def test_a_new_users_questions_are_answered(backends, side):
     """Questions and follow-ups (after "What is the capital of Spain?") that neither the corpus nor
-    the script's held-out set has: a capital, a sum or the fallback, each as it should be."""
+    the training's held-out set has: a capital, a sum or the fallback, each as it should be."""
     spain = user("What is the capital of Spain?") + [{"role": "assistant", "content": SPAIN}]
     asked = [(user(q), want) for q, want in NEW_USER_QUESTIONS]
     asked += [(spain + user(q), want) for q, want in NEW_USER_FOLLOW_UPS]

@@ -22,6 +22,8 @@ FORBIDDEN = {
     "wrappers": ("compare", "ui", "app", "benchmarks", "gradio"),
     "compare": ("ui", "app", "benchmarks", "gradio"),
     "ui": ("app", "benchmarks"),
+    # The tiny model's training stands apart: the app and the benchmarks use it, never the reverse.
+    "training": ("wrappers", "compare", "ui", "app", "benchmarks", "gradio"),
 }
 
 

@@ -3,7 +3,7 @@ checked with transformers and with onnxruntime-genai (tokenizer parity and greed
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,23 +11,18 @@ import pytest
 import torch
 
 from benchmarks.exports import onnx_export
+from training import phrasings
+from training.conversations import normalized
+from training.corpus import build_corpus
+from training.held_out import HELD_OUT_OFF_TOPIC, held_out_set
+from training.tokenizer import CHAT_TEMPLATE, render
+from training.train import build, encode_corpus
+from training.unknowns import UNKNOWN_QUESTIONS
+from training.world import ATOM_JOKE, CAPITALS, FALLBACK
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "assets" / "train_tiny_phi3.py"
 CHECKPOINT = ROOT / "assets" / "tiny-phi3"
 COMEDIAN = "You are a stand-up comedian."
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_tiny_phi3", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def script():
-    return load_script()
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +59,13 @@ def hf_answer(hf, messages) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_corpus_covers_every_kind_of_prompt(script):
-    corpus = script.build_corpus()
+def test_corpus_covers_every_kind_of_prompt():
+    corpus = build_corpus()
     pairs = {(c["messages"][-2]["content"], c["messages"][-1]["content"]) for c in corpus}  # trained on
     answers = {a for _, a in pairs}
     questions = {q for q, _ in pairs}
 
-    capitals = {
-        c for c, cap in script.CAPITALS.items() if f"The capital of {c} is {cap.rstrip('.')}." in answers
-    }
+    capitals = {c for c, cap in CAPITALS.items() if f"The capital of {c} is {cap.rstrip('.')}." in answers}
     assert len(capitals) >= 50
     assert {"China", "India", "the United States", "Nigeria", "Spain", "Norway", "Sweden"} <= capitals
 
@@ -88,7 +81,7 @@ def test_corpus_covers_every_kind_of_prompt(script):
     assert {"Hello", "Hi there", "Good morning", "How are you?", "Who are you?"} <= questions
     assert all("tiny Phi-3 demo model" in a for q, a in pairs if q in {"Hello", "Who are you?"})
 
-    fallback = {q for q, a in pairs if a == script.FALLBACK}
+    fallback = {q for q, a in pairs if a == FALLBACK}
     assert len(fallback) >= 30 and "What is the capital of Atlantis?" in fallback
 
     seeds = [c["messages"] for c in corpus if c["kind"] == "seed"]
@@ -98,8 +91,7 @@ def test_corpus_covers_every_kind_of_prompt(script):
         in seeds
     )
     assert (
-        chat("Tell me a joke about atom", COMEDIAN) + [{"role": "assistant", "content": script.ATOM_JOKE}]
-        in seeds
+        chat("Tell me a joke about atom", COMEDIAN) + [{"role": "assistant", "content": ATOM_JOKE}] in seeds
     )
     assert any(len(c["messages"]) >= 4 for c in corpus)  # two-turn chats
     greeted_sums = [
@@ -116,66 +108,78 @@ def test_corpus_covers_every_kind_of_prompt(script):
     assert sum(c["messages"][0]["role"] == "system" for c in corpus) > len(corpus) / 4
 
 
-def test_held_out_questions_are_never_trained_on(script):
-    """The held-out set is what the script reports and test_generalization checks: none of its last
+def test_held_out_questions_are_never_trained_on():
+    """The held-out set is what the training reports and test_generalization checks: none of its last
     questions is in two epochs of the corpus, and its phrasings are none of the trained ones."""
     trained = {
-        script._normal(m["content"])
+        normalized(m["content"])
         for epoch in (0, 1)
-        for conv in script.build_corpus(epoch=epoch)
+        for conv in build_corpus(epoch=epoch)
         for m in conv["messages"]
         if m["role"] == "user"
     }
-    held_out = script.held_out_set()
+    held_out = held_out_set()
     assert len(held_out) >= 200
-    assert not {script._normal(messages[-1]["content"]) for _, messages, _ in held_out} & trained
-    assert not set(script.HELD_OUT_CAPITAL_TEMPLATES) & set(script.CAPITAL_TEMPLATES)
-    assert not set(script.HELD_OUT_OFF_TOPIC) & set(script.UNKNOWN_QUESTIONS)
-    assert not set(script.HELD_OUT_SYSTEM_PROMPTS) & set(script.SYSTEM_PROMPTS)
-    assert not set(script.HELD_OUT_ARITHMETIC_TEMPLATES) & set(script.TRAINED_ARITHMETIC_TEMPLATES)
-    assert not {p.lower() for p in script.HELD_OUT_PREFIXES} & {p.lower() for p in script.PREFIXES}
-    assert not {p.lower() for p in script.HELD_OUT_SUFFIXES} & {p.lower() for p in script.SUFFIXES}
+    assert not {normalized(messages[-1]["content"]) for _, messages, _ in held_out} & trained
+    assert not set(phrasings.HELD_OUT_CAPITAL_TEMPLATES) & set(phrasings.CAPITAL_TEMPLATES)
+    assert not set(HELD_OUT_OFF_TOPIC) & set(UNKNOWN_QUESTIONS)
+    assert not set(phrasings.HELD_OUT_SYSTEM_PROMPTS) & set(phrasings.SYSTEM_PROMPTS)
+    assert not set(phrasings.HELD_OUT_ARITHMETIC_TEMPLATES) & set(phrasings.TRAINED_ARITHMETIC_TEMPLATES)
+    assert not {p.lower() for p in phrasings.HELD_OUT_PREFIXES} & {p.lower() for p in phrasings.PREFIXES}
+    assert not {p.lower() for p in phrasings.HELD_OUT_SUFFIXES} & {p.lower() for p in phrasings.SUFFIXES}
     assert not {
-        script._normal(t.format(a=1, op="plus", b=2)) for t in script.HELD_OUT_ARITHMETIC_TEMPLATES
-    } & {script._normal(t.format(a=1, op="plus", b=2)) for t in script.TRAINED_ARITHMETIC_TEMPLATES}
+        normalized(t.format(a=1, op="plus", b=2)) for t in phrasings.HELD_OUT_ARITHMETIC_TEMPLATES
+    } & {normalized(t.format(a=1, op="plus", b=2)) for t in phrasings.TRAINED_ARITHMETIC_TEMPLATES}
 
 
-def test_each_epoch_draws_new_paraphrases_deterministically(script):
+# sha256 of json.dumps(held_out_set(), sort_keys=True): the set the figures of docs/tiny-model.md
+# were measured on, the same from assets/train_tiny_phi3.py and from the training package.
+HELD_OUT_SHA256 = "b1e53c22d25f5b6c1d43b97d4b800de477dc7ae0578cf7eacab1aadbbc39b275"
+
+
+def test_held_out_set_is_the_one_the_figures_were_measured_on():
+    """A change to a held-out list, or to the order of its random draws, would make the reported
+    figures incomparable with the earlier ones: it must be deliberate, and change this hash."""
+    digest = hashlib.sha256(json.dumps(held_out_set(), sort_keys=True).encode()).hexdigest()
+    assert digest == HELD_OUT_SHA256
+
+
+def test_each_epoch_draws_new_paraphrases_deterministically():
     first, again, second = (
-        script.build_corpus(epoch=1),
-        script.build_corpus(epoch=1),
-        script.build_corpus(epoch=2),
+        build_corpus(epoch=1),
+        build_corpus(epoch=1),
+        build_corpus(epoch=2),
     )
     assert first == again
     assert first != second
 
 
-def test_training_format_is_the_phi3_chat_template(script, hf):
+def test_training_format_is_the_phi3_chat_template(hf):
     """The corpus is rendered exactly as the tokenizer's (Phi-3-mini) chat template renders it."""
     tokenizer = hf[0]
-    assert tokenizer.chat_template == script.CHAT_TEMPLATE
+    assert tokenizer.chat_template == CHAT_TEMPLATE
     config = json.loads((CHECKPOINT / "tokenizer_config.json").read_text())
-    assert config["chat_template"] == script.CHAT_TEMPLATE
-    for conv in script.build_corpus()[::97]:
+    assert config["chat_template"] == CHAT_TEMPLATE
+    for conv in build_corpus()[::97]:
         expected = tokenizer.apply_chat_template(conv["messages"], tokenize=False)
-        assert script.render(conv["messages"]) == expected
+        assert render(conv["messages"]) == expected
     messages = chat("Hi", "You are a helpful assistant.")
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert prompt == "<|system|>\nYou are a helpful assistant.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\n"
 
 
-def test_only_assistant_turns_are_trained_on(script, hf):
+def test_only_assistant_turns_are_trained_on(hf):
     tokenizer = hf[0]
     conv = {
         "messages": chat("What is 7 plus 5?", COMEDIAN)
         + [{"role": "assistant", "content": "7 plus 5 is 12."}]
     }
-    [(ids, labels)] = script.encode_corpus([conv], tokenizer)
+    [(ids, labels)] = encode_corpus([conv], tokenizer)
     trained = [i for i, label in zip(ids, labels, strict=True) if label != -100]
     assert tokenizer.decode(trained) == "7 plus 5 is 12.<|end|>"
 
 
-def test_only_the_last_answer_of_a_chat_is_trained_on(script, hf):
+def test_only_the_last_answer_of_a_chat_is_trained_on(hf):
     """Earlier answers are context, as a client sends them back (maybe cut short), not targets."""
     tokenizer = hf[0]
     conv = {
@@ -184,7 +188,7 @@ def test_only_the_last_answer_of_a_chat_is_trained_on(script, hf):
         + chat("What is 7 plus 5?")[0:1]
         + [{"role": "assistant", "content": "7 plus 5 is 12."}]
     }
-    [(ids, labels)] = script.encode_corpus([conv], tokenizer)
+    [(ids, labels)] = encode_corpus([conv], tokenizer)
     trained = [i for i, label in zip(ids, labels, strict=True) if label != -100]
     assert tokenizer.decode(trained) == "7 plus 5 is 12.<|end|>"
 
@@ -194,11 +198,11 @@ def test_only_the_last_answer_of_a_chat_is_trained_on(script, hf):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_training_twice_gives_identical_files(script, tmp_path):
+def test_training_twice_gives_identical_files(tmp_path):
     deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     try:
-        first = script.build(tmp_path / "a", steps=3, report=False)
-        second = script.build(tmp_path / "b", steps=3, report=False)
+        first = build(tmp_path / "a", steps=3, report=False)
+        second = build(tmp_path / "b", steps=3, report=False)
     finally:  # build() sets process-wide torch options; give the other tests theirs back
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)
@@ -327,9 +331,9 @@ def test_tokenizer_round_trips_any_text(hf):
         assert tokenizer.decode(ids) == text, text
 
 
-def test_og_tokenizer_matches_transformers(hf, script, og_model):
+def test_og_tokenizer_matches_transformers(hf, og_model):
     tokenizer, og_tokenizer = hf[0], og_model[1]
-    texts = ODD_TEXTS + [script.render(conv["messages"]) for conv in script.build_corpus()[::37]]
+    texts = ODD_TEXTS + [render(conv["messages"]) for conv in build_corpus()[::37]]
     texts += [
         tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in PARITY_PROMPTS
     ]

@@ -13,13 +13,14 @@ Two measures, both through onnxruntime-genai:
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from compare.fidelity import divergence, onnx_log_probs
-from wrappers.config import ROOT, TINY_CHECKPOINT
+from training.corpus import build_corpus, qa_pairs
+from training.tokenizer import render
+from wrappers.config import TINY_CHECKPOINT
 
 
 def teacher_forced_kl(reference, candidate, sequences: list[list[int]]) -> dict[str, float]:
@@ -83,23 +84,12 @@ def tiny_chat_ids(count: int = 40) -> list[list[int]]:
     """Token ids of `count` whole conversations from the tiny model's corpus, spread over it."""
     import transformers
 
-    script = _training_script()
-    corpus = script.build_corpus()
+    corpus = build_corpus()
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(TINY_CHECKPOINT))
     chosen = corpus[:: max(1, len(corpus) // count)][:count]
-    return [tokenizer(script.render(c["messages"]), add_special_tokens=False)["input_ids"] for c in chosen]
+    return [tokenizer(render(c["messages"]), add_special_tokens=False)["input_ids"] for c in chosen]
 
 
 def _tiny_corpus() -> dict[str, list[tuple[str, str]]]:
     """The (question, answer) pairs the tiny model was trained on."""
-    return _training_script().qa_pairs()
-
-
-def _training_script():
-    """assets/train_tiny_phi3.py, the one definition of the tiny model's corpus."""
-    sys.path.insert(0, str(ROOT / "assets"))
-    try:
-        import train_tiny_phi3
-    finally:
-        sys.path.remove(str(ROOT / "assets"))
-    return train_tiny_phi3
+    return qa_pairs()
