@@ -186,6 +186,8 @@ def test_api_describes_what_each_endpoint_returns(client):
         "verdict",
         "comparison_id",
         "tracing_notice",
+        "ended",
+        "votable",
     }
     side = compare["properties"]["onnx"]
     assert set(side["properties"]) == SIDE_KEYS

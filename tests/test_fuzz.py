@@ -202,7 +202,7 @@ def settle_until(data_dir: Path, expected: int, timeout: float = 60) -> None:
 
 def pending(data_dir: Path) -> int:
     total = 0
-    for spool in (data_dir / "spool.sqlite").glob("*.sqlite"):
+    for spool in (data_dir / "spool.sqlite").glob("[0-9]*.sqlite"):  # the spool's slots, not the ballot box
         with sqlite3.connect(spool) as db:
             total += db.execute("SELECT count(*) FROM pending").fetchone()[0]
     return total
