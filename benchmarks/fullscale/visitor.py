@@ -126,8 +126,9 @@ def speed(client, tokenizer, lengths, new_tokens: int = 16, progress=print) -> l
                 answer = client.predict(prompt=prompt, max_tokens=new_tokens, api_name=f"/chat_{side}")
             except Exception as exc:  # noqa: BLE001 - the app's refusal, as a client receives it
                 rows.append({"side": side, "prompt_tokens": length, "refused": _message(exc)})
-            else:
-                rows.append({"side": side} | side_figures(answer))
+            else:  # one refused for its length counts no prompt tokens: the asked length stands
+                figures = side_figures(answer)
+                rows.append({"side": side} | figures | {"prompt_tokens": figures["prompt_tokens"] or length})
             progress(f"  speed, {side}, {length} tokens: {rows[-1]}")
     return rows
 
