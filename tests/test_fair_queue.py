@@ -102,11 +102,14 @@ def test_cancelled_requests_free_their_places(server):
     client = visitor_client(server, "203.0.113.40")
     # Submitted back to back, as the first test does: one runs, two wait (the tiny model's answers are
     # short, so a pause here would let all three end on their own before they are cancelled).
+    ahead = [visitor_client(server, "203.0.113.41") for _ in range(3)]  # so that the three wait in the queue
+    waiting = [c.submit(api_name="/compare", **LONG) for c in ahead for _ in range(3)][:8]
     jobs = [client.submit(api_name="/compare", **LONG) for _ in range(3)]
     fourth = client.submit(prompt="Hi", max_tokens=4, api_name="/compare")
     assert outcomes([fourth])[0][0].startswith(SESSION_FULL)  # before the cancels can free a place
     for job in jobs:
         job.cancel()
+    outcomes(waiting)
     deadline, seen = time.monotonic() + 30, []
     while time.monotonic() < deadline:  # a running one is let go once its task has stopped
         seen = [
