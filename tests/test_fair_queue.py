@@ -14,6 +14,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.client import Job
+from gradio_client.utils import Status
 from playwright.sync_api import expect
 
 from benchmarks.public_space.users import batch_file
@@ -37,6 +38,16 @@ def submit(client: Client, **kwargs) -> Job:
     job = client.submit(**kwargs)
     job.add_done_callback(lambda _, job=job: setattr(job, "ended_at", time.perf_counter()))
     return job
+
+
+def joined(jobs: list[Job], timeout: float = 60) -> None:
+    """Wait until every job is in the queue (or past it): submit() joins from a thread of its own,
+    so jobs submitted one after another may otherwise join in any order."""
+    before = {Status.STARTING, Status.JOINING_QUEUE}
+    deadline = time.monotonic() + timeout
+    while any(job.status().code in before for job in jobs):
+        assert time.monotonic() < deadline, [job.status().code for job in jobs]
+        time.sleep(0.05)
 
 
 def outcomes(jobs: list[Job]) -> list[tuple[str, float]]:
@@ -103,8 +114,9 @@ def test_cancelled_requests_free_their_places(server):
     # Submitted back to back, as the first test does: one runs, two wait (the tiny model's answers are
     # short, so a pause here would let all three end on their own before they are cancelled).
     ahead = [visitor_client(server, "203.0.113.41") for _ in range(3)]  # so that the three wait in the queue
-    waiting = [c.submit(api_name="/compare", **LONG) for c in ahead for _ in range(3)][:8]
+    waiting = [ahead[i % 3].submit(api_name="/compare", **LONG) for i in range(8)]
     jobs = [client.submit(api_name="/compare", **LONG) for _ in range(3)]
+    joined(jobs)  # the three hold the session's places before the fourth asks for one
     fourth = client.submit(prompt="Hi", max_tokens=4, api_name="/compare")
     assert outcomes([fourth])[0][0].startswith(SESSION_FULL)  # before the cancels can free a place
     for job in jobs:
@@ -200,8 +212,9 @@ def test_the_page_shows_a_refusal_as_one_toast(server):
         toast = page.locator(".toast-body").filter(has_text="Your address already has 8 requests")
         for _ in range(3):
             page.locator("#prompt textarea").fill("What is the capital of Spain?")
-            jobs = [c.submit(api_name="/compare", **LONG) for c in ahead for _ in range(3)][:8]
-            jobs += [c.submit(api_name="/compare", **LONG) for c in same_address for _ in range(3)][:8]
+            jobs = [ahead[i % 3].submit(api_name="/compare", **LONG) for i in range(8)]
+            jobs += [same_address[i % 3].submit(api_name="/compare", **LONG) for i in range(8)]
+            joined(jobs)
             page.locator("#send").click()  # at once: the eight are still waiting
             try:
                 expect(toast).to_have_count(1, timeout=5_000)
