@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import ARTIFACTS
 from tests.test_browser import browser_page, send
-from ui import formatting as fmt
+from ui.fidelity_view import fidelity_markdown, fidelity_strip_html
 from wrappers import load_config
 
 FIDELITY_KEYS = {"reference", "tokens", "mean_kl", "max_kl", "top1_agreement", "per_token", "scoring_s"}
@@ -65,10 +65,10 @@ def test_the_line_and_the_strip_format_a_fidelity():
             {"token": " x", "kl": 0.5, "p_reference": 0.6, "p_other": 0.2, "agree": False},
         ],
     }
-    line = fmt.fidelity_markdown(fidelity, None)
+    line = fidelity_markdown(fidelity, None)
     assert "mean KL 0.25 nats/token" in line and "top-1 agreement 50%" in line
     assert "worst token ' x' (KL 0.5)" in line and "0.012 s, charged to neither side" in line
-    strip = fmt.fidelity_strip_html(fidelity)
+    strip = fidelity_strip_html(fidelity)
     assert "&lt;b&gt;" in strip and "<b>" not in strip.split("</div>")[0]  # token text is escaped
     assert strip.count('class="fidelity-token"') == 2 and "underline wavy" in strip
 

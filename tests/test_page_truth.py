@@ -25,7 +25,7 @@ from tests.test_chat_ui import (
     send,
     settings,
 )
-from ui import formatting as fmt
+from ui.difference import difference_html
 from wrappers import Latency, Result, Usage
 
 browser, desk, phone = chat_ui.browser, chat_ui.desk, chat_ui.phone  # the Chat tests' fixtures
@@ -205,9 +205,9 @@ def test_the_word_diff_shows_only_when_it_helps():
         pieces = tuple(re.findall(r"\s*\S+", text))
         return Result(text=text, pieces=pieces, usage=Usage(5, len(pieces), 5), latency=Latency(), done=True)
 
-    close = fmt.difference_html(answer("The capital is Madrid."), answer("The capital is Paris."), SIDES)
+    close = difference_html(answer("The capital is Madrid."), answer("The capital is Paris."), SIDES)
     assert "diff-words" in close and "differ entirely" not in close
-    apart = fmt.difference_html(answer("Madrid, of course."), answer("I am a tiny model."), SIDES)
+    apart = difference_html(answer("Madrid, of course."), answer("I am a tiny model."), SIDES)
     assert "differ entirely" in apart and "diff-words" not in apart
     assert "Madrid, of course." in apart and "I am a tiny model." in apart  # side by side
 

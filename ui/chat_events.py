@@ -24,6 +24,8 @@ from compare.turns import Turn, histories_differ, messages_for
 from ui import formatting as fmt
 from ui.api import SIDES, asker_of, at_boundary, input_error
 from ui.checks import box_options, check_send
+from ui.difference import difference_html
+from ui.fidelity_view import fidelity_markdown, fidelity_strip_html
 from ui.pacing import paced
 from ui.votes import standing_text
 
@@ -90,8 +92,8 @@ class Shown:
 
     def scored(self, result: dict | None = None, reason: str | None = None) -> dict:
         """The fidelity line and token strip under the verdict (empty without either argument)."""
-        line = fmt.fidelity_markdown(result, reason) if result or reason else ""
-        return {self.fidelity["line"]: line, self.fidelity["strip"]: fmt.fidelity_strip_html(result)}
+        line = fidelity_markdown(result, reason) if result or reason else ""
+        return {self.fidelity["line"]: line, self.fidelity["strip"]: fidelity_strip_html(result)}
 
     def loaded(self, turns: list[Turn]) -> dict:
         """Turns from elsewhere (an imported file): shown, with nothing left of the last comparison."""
@@ -104,7 +106,7 @@ class Shown:
             pane = self.panes[side]
             details |= {pane["response"]: result.response, pane["raw"]: fmt.raw_json(result.raw)}
         done = all(r.done for r in latest.values())
-        diff = fmt.difference_html(latest[SIDES[0]], latest[SIDES[1]], SIDES) if done else ""
+        diff = difference_html(latest[SIDES[0]], latest[SIDES[1]], SIDES) if done else ""
         return (
             self.live(turns, latest)
             | details

@@ -3,6 +3,9 @@
 Text that a visitor, a file or a model supplied goes into Markdown only through
 `plain` or `code`, so it is shown as the characters it holds and never becomes an
 element (an image that calls out, a link) or markup.
+
+The difference view under the verdict is in `ui/difference.py`, and the fidelity line and
+token strip in `ui/fidelity_view.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from compare.comparison import decode_timed
-from compare.diff import MAX_CHANGED_SHARE, WordOp, changed_share, divergence, word_diff
 from compare.turns import STOPPED, Answer, Turn
 from wrappers import Latency, Result, Usage
 
@@ -169,76 +171,6 @@ def pane_text(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def difference_html(left: Result, right: Result, names: tuple[str, str]) -> str:
-    """Both answers aligned at their first differing token, then a word-level diff."""
-    if not left.pieces and not right.pieces:
-        return ""
-    if left.error or right.error:
-        return "<p>No difference view: a model reported an error.</p>"
-    split = divergence(left.pieces, right.pieces)
-    if split.at is None:
-        count = len(left.pieces)
-        return f"<p class='diff-same'>The two answers are identical, token for token ({count} tokens).</p>"
-    rows = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{_aligned(split.skipped, split.before, tail)}</td></tr>"
-        for name, tail in zip(names, (split.left, split.right), strict=True)
-    )
-    head = f"<p>First difference at token {split.at + 1} (highlighted), with the tokens around it:</p>"
-    words = _words_view(left, right, names)
-    return f"<div class='diff-view'>{head}<table class='diff-tokens'>{rows}</table>{words}</div>"
-
-
-def _words_view(left: Result, right: Result, names: tuple[str, str]) -> str:
-    """The word diff while it helps (most words shared); else both answers side by side."""
-    ops = word_diff(left.text, right.text)
-    share = changed_share(ops)
-    if share >= MAX_CHANGED_SHARE:
-        cells = "".join(
-            f"<td><b>{html.escape(name)}</b><br>{html.escape(r.text)}</td>"
-            for name, r in zip(names, (left, right), strict=True)
-        )
-        return (
-            f"<p class='diff-apart'>The answers differ entirely ({share:.0%} of their words differ), "
-            f"so there is no word diff; side by side:</p><table class='diff-side'><tr>{cells}</tr></table>"
-        )
-    return (
-        f"<p>Word by word (<del>{html.escape(names[0])} only</del>, "
-        f"<ins>{html.escape(names[1])} only</ins>):</p>"
-        f"<p class='diff-words'>{_words_html(ops)}</p>"
-    )
-
-
-def _aligned(skipped: int, before: tuple[str, ...], tail: tuple[str, ...]) -> str:
-    lead = "<span class='diff-skip'>…</span>" if skipped else ""
-    shared = "".join(_token(t) for t in before)
-    if not tail:
-        return f"{lead}{shared}<mark class='diff-first'>(end of answer)</mark>"
-    first, rest = tail[0], tail[1:]
-    return f"{lead}{shared}<mark class='diff-first'>{_visible(first)}</mark>" + "".join(
-        _token(t) for t in rest
-    )
-
-
-def _token(piece: str) -> str:
-    return f"<span class='diff-token'>{_visible(piece)}</span>"
-
-
-def _visible(piece: str) -> str:
-    """A token's text with its spaces and line breaks made visible."""
-    return html.escape(piece).replace(" ", "·").replace("\n", "↵") or "∅"
-
-
-def _words_html(ops: list[WordOp]) -> str:
-    parts = []
-    for op in ops:
-        if op.op == "equal":
-            parts.append(html.escape(op.left))
-            continue
-        parts.append(f"<del>{html.escape(op.left)}</del>" if op.left else "")
-        parts.append(f"<ins>{html.escape(op.right)}</ins>" if op.right else "")
-    return "".join(parts)
-
-
 def short_id(comparison_id: str) -> str:
     """The 8-character form of an id, as every table and label shows it."""
     return (comparison_id or "")[:8]
@@ -275,76 +207,3 @@ def _n(value: int | None) -> str:
 
 def _s(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f} s"
-
-
-KL_BANDS = (  # (upper bound in nats, background): where the strip turns from clear to red
-    (1e-3, "transparent"),
-    (1e-2, "#fde9c8"),
-    (1e-1, "#fbc98a"),
-    (1.0, "#f59a6b"),
-    (float("inf"), "#e4574b"),
-)
-
-
-def fidelity_markdown(fidelity: dict | None, reason: str | None) -> str:
-    """The one line under the verdict: mean KL, top-1 agreement, worst token, scoring time.
-
-    >>> print(fidelity_markdown(None, "Fidelity scoring is switched off."))
-    **Fidelity**: Fidelity scoring is switched off\.
-    """
-    if fidelity is None:
-        return f"**Fidelity**: {plain(reason or 'not scored.')}"
-    worst = max(fidelity["per_token"], key=lambda t: t["kl"], default=None)
-    worst_text = f" · worst token {plain(repr(worst['token']))} (KL {worst['kl']:.3g})" if worst else ""
-    note = f"  \n<small>{plain(fidelity['note'])}</small>" if fidelity.get("note") else ""
-    return (
-        f"**Fidelity** ({fidelity['other']} on the {fidelity['reference']} answer's "
-        f"{fidelity['tokens']} tokens): mean KL {fidelity['mean_kl']:.3g} nats/token · "
-        f"top-1 agreement {fidelity['top1_agreement']:.0%}{worst_text} · "
-        f"scored in {fidelity['scoring_s']:.3f} s, charged to neither side{note}"
-    )
-
-
-def fidelity_strip_html(fidelity: dict | None) -> str:
-    """The reference answer, one span per token, coloured by its KL; hover shows the numbers."""
-    if not fidelity or not fidelity["per_token"]:
-        return ""
-    spans = "".join(_token_span(t) for t in fidelity["per_token"])
-    legend = " ".join(
-        f'<span style="background:{colour};padding:0 4px">&lt; {bound:g}</span>'
-        for bound, colour in KL_BANDS[:-1]
-    )
-    return (
-        f'<div class="fidelity-strip" style="font-family:monospace;line-height:1.9">{spans}</div>'
-        f"<small>KL per token (nats): {legend} "
-        f'<span style="background:{KL_BANDS[-1][1]};padding:0 4px">≥ 1</span>; '
-        "underlined: the models' top-1 tokens differ</small>"
-    )
-
-
-def kl_colour(kl: float) -> str:
-    """The strip's background for a token's KL.
-
-    >>> kl_colour(0.0), kl_colour(0.05), kl_colour(5.0)
-    ('transparent', '#fbc98a', '#e4574b')
-    """
-    return next(colour for bound, colour in KL_BANDS if kl < bound)
-
-
-def _token_span(token: dict) -> str:
-    """One token of the strip; a token the pane does not show (the end token, or one a stop
-    sequence cut) is a marker apart, so the strip's other text is exactly the pane's."""
-    title = html.escape(
-        f"KL {token['kl']:.3g} · p(reference) {token['p_reference']:.3f} · p(other) {token['p_other']:.3f}"
-    )
-    underline = "" if token.get("agree", True) else ";text-decoration:underline wavy"
-    style = f"background:{kl_colour(token['kl'])};border-radius:3px{underline}"
-    if token.get("hidden"):
-        label = html.escape(token["token"] or "[not shown]")  # e.g. the token holding the stop
-        note = html.escape(" · not shown in the pane")
-        return (
-            f'<span class="fidelity-token fidelity-hidden" title="{title}{note}" '
-            f'style="{style};font-size:0.8em;opacity:0.75">{label}</span>'
-        )
-    text = html.escape(token["token"]).replace(" ", "&nbsp;").replace("\n", "↵")
-    return f'<span class="fidelity-token" title="{title}" style="{style}">{text}</span>'
