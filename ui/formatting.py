@@ -176,15 +176,6 @@ def short_id(comparison_id: str) -> str:
     return (comparison_id or "")[:8]
 
 
-def plain_text(content: Any) -> str:
-    """Gradio may hand back message content as a list of blocks; join their text."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return str(content.get("text", ""))
-    return "".join(plain_text(part) for part in content or [])
-
-
 def model_card_markdown(
     ref_uri: str | None,
     name: str | None,
@@ -203,7 +194,3 @@ def model_card_markdown(
 
 def _n(value: int | None) -> str:
     return "–" if value is None else str(value)
-
-
-def _s(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f} s"
