@@ -1,7 +1,7 @@
 """What the Chat tab's buttons do: compare, regenerate one side, take back the last prompt, stop, clear.
 
 Every handler reads and writes the turns in one `gr.State` (see `compare/turns.py`)
-and draws both panes from them (`Shown`). Stop is cooperative: Stop raises the
+and draws both panes from them (`Shown`, in `ui/shown.py`). Stop is cooperative: Stop raises the
 session's flag (`StopSignals`), and the comparison service ends the running
 comparison at its next step and records it as stopped (`compare/endings.py`),
 rather than it being cancelled under Gradio's feet, which left the page
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import gradio as gr
 
@@ -24,9 +23,8 @@ from compare.turns import Turn, histories_differ, messages_for
 from ui import formatting as fmt
 from ui.api import SIDES, asker_of, at_boundary, input_error
 from ui.checks import box_options, check_send
-from ui.difference import difference_html
-from ui.fidelity_view import fidelity_markdown, fidelity_strip_html
 from ui.pacing import paced
+from ui.shown import Shown, all_sides
 from ui.votes import standing_text
 
 
@@ -52,78 +50,6 @@ class StopSignals:
     def current(self, session: str) -> threading.Event:
         with self._lock:
             return self._events.get(session) or threading.Event()
-
-
-@dataclass
-class Shown:
-    """Everything a comparison updates, and how a turn's state becomes updates."""
-
-    panes: dict[str, dict]
-    metrics: gr.Markdown
-    verdict: gr.Markdown
-    fidelity: dict[str, gr.Markdown | gr.HTML]  # "line" and "strip"
-    diff: gr.HTML
-    prompt: gr.Textbox
-    last_id: gr.State
-    turns: gr.State
-    results: gr.State
-    standing: gr.Markdown  # the vote that stands on the comparison shown
-
-    def all(self) -> list:
-        parts = [p[k] for p in self.panes.values() for k in ("chat", "response", "raw")]
-        return [
-            *parts,
-            self.metrics,
-            self.verdict,
-            *self.fidelity.values(),
-            self.diff,
-            self.prompt,
-            self.last_id,
-            self.turns,
-            self.results,
-            self.standing,
-        ]
-
-    def chats(self, turns: list[Turn]) -> dict:
-        return {self.panes[side]["chat"]: fmt.chat_messages(turns, side) for side in SIDES}
-
-    def live(self, turns: list[Turn], latest: Mapping) -> dict:
-        return self.chats(turns) | {self.metrics: fmt.metrics_markdown(_all_sides(latest))}
-
-    def scored(self, result: dict | None = None, reason: str | None = None) -> dict:
-        """The fidelity line and token strip under the verdict (empty without either argument)."""
-        line = fidelity_markdown(result, reason) if result or reason else ""
-        return {self.fidelity["line"]: line, self.fidelity["strip"]: fidelity_strip_html(result)}
-
-    def loaded(self, turns: list[Turn]) -> dict:
-        """Turns from elsewhere (an imported file): shown, with nothing left of the last comparison."""
-        return self.finished(turns, {}, "", "") | {self.prompt: gr.skip()}
-
-    def finished(self, turns: list[Turn], latest: Mapping, verdict: str, comparison_id: str) -> dict:
-        latest = _all_sides(latest)
-        details = {}
-        for side, result in latest.items():
-            pane = self.panes[side]
-            details |= {pane["response"]: result.response, pane["raw"]: fmt.raw_json(result.raw)}
-        done = all(r.done for r in latest.values())
-        diff = difference_html(latest[SIDES[0]], latest[SIDES[1]], SIDES) if done else ""
-        return (
-            self.live(turns, latest)
-            | details
-            | self.scored()
-            | {
-                self.verdict: verdict,
-                self.diff: diff,
-                self.last_id: comparison_id,
-                self.turns: turns,
-                self.results: dict(latest) if done else {},
-                self.standing: "",
-            }
-        )
-
-
-def _all_sides(latest: Mapping) -> dict:
-    return {side: latest.get(side) or fmt.Result() for side in SIDES}
 
 
 def checker(comparer: Comparer, stops: StopSignals):
@@ -190,7 +116,7 @@ def _fidelity(comparer: Comparer, shown: Shown, latest: Mapping, options, scorin
 
 
 def _stopped_summary(latest: Mapping) -> str:
-    counts = " and ".join(f"{side} {len(r.pieces)}" for side, r in _all_sides(latest).items())
+    counts = " and ".join(f"{side} {len(r.pieces)}" for side, r in all_sides(latest).items())
     return (
         f"⏹ Stopped (tokens so far: {counts}). The partial answers stay on screen and are sent to "
         "neither model again; the comparison is kept on the record as stopped, but only comparisons "
