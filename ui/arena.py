@@ -25,8 +25,6 @@ from ui import formatting as fmt
 from ui.api import (
     MODEL_EVENTS,
     SIDES,
-    JudgedInfo,
-    Side,
     asker_of,
     at_boundary,
     input_error,
@@ -34,6 +32,7 @@ from ui.api import (
     voter_of,
 )
 from ui.api_docs import add_endpoint
+from ui.api_types import JudgedInfo, Side
 from ui.pacing import paced
 from wrappers import GenerationOptions, Result
 
