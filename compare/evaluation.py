@@ -3,8 +3,9 @@
 Every prompt is compared first: both models interleaved token by token (so each clock counts
 only its own work), then the fidelity of the ONNX answer against the reference. The batch is
 one MLflow run (table, plot, CSV, summary, verdict). Under it, each packaging gets a nested
-run through `mlflow.genai.evaluate`, with code scorers and linked to its logged model: MLflow's
-evaluation view shows every row's trace with its assessments, and the two runs compare there.
+run through `mlflow.genai.evaluate`, with code scorers (`compare/scorers.py`) and linked to
+its logged model: MLflow's evaluation view shows every row's trace with its assessments, and
+the two runs compare there.
 
 Concession: `predict_fn` serves each row's answer from the comparison that just ran rather
 than generating again, which would double the cost and lose the fair clocks. Its trace is
@@ -25,8 +26,7 @@ from threading import Event
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Feedback, Param
-from mlflow.genai.scorers import scorer
+from mlflow.entities import Param
 
 from compare.acceptance import Acceptance, Thresholds, accept, tag_export
 from compare.batch import (
@@ -41,6 +41,7 @@ from compare.budget import over_time, refused
 from compare.comparison import compare_stream
 from compare.fidelity import Scored, score
 from compare.interrupted import Journal, Lease, log_journal, process_tags
+from compare.scorers import row_attributes, scorers_for
 from compare.traces import Request, logged_model_id, write_trace
 from wrappers.backend import Backend
 from wrappers.errors import public_text
@@ -197,7 +198,7 @@ def evaluate_sides(
         for side in compared[0][0]:
             results = [c[0][side] for c in compared]
             model_id = logged_model_id(results[0].model)
-            chosen = _scorers(side, has_expected)
+            chosen = scorers_for(side, has_expected)
             with mlflow.start_run(
                 run_name=f"evaluate {side}", nested=True, tags={"kind": "evaluation"} | process
             ) as run:
@@ -232,82 +233,10 @@ def _replay(side: str, compared: list[Compared], options: GenerationOptions) -> 
             started_ns=started_ns,
             pair={s: f"{r.model.name}/{r.model.version}" for s, r in results.items()},
         )
-        write_trace(request, _row_attributes(result, other, scored))
+        write_trace(request, row_attributes(result, other, scored))
         return result.text if not result.error else f"ERROR: {result.error}"
 
     return predict
-
-
-def _row_attributes(result: Result, other: Result, scored: Scored) -> dict:
-    f = scored.fidelity
-    attributes = {
-        "phi3.answers_agree": result.text == other.text and not (result.error or other.error),
-        "phi3.fidelity.reason": scored.reason,
-    }
-    if f is not None:
-        attributes |= {
-            "phi3.fidelity.mean_kl": f.mean_kl,
-            "phi3.fidelity.top1_agreement": f.top1_agreement,
-            "phi3.fidelity.tokens": f.tokens,
-            "phi3.fidelity.worst_token": f.worst.token if f.worst else None,
-        }
-    return attributes
-
-
-def _attribute(trace, key: str):
-    return trace.data.spans[0].attributes.get(key)
-
-
-@scorer
-def correct(outputs: str, expectations: dict | None) -> Feedback:
-    """The expected answer appears in the output (case-insensitive), as in the batch table."""
-    expected = (expectations or {}).get("expected")
-    if not expected:
-        return Feedback(value=None, rationale="No expected answer for this prompt.")
-    return Feedback(value=expected.lower() in outputs.lower(), rationale=f"expected {expected!r}")
-
-
-@scorer
-def answers_agree(trace) -> bool:
-    """Both packagings gave the same text."""
-    return bool(_attribute(trace, "phi3.answers_agree"))
-
-
-@scorer
-def mean_kl(trace) -> Feedback:
-    """Mean KL(reference || ONNX) per answer token, in nats."""
-    value = _attribute(trace, "phi3.fidelity.mean_kl")
-    if value is None:
-        return Feedback(value=None, rationale=_attribute(trace, "phi3.fidelity.reason"))
-    tokens, worst = _attribute(trace, "phi3.fidelity.tokens"), _attribute(trace, "phi3.fidelity.worst_token")
-    return Feedback(value=value, rationale=f"{tokens} tokens; worst {worst!r}")
-
-
-@scorer
-def top1_agreement(trace) -> Feedback:
-    """Share of answer tokens where both models' most likely next token is the same."""
-    value = _attribute(trace, "phi3.fidelity.top1_agreement")
-    return Feedback(
-        value=value, rationale=None if value is not None else _attribute(trace, "phi3.fidelity.reason")
-    )
-
-
-@scorer
-def ttft_s(trace) -> float | None:
-    """Time to the first token, seconds (this model's own work only)."""
-    return _attribute(trace, "ttft_s")
-
-
-@scorer
-def decode_tokens_per_s(trace) -> float | None:
-    """Decode speed after the first token."""
-    return _attribute(trace, "tokens_per_s")
-
-
-def _scorers(side: str, has_expected: bool) -> list:
-    chosen = [answers_agree, ttft_s, decode_tokens_per_s]
-    chosen += [mean_kl, top1_agreement] if side == "onnx" else []  # the reference is 0 and 100% by definition
-    return chosen + ([correct] if has_expected else [])
 
 
 @contextlib.contextmanager

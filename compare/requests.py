@@ -21,13 +21,14 @@ from pydantic import AfterValidator, Field, StringConstraints, create_model, mod
 from pydantic_core import PydanticCustomError
 
 from compare.arena import ARENA_CHOICES
+from compare.errors import RequestError
 from compare.votes import ALIASES, CHOICES
 from wrappers.chat import check_length, max_characters
 from wrappers.config import Limits
 from wrappers.options import GenerationOptions, settings_schema, stops_as_lines
-from wrappers.schema import Strict, check
+from wrappers.schema import InputError, Strict, check
 
-__all__ = ["Schemas", "checked", "options_of", "schemas"]
+__all__ = ["Schemas", "check_request", "checked", "options_of", "schemas"]
 ROLES = ("system", "user", "assistant")
 VOTE_CHOICES = (*CHOICES, *ALIASES)  # left and right: the older names of the two sides
 HEX_ID = r"^[0-9a-f]{32}$"
@@ -133,6 +134,14 @@ def schemas(limits: Limits) -> Schemas:
 def checked(model: type[Strict], values: Any, where: str = "") -> Any:
     """`values` checked as `model` (stop sequences may be text, one per line), or `InputError`."""
     return check(model, stops_as_lines(values), where)
+
+
+def check_request(model: type[Strict], values: Any) -> Any:
+    """`checked`, with a mistake refused as the service refuses it: `RequestError`, its message kept."""
+    try:
+        return checked(model, values)
+    except InputError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def _not_blank(text: str) -> str:

@@ -4,8 +4,8 @@
 conversation that cannot fit, or cannot finish within the time limit on this
 machine (`compare/budget.py`), before any model runs, scores fidelity once the
 answers are final, records every answer however the comparison ended (tagged
-`ended`, see `compare/endings.py`), and stores votes on finished ones only,
-under the ballot box's rules (`compare/ballots.py`). The UI and the API call it; it answers with return values
+`ended`, see `compare/endings.py`), and holds the votes on them (`votes`, see
+`compare/voting.py`). The UI and the API call it; it answers with return values
 and raises `compare.errors` exceptions, which the UI shows as Gradio errors.
 """
 
@@ -19,25 +19,22 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from compare.ballots import BallotBox, VoteLimit
 from compare.budget import over_time
 from compare.comparison import SHARED, compare_stream
 from compare.conversation import AnswerMemory
-from compare.endings import TAG, Ending, ending_of, refusal
-from compare.errors import RequestError, StoreError
+from compare.endings import TAG, Ending, ending_of
+from compare.errors import RequestError
 from compare.fidelity import Scored, score
 from compare.lanes import ModelSlot
 from compare.owners import Asker
 from compare.recorder import Recorder
-from compare.requests import Schemas, checked, options_of, schemas
+from compare.requests import Schemas, check_request, options_of, schemas
 from compare.traces import Request
-from compare.votes import canonical_choice, log_vote
+from compare.voting import Voting
 from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
 from wrappers.chat import check_length
 from wrappers.config import Limits
-from wrappers.errors import public_text
-from wrappers.schema import InputError
 from wrappers.startup import Startup
 
 CUT = {  # the reason a side cut short carries as its error, on the record
@@ -61,15 +58,11 @@ class Comparer:
     startup: Startup | None = None  # None: the models were loaded before the app was built
     answers: AnswerMemory = field(default_factory=AnswerMemory)  # recent answers' figures, for exports
     slot: ModelSlot = field(init=False)  # chat requests generate before batch rows
-    ballots: BallotBox | None = field(init=False)  # the vote limit and blind claims; None without records
-    _vote_lock: threading.Lock = field(init=False)  # a vote and the one it replaces, one at a time
+    votes: Voting = field(init=False)  # votes on the recorded comparisons (compare/voting.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slot", ModelSlot(self.limits.concurrency))
-        limit = VoteLimit(self.limits.votes_per_voter, self.limits.vote_window_s)
-        box = BallotBox(self.recorder.folder / "ballots.sqlite", limit) if self.recorder else None
-        object.__setattr__(self, "ballots", box)
-        object.__setattr__(self, "_vote_lock", threading.Lock())
+        object.__setattr__(self, "votes", Voting(self.recorder, self.limits))
 
     def ready(self) -> tuple[bool, int]:
         """(whether every model has finished loading, how many are ready); a failed one counts as done."""
@@ -93,10 +86,7 @@ class Comparer:
 
     def check(self, kind: str, values: Mapping[str, Any]) -> Any:
         """`values` checked as the `kind` of request ("prompt", "vote", ...), before anything runs."""
-        try:
-            return checked(getattr(self.requests, kind), values)
-        except InputError as exc:
-            raise RequestError(str(exc)) from None
+        return check_request(getattr(self.requests, kind), values)
 
     def options(self, max_tokens: Any, temperature: Any, top_p: Any, stop: Any) -> GenerationOptions:
         """Generation options from a request's settings (stop: text, one sequence per line)."""
@@ -279,58 +269,3 @@ class Comparer:
     @property
     def notice(self) -> str | None:
         return self.recorder.notice if self.recorder else None
-
-    def vote(
-        self, comparison_id: Any, choice: Any, comment: Any, asker: Asker, voter: str | None = None
-    ) -> tuple[list[str], str | None]:
-        """Store the asker's vote on their own comparison as MLflow feedback.
-
-        `voter` is who the rate limit and the leaderboard count the vote against (default: the
-        asker's owner id). Returns the trace ids and the vote it replaced (None for a first vote).
-        """
-        asked = self.check("vote", {"comparison_id": comparison_id, "choice": choice, "comment": comment})
-        return self.store_vote(
-            asked.comparison_id,
-            canonical_choice(asked.choice),
-            asked.comment,
-            voter or asker.owner,
-            owner=asker.owner,
-        )
-
-    def store_vote(
-        self,
-        comparison_id: str,
-        choice: str,
-        comment: Any,
-        voter: str,
-        metadata=None,
-        owner: str | None = None,
-    ) -> tuple[list[str], str | None]:
-        """Store a checked vote (blind votes carry `metadata`); return the trace ids and the earlier vote.
-
-        With `owner`, only a comparison of that owner; anyone else's, or an unknown id, gets
-        the same answer, so ids cannot be probed. (A blind battle's vote is checked by its battle.)
-        Only a finished comparison takes a vote; the ballot box admits it (the voter's rate
-        limit, a blind comparison's only vote) before anything is stored, and a refused vote
-        stores nothing.
-        """
-        if self.recorder is None or self.ballots is None:
-            raise RequestError("Votes need tracing, which is off in this app.")
-        try:
-            found = self.recorder.comparison(comparison_id)
-        except Exception as exc:
-            raise StoreError(public_text(f"The comparison could not be read from MLflow: {exc}")) from exc
-        if not found.trace_ids or (owner is not None and found.owner != owner):
-            raise RequestError("No comparison of yours has that id.")
-        if reason := refusal(found.ending):
-            raise RequestError(reason)
-        metadata = dict(metadata or {}) | {"voter": voter}
-        claim = comparison_id if metadata.get("blind") == "true" else None
-        try:
-            with self.ballots.ballot(voter, claim), self._vote_lock:
-                previous = log_vote(found.trace_ids, choice, comment, metadata)
-        except ValueError as exc:  # refused by the ballot box or by the vote's own checks: nothing stored
-            raise RequestError(str(exc)) from exc
-        except Exception as exc:
-            raise StoreError(public_text(f"The vote could not be stored in MLflow: {exc}")) from exc
-        return found.trace_ids, previous

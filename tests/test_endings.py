@@ -102,14 +102,14 @@ def test_each_ending_is_recorded_and_tagged_with_how_it_ended(ended, ending):
 def test_a_vote_on_a_comparison_that_did_not_finish_is_refused_and_stores_nothing(ended, ending):
     comparer, asker = ended.comparer, ended.asker
     with pytest.raises(Exception, match=re.escape(REFUSALS[ending])) as refused:
-        comparer.vote(ended[ending], "onnx", "", asker)
+        comparer.votes.vote(ended[ending], "onnx", "", asker)
     assert "only comparisons that finished can be voted on" in str(refused.value)
     for trace in traces_of(ended[ending]):
         assert not [a for a in trace.info.assessments if a.name == "preference"]
 
 
 def test_a_vote_on_a_finished_comparison_is_stored(ended):
-    trace_ids, previous = ended.comparer.vote(ended[Ending.FINISHED], "tie", "", ended.asker)
+    trace_ids, previous = ended.comparer.votes.vote(ended[Ending.FINISHED], "tie", "", ended.asker)
     assert len(trace_ids) == 2 and previous is None
 
 

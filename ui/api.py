@@ -135,7 +135,9 @@ def register_api(comparer: Comparer) -> None:
             choice: transformers, onnx, tie or both_bad (left and right name transformers and onnx).
             comment: An optional note stored with the vote (at most 2,000 characters).
         """
-        traces, previous = comparer.vote(comparison_id, choice, comment, asker_of(request), voter_of(request))
+        traces, previous = comparer.votes.vote(
+            comparison_id, choice, comment, asker_of(request), voter_of(request)
+        )
         return {
             "comparison_id": comparison_id,
             "choice": canonical_choice(choice),

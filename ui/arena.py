@@ -142,7 +142,7 @@ def cast_vote(
     side = battle.side_of(choice)
     value = CHOICES[SIDES.index(side)] if side else choice
     metadata = {"blind": "true", "model_a": battle.order[0], "model_b": battle.order[1], "shown": choice}
-    trace_ids, _ = comparer.store_vote(battle.comparison_ids[-1], value, comment, voter, metadata)
+    trace_ids, _ = comparer.votes.store(battle.comparison_ids[-1], value, comment, voter, metadata)
     try:
         battle = arena.close(battle, choice)
     except ArenaError as exc:  # a second vote raced this one

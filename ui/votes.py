@@ -49,7 +49,7 @@ def vote_row(comparer: Comparer, last_id: gr.State) -> VoteRow:
         @at_boundary
         def vote_from_ui(comparison_id: str, text: str, request: gr.Request) -> str:
             asker, voter = asker_of(request), voter_of(request)
-            _, previous = comparer.vote(comparison_id, choice, text or "", asker, voter)
+            _, previous = comparer.votes.vote(comparison_id, choice, text or "", asker, voter)
             if previous and previous != choice:
                 gr.Info(f"Vote changed from “{VOTES[previous]}” to “{VOTES[choice]}”.")
             else:
