@@ -31,7 +31,8 @@ from ui.login import LoginThrottle
 from ui.panels import BATCH_EVENTS, batch_tab
 from wrappers import load_config
 from wrappers.backend import MlflowBackend
-from wrappers.config import Limits, export_trusted_proxies
+from wrappers.config import export_trusted_proxies
+from wrappers.limits import Limits
 from wrappers.limits_fit import fit_limits
 from wrappers.startup import Startup, load_all, warm_up
 

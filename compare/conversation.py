@@ -32,7 +32,7 @@ from pydantic import Field, StringConstraints, create_model
 from compare.comparison import first_difference
 from compare.requests import schemas
 from compare.turns import ERROR, OK, Answer, Turn
-from wrappers.config import Limits
+from wrappers.limits import Limits
 from wrappers.options import GenerationOptions
 from wrappers.results import Result
 from wrappers.schema import InputError, Strict, bounded_json, check

@@ -5,7 +5,7 @@ before anything runs (`check` from `wrappers/schema.py`), so a mistake gets the
 same words wherever it is made. The schemas are built once per `Limits`, since
 the limits are part of each field's description.
 
-    >>> from wrappers.config import Limits
+    >>> from wrappers.limits import Limits
     >>> checked(schemas(Limits()).prompt, {"prompt": " ", "max_tokens": 8}).prompt  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     wrappers.schema.InputError: prompt must be text that is not blank, at most 32,768 characters ..., got " ".
@@ -24,7 +24,7 @@ from compare.arena import ARENA_CHOICES
 from compare.errors import RequestError
 from compare.votes import ALIASES, CHOICES
 from wrappers.chat import check_length, max_characters
-from wrappers.config import Limits
+from wrappers.limits import Limits
 from wrappers.options import GenerationOptions, settings_schema, stops_as_lines
 from wrappers.schema import InputError, Strict, check
 

@@ -34,7 +34,7 @@ from compare.voting import Voting
 from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
 from wrappers.chat import check_length
-from wrappers.config import Limits
+from wrappers.limits import Limits
 from wrappers.startup import Startup
 
 CUT = {  # the reason a side cut short carries as its error, on the record

@@ -20,8 +20,8 @@ from compare.owners import Asker
 from compare.recorder import Recorder
 from compare.requests import check_request, schemas
 from compare.votes import canonical_choice, log_vote
-from wrappers.config import Limits
 from wrappers.errors import public_text
+from wrappers.limits import Limits
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from tests.test_records import traces_of, wait_for_traces
 from ui.api import SIDES
 from ui.history import history_of
 from wrappers import GenerationOptions
-from wrappers.config import Limits
+from wrappers.limits import Limits
 from wrappers.pace import Pace
 from wrappers.registry import use_store
 

@@ -122,4 +122,4 @@ def test_the_graph_sees_the_imports_it_checks():
     graph = import_graph()
     assert "compare.service" in graph["ui.api"]
     assert "compare.recorder" in graph["compare.service"]
-    assert "wrappers.config" in graph["compare.service"]
+    assert "wrappers.limits" in graph["compare.service"]

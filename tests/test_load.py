@@ -19,7 +19,7 @@ from benchmarks.public_space.flood import flood_beside_users
 from benchmarks.public_space.load import chat_beside_batch, kill_under_load
 from benchmarks.public_space.users import user_client
 from tests.conftest import app_server
-from wrappers.config import Limits
+from wrappers.limits import Limits
 
 USERS = 12  # the benchmark's longer runs: benchmarks/public_space/load.py
 COUNTRIES = [

@@ -250,7 +250,7 @@ CRASH = textwrap.dedent("""
     from compare.recorder import Recorder
     from compare.service import Comparer
     from wrappers import AppConfig, GenerationOptions, build_backends
-    from wrappers.config import Limits
+    from wrappers.limits import Limits
 
     config = AppConfig(data_dir=Path(sys.argv[1]))
     recorder = Recorder(config.spool_dir, max_wait_s=3600)

@@ -18,7 +18,8 @@ from compare.errors import RequestError
 from compare.service import Comparer
 from tests.conftest import patient_limits
 from wrappers import AppConfig, GenerationOptions, build_backends, run
-from wrappers.config import ROOT, TINY_CHECKPOINT, Limits, load_config
+from wrappers.config import ROOT, TINY_CHECKPOINT, load_config
+from wrappers.limits import Limits
 from wrappers.pace import Pace
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store

@@ -25,7 +25,7 @@ from tests.test_browser import browser_page
 from tests.test_chat_ui import error_badges, settings
 from tests.test_chat_ui import send as send_and_wait
 from ui.panels import run_batch
-from wrappers.config import Limits
+from wrappers.limits import Limits
 from wrappers.options import MAX_NEW_TOKENS_LIMIT
 from wrappers.startup import measure_pace
 

@@ -13,7 +13,7 @@ from gradio_client import Client
 
 from compare.votes import vote_table
 from tests.test_records import traces_of
-from wrappers.config import Limits
+from wrappers.limits import Limits
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
 

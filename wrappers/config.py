@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from wrappers.limits import Limits, limits_from
 from wrappers.sources import PRESETS, TINY_CHECKPOINT, Source, parse_source
 
 ROOT = TINY_CHECKPOINT.parent.parent
@@ -39,31 +40,6 @@ STORAGE_NOTICE = (
     "lost, and both models are logged again. To keep them, enable persistent storage in the Space's "
     "settings, or set MLFLOW_TRACKING_URI to an MLflow tracking server (see docs/space.md)."
 )
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Safe defaults for a public Space or a shared server."""
-
-    max_prompt_tokens: int = 2048
-    max_new_tokens: int = 512
-    request_timeout_s: float = 120.0
-    concurrency: int = 1  # generations at once; both models share the CPU anyway
-    queue_size: int = 32  # waiting requests beyond this are refused with a message
-    session_requests: int = 3  # requests waiting or running per session (browser tab, API client)
-    address_requests: int = 8  # ... per client address, all its sessions together
-    address_batches: int = 1  # batches waiting or running per client address
-    stream_interval_s: float = 0.05  # streams (UI and API): at most one update per interval
-    max_batch_rows: int = 200  # prompts in one batch file
-    batch_timeout_s: float = 900.0  # a batch stops answering after this; what it answered is kept
-    max_upload_mb: float = 5.0  # uploaded files (Gradio's max_file_size)
-    max_conversation_bytes: int = 2_000_000  # a conversation file (import, /replay)
-    max_conversation_turns: int = 200  # turns read from a conversation file
-    max_comment_chars: int = 2000  # a vote's comment
-    login_free_failures: int = 5  # failed logins per client before the back-off starts
-    login_delay_s: float = 1.0  # the first back-off; it doubles with each further failure, to 5 min
-    votes_per_voter: int = 20  # votes (changed ones too) one voter may cast in vote_window_s
-    vote_window_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -225,7 +201,7 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         persistent_dir=storage,
         host=args.host,
         port=args.port,
-        limits=_limits(env),
+        limits=limits_from(env),
         auth=(user, password) if user and password else None,
         admin_users=frozenset(u.strip() for u in env.get("PHI3_ADMIN_USERS", "").split(",") if u.strip()),
         transformers_endpoint=_endpoint(args.transformers_endpoint),
@@ -268,28 +244,6 @@ def child_env(data_dir: Path, **extra: str) -> dict[str, str]:
     exported = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     inherited = {k: v for k, v in os.environ.items() if k not in exported}
     return inherited | {"PHI3_DATA_DIR": str(data_dir)} | extra
-
-
-def _limits(env: Mapping[str, str]) -> Limits:
-    defaults = Limits()
-    return Limits(
-        max_prompt_tokens=int(env.get("PHI3_MAX_PROMPT_TOKENS", defaults.max_prompt_tokens)),
-        max_new_tokens=int(env.get("PHI3_MAX_NEW_TOKENS", defaults.max_new_tokens)),
-        request_timeout_s=float(env.get("PHI3_REQUEST_TIMEOUT_S", defaults.request_timeout_s)),
-        concurrency=int(env.get("PHI3_CONCURRENCY", defaults.concurrency)),
-        queue_size=int(env.get("PHI3_QUEUE_SIZE", defaults.queue_size)),
-        session_requests=int(env.get("PHI3_SESSION_REQUESTS", defaults.session_requests)),
-        address_requests=int(env.get("PHI3_ADDRESS_REQUESTS", defaults.address_requests)),
-        address_batches=int(env.get("PHI3_ADDRESS_BATCHES", defaults.address_batches)),
-        stream_interval_s=float(env.get("PHI3_STREAM_INTERVAL_S", defaults.stream_interval_s)),
-        max_batch_rows=int(env.get("PHI3_MAX_BATCH_ROWS", defaults.max_batch_rows)),
-        batch_timeout_s=float(env.get("PHI3_BATCH_TIMEOUT_S", defaults.batch_timeout_s)),
-        max_upload_mb=float(env.get("PHI3_MAX_UPLOAD_MB", defaults.max_upload_mb)),
-        login_free_failures=int(env.get("PHI3_LOGIN_FREE_FAILURES", defaults.login_free_failures)),
-        login_delay_s=float(env.get("PHI3_LOGIN_DELAY_S", defaults.login_delay_s)),
-        votes_per_voter=int(env.get("PHI3_VOTES_PER_VOTER", defaults.votes_per_voter)),
-        vote_window_s=float(env.get("PHI3_VOTE_WINDOW_S", defaults.vote_window_s)),
-    )
 
 
 def _networks(text: str) -> tuple[str, ...]:

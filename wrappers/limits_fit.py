@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from wrappers.config import AppConfig, Limits
+from wrappers.config import AppConfig
 from wrappers.host import available_memory
+from wrappers.limits import Limits
 from wrappers.memory import GiB, ServingLine
 
 STEP = 64  # lowered limits are multiples of this many tokens

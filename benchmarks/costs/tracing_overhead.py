@@ -20,7 +20,7 @@ from compare.recorder import Recorder
 from compare.service import Comparer
 from ui.api import SIDES
 from wrappers import AppConfig, GenerationOptions, build_backends
-from wrappers.config import Limits
+from wrappers.limits import Limits
 
 PROMPTS = ["What is the capital of Spain?", "What is 7 plus 5?", "Tell me a joke about atom", "Hello"]
 

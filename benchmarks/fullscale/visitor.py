@@ -17,7 +17,7 @@ import re
 import time
 
 from benchmarks.engines import prompt_of_length
-from wrappers.config import Limits
+from wrappers.limits import Limits
 
 LOWERED = re.compile(r"lowered to prompts of (\d+) tokens and answers of (\d+)")
 FITS = re.compile(r"[Pp]rompts up to about ([\d,]+) tokens fit")

@@ -26,7 +26,7 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 
 from benchmarks.public_space.users import ask, batch_file, user_client
-from wrappers.config import Limits
+from wrappers.limits import Limits
 
 FLOODER = {"X-Forwarded-For": "198.51.100.66"}  # every session of the flooder comes from here
 REFUSED_PAUSE_S = 0.2  # a refused flooder thread tries again after this
