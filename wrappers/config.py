@@ -124,8 +124,44 @@ class AppConfig:
 def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> AppConfig:
     """Flags win over environment variables, which win over defaults."""
     env = os.environ if env is None else env
-    on_space = "SPACE_ID" in env  # Hugging Face Spaces serve on 0.0.0.0:7860
+    on_space = "SPACE_ID" in env  # a Space's front proxy is trusted by default
+    storage = _persistent_storage(env)
     parser = argparse.ArgumentParser(description="Compare two MLflow packagings of Phi-3.")
+    _add_model_flags(parser, env)
+    _add_store_and_server_flags(parser, env, storage)
+    args = parser.parse_args(argv)
+    user, password = env.get("PHI3_AUTH_USER"), env.get("PHI3_AUTH_PASSWORD")
+    transformers_source = _source(args.transformers_source, args.transformers_revision)
+    return AppConfig(
+        checkpoint=args.checkpoint,
+        model_prefix=_prefix(args, transformers_source),
+        preset=args.preset,
+        transformers_source=transformers_source,
+        onnx_source=_source(args.onnx_source),
+        log_only=args.log_only,
+        transformers_dtype=args.transformers_dtype,
+        onnx_precision=args.onnx_precision,
+        onnx_block_size=args.onnx_block_size,
+        data_dir=args.data_dir,
+        tracking_uri=args.tracking_uri,
+        scratch_dir=Path(tempfile.gettempdir()) / "phi3-compare" if storage else None,  # the wiped disk
+        hub_cache=_hub_cache(storage, env),
+        space_id=env.get("SPACE_ID") or None,
+        persistent_dir=storage,
+        host=args.host,
+        port=args.port,
+        limits=limits_from(env),
+        auth=(user, password) if user and password else None,
+        admin_users=frozenset(u.strip() for u in env.get("PHI3_ADMIN_USERS", "").split(",") if u.strip()),
+        transformers_endpoint=_endpoint(args.transformers_endpoint),
+        onnx_endpoint=_endpoint(args.onnx_endpoint),
+        fidelity=not args.no_fidelity,
+        trusted_proxies=_networks(env.get("PHI3_TRUSTED_PROXIES", SPACE_PROXIES if on_space else "")),
+    )
+
+
+def _add_model_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """The flags that choose the two packagings: the preset, the sources, the precisions."""
     parser.add_argument("--preset", choices=sorted(PRESETS), default=env.get("PHI3_PRESET", "tiny-phi3"))
     parser.add_argument("--checkpoint", type=Path, default=env.get("PHI3_CHECKPOINT", TINY_CHECKPOINT))
     parser.add_argument(
@@ -155,7 +191,13 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         default=env.get("PHI3_ONNX_BLOCK_SIZE", str(DEFAULT_INT4_BLOCK_SIZE)),  # a string goes through type=
         help="int4 builds: weights per quantization scale (larger: faster, less exact)",
     )
-    storage = _persistent_storage(env)
+
+
+def _add_store_and_server_flags(
+    parser: argparse.ArgumentParser, env: Mapping[str, str], storage: Path | None
+) -> None:
+    """The flags for where the records go, where the app listens, and what it runs remotely."""
+    on_space = "SPACE_ID" in env  # Hugging Face Spaces serve on 0.0.0.0:7860
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -179,35 +221,6 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
         action="store_true",
         default=env.get("PHI3_FIDELITY", "1").strip().lower() in ("0", "false", "no", "off"),
         help="do not score the answers' next-token distributions after each comparison",
-    )
-    args = parser.parse_args(argv)
-    user, password = env.get("PHI3_AUTH_USER"), env.get("PHI3_AUTH_PASSWORD")
-    transformers_source = _source(args.transformers_source, args.transformers_revision)
-    return AppConfig(
-        checkpoint=args.checkpoint,
-        model_prefix=_prefix(args, transformers_source),
-        preset=args.preset,
-        transformers_source=transformers_source,
-        onnx_source=_source(args.onnx_source),
-        log_only=args.log_only,
-        transformers_dtype=args.transformers_dtype,
-        onnx_precision=args.onnx_precision,
-        onnx_block_size=args.onnx_block_size,
-        data_dir=args.data_dir,
-        tracking_uri=args.tracking_uri,
-        scratch_dir=Path(tempfile.gettempdir()) / "phi3-compare" if storage else None,  # the wiped disk
-        hub_cache=_hub_cache(storage, env),
-        space_id=env.get("SPACE_ID") or None,
-        persistent_dir=storage,
-        host=args.host,
-        port=args.port,
-        limits=limits_from(env),
-        auth=(user, password) if user and password else None,
-        admin_users=frozenset(u.strip() for u in env.get("PHI3_ADMIN_USERS", "").split(",") if u.strip()),
-        transformers_endpoint=_endpoint(args.transformers_endpoint),
-        onnx_endpoint=_endpoint(args.onnx_endpoint),
-        fidelity=not args.no_fidelity,
-        trusted_proxies=_networks(env.get("PHI3_TRUSTED_PROXIES", SPACE_PROXIES if on_space else "")),
     )
 
 
