@@ -33,9 +33,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -43,13 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.engines import prompt_of_length
-from benchmarks.fullscale import cgroup
+from benchmarks.fullscale.launch import launch, memory_limited, step_times, warm_app
 from benchmarks.fullscale.report import fit_table, markdown
-from benchmarks.fullscale.visitor import app_limits, longest_answered, speed, stream_compare
+from benchmarks.fullscale.visitor import longest_answered, speed, stream_compare
 from benchmarks.machine import PeakRss
-from benchmarks.served import free_port
 from benchmarks.shaped_model import CACHE, PHI3_MINI, build_shaped_model
-from wrappers.config import ROOT, child_env
+from wrappers.config import ROOT
 from wrappers.memory import FITS, fitted
 
 GiB = 2**30
@@ -57,7 +53,6 @@ NARROW = {  # the CI version: the same phases on a small model
     "hidden_size": 256, "intermediate_size": 512, "num_attention_heads": 8, "num_key_value_heads": 8,
     "vocab_size": 2048,
 }  # fmt: skip
-STEP_LINE = re.compile(r"\[\s*([\d.]+)s\] (.*)")
 RESULTS = ROOT / "benchmarks" / "results" / "fullscale.json"
 
 
@@ -111,12 +106,12 @@ def rehearse(settings: Settings, progress=print) -> dict:
 def run_app(args: list[str], data: Path, settings: Settings, log: Path, limit: int | None = None) -> dict:
     """`app.py ARGS` to the end, in a cgroup (`limit`, else the settings'); its figures."""
     with (
-        _limited(limit or settings.memory_limit) as group,
+        memory_limited(limit or settings.memory_limit) as group,
         _DiskPeak(data.parent) as disk,
         log.open("w") as out,
     ):
         started = time.monotonic()
-        process = _launch(args, data, settings, out, group)
+        process = launch(args, data, settings, out, group)
         memory = PeakRss(process.pid, every_s=0.1, tree=True)
         code = process.wait()
         seconds = time.monotonic() - started
@@ -141,29 +136,16 @@ def serve_and_compare(
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     prompt = prompt_of_length(tokenizer, settings.prompt_tokens).messages[-1]["content"]
-    port, served = free_port(), {"load": {}}
-    with _limited(settings.memory_limit) as group, log.open("w") as out:
-        started = time.monotonic()
-        process = _launch(args, data, settings, out, group, GRADIO_SERVER_PORT=str(port))
-        memory = PeakRss(process.pid, every_s=0.1, tree=True)
-        try:
-            client = _wait_for_models(f"http://127.0.0.1:{port}/", process, log)
-            served |= {"ready_s": time.monotonic() - started, "rss_ready": memory.rss()}
-            served["limits"] = app_limits(settings.env, log.read_text(errors="replace"))
-            progress(f"  ready in {served['ready_s']:.0f} s, RSS {served['rss_ready'] / GiB:.1f} GiB, "
-                     f"limits {served['limits']}")  # fmt: skip
-            for step, ask in _requests(client, tokenizer, prompt, settings, served["limits"], progress):
-                mark, served["load"][step] = time.perf_counter(), os.getloadavg()
-                served[step] = _attempt(ask)
-                served[f"{step}_peak_rss"] = memory.peak_since(mark)
-                progress(f"  {step}: {json.dumps(served[step])[:2000]}")
-            served["rss_after"] = memory.rss()
-        finally:
-            memory.stop()
-            process.terminate()
-            process.wait(timeout=120)
-        served |= {"peak_rss": memory.peak_since(0.0), "cgroup_peak": group.peak() if group else None,
-                   "oom_kills": group.oom_kills() if group else None}  # fmt: skip
+    served = {"load": {}}
+    with warm_app(args, data, settings, log, served) as app:
+        progress(f"  ready in {served['ready_s']:.0f} s, RSS {served['rss_ready'] / GiB:.1f} GiB, "
+                 f"limits {served['limits']}")  # fmt: skip
+        for step, ask in _requests(app.client, tokenizer, prompt, settings, served["limits"], progress):
+            mark, served["load"][step] = time.perf_counter(), os.getloadavg()
+            served[step] = _attempt(ask)
+            served[f"{step}_peak_rss"] = app.memory.peak_since(mark)
+            progress(f"  {step}: {json.dumps(served[step])[:2000]}")
+        served["rss_after"] = app.memory.rss()
     served["load"]["end"] = os.getloadavg()
     served["steps"] = step_times(log.read_text(errors="replace"))
     return served
@@ -187,69 +169,6 @@ def _attempt(ask):
         return ask()
     except Exception as exc:  # noqa: BLE001 - any failure is a result of the rehearsal
         return {"error": f"{type(exc).__name__}: {exc}"}
-
-
-def _launch(args: list[str], data: Path, settings: Settings, out, group, **env: str) -> subprocess.Popen:
-    """`app.py ARGS` on the store in `data`, its output to `out`, inside `group` if given."""
-    temp = data.parent / "tmp"  # MLflow stages artifacts in temporary folders: counted as disk used
-    temp.mkdir(parents=True, exist_ok=True)
-    env = {"GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(temp)} | (settings.env or {}) | env
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), *args],
-        env=child_env(data, **env),
-        cwd=ROOT,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        preexec_fn=group.join if group else None,
-    )
-
-
-def _wait_for_models(url: str, process: subprocess.Popen, log: Path, timeout: float = 1800):
-    """A client once the app has both models loaded (its start-up log says so)."""
-    from gradio_client import Client
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with {process.returncode}; see {log}")
-        text = log.read_text(errors="replace")
-        if "failed:" in text:
-            raise RuntimeError(f"a model failed to load; see {log}")
-        if text.count(": ready: ") == 2:
-            return Client(url, verbose=False)
-        time.sleep(0.5)
-    raise TimeoutError(f"the models were not ready within {timeout} s")
-
-
-def step_times(log_text: str) -> list[dict]:
-    """Each start-up line with its time, and how long until the next one.
-
-    >>> step_times("[   1.0s] a\\n[   3.5s] b\\n")
-    [{'at_s': 1.0, 'line': 'a', 'took_s': 2.5}, {'at_s': 3.5, 'line': 'b', 'took_s': None}]
-    """
-    lines = [(float(m[1]), m[2]) for m in map(STEP_LINE.match, log_text.splitlines()) if m]
-    return [
-        {"at_s": at, "line": line, "took_s": round(lines[i + 1][0] - at, 1) if i + 1 < len(lines) else None}
-        for i, (at, line) in enumerate(lines)
-    ]
-
-
-class _limited:
-    """A memory cgroup of `limit` bytes, or none."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit, self.context = limit, None
-
-    def __enter__(self):
-        if self.limit is None:
-            return None
-        if not cgroup.available():
-            raise RuntimeError("memory cgroups are not available here (root and /sys/fs/cgroup needed)")
-        self.context = cgroup.memory_cgroup(self.limit, "fullscale")
-        return self.context.__enter__()
-
-    def __exit__(self, *exc):
-        return self.context.__exit__(*exc) if self.context else None
 
 
 class _DiskPeak:

@@ -32,18 +32,10 @@ import time
 from pathlib import Path
 
 from benchmarks.engines import prompt_of_length
-from benchmarks.fullscale.rehearsal import (
-    CACHE,
-    RESULTS,
-    Settings,
-    _launch,
-    _limited,
-    _wait_for_models,
-    run_app,
-)
-from benchmarks.fullscale.visitor import app_limits, speed, stream_compare
+from benchmarks.fullscale.launch import warm_app
+from benchmarks.fullscale.rehearsal import CACHE, RESULTS, Settings, run_app
+from benchmarks.fullscale.visitor import speed, stream_compare
 from benchmarks.machine import PeakRss
-from benchmarks.served import free_port
 
 GiB = 2**30
 OUT = RESULTS.with_name("fullscale_serve.json")
@@ -63,27 +55,14 @@ def measure(settings: Settings, data: Path, phases: list[str], progress=print) -
         progress("log-only on a fresh store")
         result["log_only"] = run_app([*args, "--log-only"], data, settings, data.parent / "log-only.log")
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    port, log = free_port(), data.parent / "serve.log"
-    with _limited(settings.memory_limit) as group, log.open("w") as out:
-        started = time.monotonic()
-        process = _launch(args, data, settings, out, group, GRADIO_SERVER_PORT=str(port))
-        memory = PeakRss(process.pid, every_s=0.1, tree=True)
-        try:
-            client = _wait_for_models(f"http://127.0.0.1:{port}/", process, log)
-            result["ready_s"], result["rss_ready"] = time.monotonic() - started, memory.rss()
-            limits = result["limits"] = app_limits(settings.env, log.read_text(errors="replace"))
-            progress(f"ready in {result['ready_s']:.0f} s, RSS {result['rss_ready'] / GiB:.1f} GiB, {limits}")
-            for phase in phases:
-                result[phase] = PHASES[phase](client, tokenizer, limits, memory)
-                save(result)  # a run cut short keeps the phases it finished
-                progress(f"{phase}: {json.dumps(result[phase])[:300]}")
-        finally:
-            memory.stop()
-            process.terminate()
-            process.wait(timeout=120)
-        result["peak_rss"] = memory.peak_since(0.0)
-        result["cgroup_peak"] = group.peak() if group else None
-        result["oom_kills"] = group.oom_kills() if group else None
+    log = data.parent / "serve.log"
+    with warm_app(args, data, settings, log, result) as app:
+        limits = result["limits"]
+        progress(f"ready in {result['ready_s']:.0f} s, RSS {result['rss_ready'] / GiB:.1f} GiB, {limits}")
+        for phase in phases:
+            result[phase] = PHASES[phase](app.client, tokenizer, limits, app.memory)
+            save(result)  # a run cut short keeps the phases it finished
+            progress(f"{phase}: {json.dumps(result[phase])[:300]}")
     return result
 
 
