@@ -51,20 +51,50 @@ class Schemas:
 @cache
 def schemas(limits: Limits) -> Schemas:
     """The schemas with `limits` in their fields and descriptions."""
+    settings = settings_schema(limits.max_new_tokens)
+    comment = (
+        Annotated[str, StringConstraints(max_length=limits.max_comment_chars)],
+        Field("", description=f"text of at most {limits.max_comment_chars:,} characters"),
+    )
+    return Schemas(
+        prompt=_prompt_schema(limits, settings),
+        messages=_messages_schema(limits, settings),
+        settings=settings,
+        vote=_vote_schema("VoteRequest", "comparison_id", "/compare", VOTE_CHOICES, comment),
+        arena_vote=_vote_schema("ArenaVoteRequest", "battle_id", "/arena", ARENA_CHOICES, comment),
+        replay=_replay_schema(limits.max_conversation_bytes),
+        thresholds=_thresholds_schema(),
+    )
+
+
+def _texts(limits: Limits) -> tuple[Any, Any, str]:
+    """(the prompt's type, the system prompt's type, their size in words) under the token limit."""
     chars, tokens = max_characters(limits.max_prompt_tokens), limits.max_prompt_tokens
-    text = f"at most {chars:,} characters ({tokens} tokens)"
     prompt = Annotated[str, StringConstraints(max_length=chars), AfterValidator(_not_blank)]
     system = Annotated[str, StringConstraints(max_length=chars)]
-    settings = settings_schema(limits.max_new_tokens)
-    fidelity = (bool, Field(True, description="true or false"))
-    single = create_model(
+    return prompt, system, f"at most {chars:,} characters ({tokens} tokens)"
+
+
+def _fidelity_field() -> tuple[type, Any]:
+    return bool, Field(True, description="true or false")
+
+
+def _prompt_schema(limits: Limits, settings: type[Strict]) -> type[Strict]:
+    """/compare, /chat_*, /arena, the Chat tab's Send: a prompt and the settings."""
+    prompt, system, text = _texts(limits)
+    return create_model(
         "PromptRequest",
         __base__=settings,
         prompt=(prompt, Field(description=f"text that is not blank, {text}")),
         system_prompt=(system, Field("", description=f"text of {text}")),
-        fidelity=fidelity,
-        __validators__={"fits": model_validator(mode="after")(_prompt_fits(tokens))},
+        fidelity=_fidelity_field(),
+        __validators__={"fits": model_validator(mode="after")(_prompt_fits(limits.max_prompt_tokens))},
     )
+
+
+def _messages_schema(limits: Limits, settings: type[Strict]) -> type[Strict]:
+    """/compare_messages: a whole conversation and the settings."""
+    _, system, text = _texts(limits)
     most = 2 * limits.max_conversation_turns + 1  # messages: each turn's two, and a system prompt
     message = create_model(
         "Message",
@@ -72,7 +102,7 @@ def schemas(limits: Limits) -> Schemas:
         role=(Literal[ROLES], Field(description="one of " + ", ".join(ROLES))),
         content=(system, Field(description=f"text of {text}")),
     )
-    messages = create_model(
+    return create_model(
         "MessagesRequest",
         __base__=settings,
         messages=(
@@ -83,52 +113,48 @@ def schemas(limits: Limits) -> Schemas:
                 description=f'a list of 1 to {most} {{"role", "content"}} messages, the last from the user',
             ),
         ),
-        fidelity=fidelity,
-        __validators__={"fits": model_validator(mode="after")(_messages_fit(tokens))},
+        fidelity=_fidelity_field(),
+        __validators__={"fits": model_validator(mode="after")(_messages_fit(limits.max_prompt_tokens))},
     )
-    comment = (
-        Annotated[str, StringConstraints(max_length=limits.max_comment_chars)],
-        Field("", description=f"text of at most {limits.max_comment_chars:,} characters"),
+
+
+def _vote_schema(name: str, id_name: str, endpoint: str, choices: tuple[str, ...], comment) -> type[Strict]:
+    """A vote: the id `endpoint` returned, one of `choices`, and an optional comment."""
+    returned = (
+        Annotated[str, StringConstraints(pattern=HEX_ID)],
+        Field(description=f"an id returned by {endpoint} (32 hexadecimal digits)"),
     )
-    vote = create_model(
-        "VoteRequest",
+    return create_model(
+        name,
         __base__=Strict,
-        comparison_id=(
-            Annotated[str, StringConstraints(pattern=HEX_ID)],
-            Field(description="an id returned by /compare (32 hexadecimal digits)"),
-        ),
-        choice=(Literal[VOTE_CHOICES], Field(description="one of " + ", ".join(VOTE_CHOICES))),
+        **{id_name: returned},
+        choice=(Literal[choices], Field(description="one of " + ", ".join(choices))),
         comment=comment,
     )
-    arena_vote = create_model(
-        "ArenaVoteRequest",
-        __base__=Strict,
-        battle_id=(
-            Annotated[str, StringConstraints(pattern=HEX_ID)],
-            Field(description="an id returned by /arena (32 hexadecimal digits)"),
-        ),
-        choice=(Literal[ARENA_CHOICES], Field(description="one of " + ", ".join(ARENA_CHOICES))),
-        comment=comment,
-    )
-    replay = create_model(
+
+
+def _replay_schema(max_bytes: int) -> type[Strict]:
+    """/replay: an exported conversation file's JSON text."""
+    return create_model(
         "ReplayRequest",
         __base__=Strict,
         conversation=(
-            Annotated[str, StringConstraints(min_length=1, max_length=limits.max_conversation_bytes)],
-            Field(
-                description=f"an exported file's JSON text, at most {limits.max_conversation_bytes:,} bytes"
-            ),
+            Annotated[str, StringConstraints(min_length=1, max_length=max_bytes)],
+            Field(description=f"an exported file's JSON text, at most {max_bytes:,} bytes"),
         ),
     )
+
+
+def _thresholds_schema() -> type[Strict]:
+    """/batch and the Batch tab: the acceptance thresholds, each optional."""
     share = Field(None, ge=0.0, le=1.0, description="a number from 0 to 1, or blank (not checked)")
-    thresholds = create_model(
+    return create_model(
         "ThresholdsRequest",
         __base__=Strict,
         accept_kl=(float | None, Field(None, ge=0.0, description="a number of at least 0, or blank")),
         accept_agreement=(float | None, share),
         accept_accuracy=(float | None, share),
     )
-    return Schemas(single, messages, settings, vote, arena_vote, replay, thresholds)
 
 
 def checked(model: type[Strict], values: Any, where: str = "") -> Any:
