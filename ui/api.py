@@ -101,7 +101,44 @@ def voter_of(request: gr.Request | None) -> str:
 
 
 def register_api(comparer: Comparer) -> None:
-    """Add the named endpoints to the Blocks being built."""
+    """Add the named endpoints to the Blocks being built, in the order the API page lists them."""
+    models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
+    add_endpoint(at_boundary(_vote_endpoint(comparer)), VoteReceipt, api_name="vote")
+    add_endpoint(at_boundary(_compare_endpoint(comparer)), Comparison, api_name="compare", **models)
+    messages = _messages_endpoint(comparer)
+    add_endpoint(at_boundary(messages), Comparison, api_name="compare_messages", **models)
+    for side in SIDES:
+        single = _prompt_endpoint(comparer, _one_side(comparer, side), Side)
+        single.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
+        add_endpoint(single, api_name=f"chat_{side}", **models)
+
+
+def _compare_endpoint(comparer: Comparer):
+    """/compare: gr.api reads its typed signature and its docstring."""
+
+    def compare(
+        prompt: str,
+        system_prompt: str = "",
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: str = "",
+        fidelity: bool = True,
+        request: gr.Request = None,
+    ) -> Iterator[Comparison]:
+        """Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.
+
+        The parameters are described in ui/api_docs.SHARED, as every endpoint's settings are.
+        """
+        asked = comparer.check("prompt", {k: v for k, v in locals().items() if k in PROMPT_FIELDS})
+        messages = prompt_messages(asked.prompt, asked.system_prompt)
+        yield from _sides(comparer, messages, options_of(asked), asked.fidelity, asker_of(request))
+
+    return compare
+
+
+def _messages_endpoint(comparer: Comparer):
+    """/compare_messages: gr.api reads its typed signature and its docstring."""
 
     def compare_messages(
         messages: list[dict],
@@ -124,6 +161,12 @@ def register_api(comparer: Comparer) -> None:
         sent = [{"role": m.role, "content": m.content} for m in asked.messages]
         yield from _sides(comparer, sent, options_of(asked), asked.fidelity, asker_of(request))
 
+    return compare_messages
+
+
+def _vote_endpoint(comparer: Comparer):
+    """/vote: gr.api reads its typed signature and its docstring."""
+
     def vote(comparison_id: str, choice: str, comment: str = "", request: gr.Request = None) -> VoteReceipt:
         """Vote on your own comparison: choice is transformers, onnx, tie or both_bad (left and right
         are aliases of transformers and onnx); stored as MLflow feedback. previous_choice is the vote
@@ -145,42 +188,19 @@ def register_api(comparer: Comparer) -> None:
             "previous_choice": previous,
         }
 
-    def one_side(side: str):
-        def respond(messages: Messages, options: GenerationOptions, asker: Asker) -> Iterator[Side]:
-            results = comparer.one(side, messages, options, new_comparison_id(), asker)
-            with contextlib.closing(results):
-                for result in paced(results, comparer.limits.stream_interval_s):
-                    yield result.to_dict()
+    return vote
 
-        return respond
 
-    models = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    add_endpoint(at_boundary(vote), VoteReceipt, api_name="vote")
+def _one_side(comparer: Comparer, side: str):
+    """What /chat_<side> streams: that side's result as it grows, recorded as a comparison."""
 
-    def compare(
-        prompt: str,
-        system_prompt: str = "",
-        max_tokens: int = 128,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        stop: str = "",
-        fidelity: bool = True,
-        request: gr.Request = None,
-    ) -> Iterator[Comparison]:
-        """Send one prompt to both models; stream {"transformers", "onnx", "verdict", ...}.
+    def respond(messages: Messages, options: GenerationOptions, asker: Asker) -> Iterator[Side]:
+        results = comparer.one(side, messages, options, new_comparison_id(), asker)
+        with contextlib.closing(results):
+            for result in paced(results, comparer.limits.stream_interval_s):
+                yield result.to_dict()
 
-        The parameters are described in ui/api_docs.SHARED, as every endpoint's settings are.
-        """
-        asked = comparer.check("prompt", {k: v for k, v in locals().items() if k in PROMPT_FIELDS})
-        messages = prompt_messages(asked.prompt, asked.system_prompt)
-        yield from _sides(comparer, messages, options_of(asked), asked.fidelity, asker_of(request))
-
-    add_endpoint(at_boundary(compare), Comparison, api_name="compare", **models)
-    add_endpoint(at_boundary(compare_messages), Comparison, api_name="compare_messages", **models)
-    for side in SIDES:
-        single = _prompt_endpoint(comparer, one_side(side), Side)
-        single.__doc__ = f"Send one prompt to the {side} model only; stream that side's result."
-        add_endpoint(single, api_name=f"chat_{side}", **models)
+    return respond
 
 
 def _prompt_endpoint(comparer: Comparer, respond, update: type):
