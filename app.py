@@ -21,7 +21,6 @@ from ui.api import SIDES, register_api
 from ui.api_docs import add_endpoint
 from ui.arena import register_arena_api
 from ui.chat import CSS, chat_tab
-from ui.conversation_io import register_replay_api
 from ui.fair_queue import QueueShare
 from ui.gate import RequestGate
 from ui.history import CSS as HISTORY_CSS
@@ -29,6 +28,7 @@ from ui.history import history_tab
 from ui.leaderboard import Board, leaderboard_api
 from ui.login import LoginThrottle
 from ui.panels import BATCH_EVENTS, batch_tab
+from ui.replay import register_replay_api
 from wrappers import load_config
 from wrappers.backend import MlflowBackend
 from wrappers.config import export_trusted_proxies

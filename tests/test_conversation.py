@@ -14,7 +14,8 @@ from compare.turns import ERROR, OK, Answer, Turn, messages_for
 from tests.conftest import patient_limits
 from ui import formatting as fmt
 from ui.api import SIDES
-from ui.conversation_io import conversation_turns, export_file, replay_rows
+from ui.conversation_io import conversation_turns, export_file
+from ui.replay import replay_rows
 from wrappers import GenerationOptions
 
 PROMPTS = ("What is the capital of Spain?", "What is 7 plus 5?")

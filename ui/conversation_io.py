@@ -1,7 +1,8 @@
-"""Export, import and replay a conversation: the Chat tab's accordion, and /replay.
+"""Export, import and replay a conversation: the Chat tab's accordion.
 
 The file format and its checks are `compare.conversation`'s; here the Chat tab's
 turns and settings become a file, and a file becomes the turns and settings again.
+The replay itself (its rows, its table, and /replay) is `ui/replay.py`'s.
 """
 
 from __future__ import annotations
@@ -13,61 +14,27 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypedDict
 
 import gradio as gr
-import pandas as pd
 
-from compare.budget import refused
 from compare.conversation import (
     ConversationError,
     answer_of,
     export_conversation,
-    options_of,
     read_conversation,
-    replay,
     settings_of,
     turns_of,
 )
-from compare.errors import RequestError
-from compare.service import Comparer, new_comparison_id
+from compare.service import Comparer
 from compare.turns import STOPPED, Turn, messages_for
 from ui import formatting as fmt
 from ui.api import MODEL_EVENTS, SIDES, at_boundary, input_error
-from ui.api_docs import add_endpoint
 from ui.checks import box_options
+from ui.replay import replay_rows, replay_summary, replay_table
 from wrappers import GenerationOptions
 
 EXPORTS = Path(tempfile.gettempdir()) / "phi3-compare-exports"
 KEEP_EXPORTS_S = 600  # Gradio copies a returned file into its cache at once
-HEADERS = {
-    "turn": "Turn",
-    "prompt": "Prompt",
-    "side": "Side",
-    "recorded": "Recorded answer",
-    "replayed": "Replayed answer",
-    "same": "Same?",
-    "recorded_tokens_per_s": "Recorded tok/s",
-    "replayed_tokens_per_s": "Replayed tok/s",
-    "model": "Replayed by",
-}
-
-
-class ReplayedTurn(TypedDict):
-    turn: int
-    prompt: str
-    side: str
-    recorded: str
-    replayed: str
-    same: str  # "yes", or from which word it differs, or "no: error"
-    recorded_tokens_per_s: float | None
-    replayed_tokens_per_s: float | None
-    model: str  # the registered name/version that replayed it
-
-
-class Replay(TypedDict):
-    turns: list[ReplayedTurn]
-    summary: str
 
 
 def conversation_turns(comparer: Comparer, turns: list[Turn], system: str) -> list[dict]:
@@ -137,57 +104,6 @@ def import_file(comparer: Comparer, path: str | None) -> dict:
         raise input_error(str(exc)) from exc
 
 
-def replay_rows(comparer: Comparer, content: dict):
-    """Replay a conversation that `read_conversation` checked; yield the rows so far after each turn."""
-    options = options_of(content)
-
-    def compare(conversations):
-        try:
-            *_, last = comparer.compare(conversations, options, new_comparison_id())
-        except RequestError as exc:  # this turn cannot run here (too long, or too slow): its rows say why
-            return refused(comparer.backends, str(exc))
-        return last
-
-    rows = []
-    for row in replay(content, compare):
-        rows.append(row)
-        if len(rows) % len(SIDES) == 0:
-            yield rows
-
-
-def replay_summary(rows: list[dict]) -> str:
-    same = sum(row["same"] == "yes" for row in rows)
-    return (
-        f"**Replayed** {len(rows) // len(SIDES)} turns: {same} of {len(rows)} answers are the ones recorded."
-    )
-
-
-def register_replay_api(comparer: Comparer) -> None:
-    def replay_conversation(conversation: str) -> Replay:
-        """Replay an exported conversation (its JSON text) against the current models, turn by turn.
-
-        Args:
-            conversation: The text of a conversation file exported from the Chat tab (JSON, at most 2 MB).
-        """
-        asked = comparer.check("replay", {"conversation": conversation})
-        try:  # the whole file is checked before the first turn is sent
-            content = read_conversation(asked.conversation.encode("utf-8", "replace"), comparer.limits)
-        except ConversationError as exc:
-            raise input_error(str(exc)) from exc
-        rows = []
-        for update in replay_rows(comparer, content):
-            rows = update
-        return {"turns": rows, "summary": replay_summary(rows)}
-
-    add_endpoint(
-        at_boundary(replay_conversation),
-        Replay,
-        api_name="replay",
-        concurrency_id=MODEL_EVENTS,
-        concurrency_limit=comparer.limits.concurrency,
-    )
-
-
 def conversation_panel(
     comparer: Comparer,
     turns: gr.State,
@@ -249,8 +165,8 @@ def conversation_panel(
     def replaying(content):
         rows = []
         for rows in replay_rows(comparer, content):
-            yield replay_summary(rows) + " (so far)", _table(rows)
-        yield replay_summary(rows), _table(rows)
+            yield replay_summary(rows) + " (so far)", replay_table(rows)
+        yield replay_summary(rows), replay_table(rows)
 
     private = {"api_visibility": "private"}
     export.click(check_exporting, [turns, *settings], None, **private).success(
@@ -273,13 +189,6 @@ def conversation_panel(
 def _model_name(model: dict) -> str:
     """ "name/version" as a file gives it (shown as text: the file chose it)."""
     return f"{model.get('name')}/{model.get('version')}"
-
-
-def _table(rows: list[dict]) -> pd.DataFrame:
-    table = pd.DataFrame(rows, columns=list(HEADERS)).round(
-        {"recorded_tokens_per_s": 1, "replayed_tokens_per_s": 1}
-    )
-    return table.rename(columns=HEADERS)
 
 
 def _prune(folder: Path) -> None:
