@@ -53,43 +53,20 @@ def history_tab(
     `write_records` writes what is still spooled (traces otherwise wait for the models to be idle),
     so that a comparison answered a moment ago is listed.
     """
-    with gr.Tab("History") as tab:
-        gr.Markdown(_mlflow_ui_hint())
-        refresh = gr.Button("Refresh", size="sm", elem_id="history-refresh")
-        comparisons = gr.Dataframe(
-            label="Recent comparisons (MLflow traces): select one to reopen it in the Chat tab",
-            interactive=False,
-            wrap=True,
-            elem_id="history-comparisons",
-        )
-        batches = gr.Dataframe(
-            label="Batch runs (MLflow runs)", interactive=False, wrap=True, elem_id="history-batches"
-        )
+    tab, refresh, comparisons, batches = _history_layout()
     shown_rows = gr.State([])  # (full id, how it ended, its vote) of the comparisons shown, row by row
     chosen = gr.State(None)  # the comparison selected, read back (see `selected`)
-
-    def owner(request: gr.Request) -> str | None:
-        asker = asker_of(request)
-        return None if asker.user in admins else asker.owner
 
     def load(request: gr.Request):
         """Your own comparisons and batches (this browser session's, or your user's); admins see all."""
         write_records()
-        found, runs = history_of(owner(request))
+        found, runs = history_of(_owner(request, admins))
         keys = ["comparison_id", "ending", "vote"]
         rows = found[keys].values.tolist() if "comparison_id" in found else []
         return tables.comparisons(found), tables.batches(runs), rows
 
     def selected(rows: list, event: gr.SelectData, request: gr.Request) -> tuple:
-        """(id, system prompt, turns, results, ending, vote) of the row selected, or why it cannot reopen."""
-        row = event.index[0] if isinstance(event.index, list | tuple) else event.index
-        if not isinstance(row, int) or not 0 <= row < len(rows):
-            raise input_error("Select a row of the comparisons table to reopen it.")
-        comparison_id, ending, vote = rows[row]
-        system, turns, results = reopened(comparison_id, owner(request))
-        if not turns:
-            raise input_error("That comparison could not be read back from MLflow.")
-        return comparison_id, system, turns, results, ending, vote
+        return _read_back(rows, event, _owner(request, admins))
 
     def reopen(chosen: tuple) -> dict:
         comparison_id, system, turns, results, ending, vote = chosen
@@ -103,6 +80,41 @@ def history_tab(
     comparisons.select(selected, shown_rows, chosen, **private).success(
         reopen, chosen, [*chat.outputs, tabs], **private
     )
+
+
+def _history_layout() -> tuple[gr.Tab, gr.Button, gr.Dataframe, gr.Dataframe]:
+    """The tab: a hint to MLflow's own UI, Refresh, and the comparisons and batches tables."""
+    with gr.Tab("History") as tab:
+        gr.Markdown(_mlflow_ui_hint())
+        refresh = gr.Button("Refresh", size="sm", elem_id="history-refresh")
+        comparisons = gr.Dataframe(
+            label="Recent comparisons (MLflow traces): select one to reopen it in the Chat tab",
+            interactive=False,
+            wrap=True,
+            elem_id="history-comparisons",
+        )
+        batches = gr.Dataframe(
+            label="Batch runs (MLflow runs)", interactive=False, wrap=True, elem_id="history-batches"
+        )
+    return tab, refresh, comparisons, batches
+
+
+def _owner(request: gr.Request, admins: frozenset[str]) -> str | None:
+    """Whose history the asker sees: their own, or everyone's (None) for an admin."""
+    asker = asker_of(request)
+    return None if asker.user in admins else asker.owner
+
+
+def _read_back(rows: list, event: gr.SelectData, owner: str | None) -> tuple:
+    """(id, system prompt, turns, results, ending, vote) of the row selected, or why it cannot reopen."""
+    row = event.index[0] if isinstance(event.index, list | tuple) else event.index
+    if not isinstance(row, int) or not 0 <= row < len(rows):
+        raise input_error("Select a row of the comparisons table to reopen it.")
+    comparison_id, ending, vote = rows[row]
+    system, turns, results = reopened(comparison_id, owner)
+    if not turns:
+        raise input_error("That comparison could not be read back from MLflow.")
+    return comparison_id, system, turns, results, ending, vote
 
 
 def history_of(owner: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
