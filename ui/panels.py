@@ -118,6 +118,21 @@ def _ui_batch_handler(comparer: Comparer):
 
 def _register_batch_api(comparer: Comparer, tab: gr.Tab) -> None:
     """/batch: its file and thresholds arrive through hidden components of the tab."""
+    defaults, batch = Thresholds(), _batch_endpoint(comparer)
+    with tab:  # hidden components carry /batch, which takes a file
+        api_file, api_result = gr.File(visible=False), gr.JSON(visible=False)
+        api_thresholds = [
+            gr.Number(value, visible=False) for value in (defaults.max_kl, defaults.min_agreement, None)
+        ]
+        trigger = gr.Button(visible=False)
+    trigger.click(
+        batch, [api_file, *api_thresholds], [api_result], api_name="batch", concurrency_id=BATCH_EVENTS
+    )
+    describe(batch, [api_file, *api_thresholds])
+
+
+def _batch_endpoint(comparer: Comparer):
+    """/batch itself: gr.api reads its signature and its docstring."""
     defaults = Thresholds()
 
     @at_boundary
@@ -154,16 +169,7 @@ def _register_batch_api(comparer: Comparer, tab: gr.Tab) -> None:
                 keys = ("run_id", "summary", "evaluation_runs", "acceptance")
                 yield {key: update[key] for key in keys} | {"records": records.to_dict("records")}
 
-    with tab:  # hidden components carry /batch, which takes a file
-        api_file, api_result = gr.File(visible=False), gr.JSON(visible=False)
-        api_thresholds = [
-            gr.Number(value, visible=False) for value in (defaults.max_kl, defaults.min_agreement, None)
-        ]
-        trigger = gr.Button(visible=False)
-    trigger.click(
-        batch, [api_file, *api_thresholds], [api_result], api_name="batch", concurrency_id=BATCH_EVENTS
-    )
-    describe(batch, [api_file, *api_thresholds])
+    return batch
 
 
 EVALUATING = (
