@@ -39,13 +39,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
 def session_options() -> dict[str, Any]:
     """ONNX Runtime settings applied at load, so published exports get them too.
 
-    Left unset, the intra-op pool ran on one core of two here. Spinning is off: in a
-    comparison the two sides' steps alternate on the same cores, and after each ONNX step
-    its idle threads spun while torch's step ran; on the 4-layer shaped model (7 December,
-    docs/performance.md) torch decoded slower inside a comparison than alone in every
-    repeat with spinning on, and never with it off, which cost ONNX no measurable speed.
+    Left unset, the intra-op pool ran on one core of two here. Spinning stays on (the
+    default): beside torch, token by token, turning it off cost this model a fifth of its
+    decode speed and gained torch a few percent (see docs/benchmarks.md).
     """
-    return {"intra_op_num_threads": os.cpu_count() or 1, "session.intra_op.allow_spinning": "0"}
+    return {"intra_op_num_threads": os.cpu_count() or 1}
 
 
 class Phi3OnnxModel(mlflow.pyfunc.PythonModel):
