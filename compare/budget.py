@@ -1,7 +1,8 @@
 """Refuse, before any model runs, a request that cannot finish within its time limit here.
 
 The expected time of a request is each side's own compute, from its measured speed on
-this machine (`wrappers/pace.py`): its prompt's prefill, then `max_tokens` of decode,
+this machine (`wrappers/pace.py`): its prompt's prefill (a base every prompt pays, then a
+time per token), then `max_tokens` of decode,
 summed over the sides, since they share the CPU (processor sharing, one thread). A
 request expected to run past the limit is refused with the expected time and what would
 fit: the longest prompt at these max tokens, and the most max tokens for this prompt.
@@ -79,10 +80,13 @@ def refusal(
         f"This prompt of {prompt:,} tokens, with up to {max_tokens:,} new tokens, would take about "
         f"{duration(total)} here ({shares}{shared}); the time limit is {duration(limit_s)}."
     )
+    base = sum(speeds[side].prefill_base_s for side in speeds)  # what any prompt costs, however short
     prefill = sum(speeds[side].prefill_s for side in speeds)
     decode = sum(speeds[side].decode_s for side in speeds)
-    shorter = math.floor((limit_s - max(max_tokens - 1, 0) * decode) / prefill)  # the prompt that fits
-    fewer = math.floor(1 + (limit_s - prompt * prefill) / decode)  # the max tokens that fit this prompt
+    room = limit_s - base
+    decoding = max(max_tokens - 1, 0) * decode
+    shorter = math.floor((room - decoding) / max(prefill, 1e-9))  # the prompt that fits
+    fewer = math.floor(1 + (room - prompt * prefill) / decode)  # the max tokens that fit this prompt
     fits = []
     if shorter >= 1:
         fits.append(f"prompts up to about {rounded(shorter):,} tokens fit at {max_tokens:,} new tokens")

@@ -2,7 +2,7 @@
 
 Both the terminal and the UI read this, so a first start (which logs, builds
 and registers the models) is never a silent wait. Before the app serves, each
-model answers one warm-up request of known size, which measures its speed here
+model answers warm-up requests of known size, which measure its speed here
 (see `pace.py`); the log says so, and what it measured.
 """
 
@@ -14,7 +14,8 @@ from collections.abc import Mapping
 
 from wrappers.backend import Backend, run
 from wrappers.options import GenerationOptions
-from wrappers.pace import WARM_UP_PROMPT, WARM_UP_TOKENS
+from wrappers.pace import WARM_UP_LONG_PROMPT, WARM_UP_PROMPT, WARM_UP_TOKENS
+from wrappers.results import Result
 
 
 class Startup:
@@ -71,7 +72,7 @@ def warm_up(backends: Mapping[str, Backend], startup: Startup) -> threading.Thre
 def load_all(backends: Mapping[str, Backend], startup: Startup, measure: bool = False) -> bool:
     """Log or load every model, one after the other; True if all are ready.
 
-    With `measure`, each model then answers a warm-up request that measures its speed.
+    With `measure`, each model then answers warm-up requests that measure its speed.
     """
     ready = True
     for side, backend in backends.items():
@@ -83,7 +84,7 @@ def load_all(backends: Mapping[str, Backend], startup: Startup, measure: bool = 
             ready = False
             continue
         if measure and hasattr(backend, "pace"):  # a remote endpoint's speed is not ours to measure
-            startup.set_state(side, "measuring its speed on a warm-up request")
+            startup.set_state(side, "measuring its speed on warm-up requests")
             startup.log(f"{side}: {_measured(backend)}")
         startup.set_state(side, f"ready: {ref.uri}")
     return ready
@@ -93,22 +94,39 @@ def _measured(backend: Backend) -> str:
     try:
         return measure_pace(backend)
     except Exception as exc:  # the model still serves; only the up-front time check waits for an answer
-        return f"speed not measured: the warm-up request failed ({exc})"
+        return f"speed not measured: a warm-up request failed ({exc})"
 
 
 def measure_pace(backend) -> str:
-    """Time a warm-up request of known size on `backend`, which its `Pace` starts from; say what it found.
-
-    A first one-token request pays the one-off costs (allocations, the first graph run)
-    that no later request pays, and is then forgotten.
-    """
-    messages = [{"role": "user", "content": WARM_UP_PROMPT}]
-    run(backend, messages, GenerationOptions(max_tokens=1))
-    backend.pace.forget()
-    result = run(backend, messages, GenerationOptions(max_tokens=WARM_UP_TOKENS))
-    size = f"{result.usage.prompt_tokens}-token prompt, {result.usage.completion_tokens} new tokens"
+    """Time warm-up requests of known size on `backend`, which its `Pace` starts from; say what it found."""
+    _, timed = warm_up_answers(backend)
+    backend.pace.calibrate(timed)
+    short, long = timed
+    size = (
+        f"{short.usage.prompt_tokens}- and {long.usage.prompt_tokens}-token prompts, "
+        f"{short.usage.completion_tokens} and {long.usage.completion_tokens} new tokens"
+    )
     speed = backend.pace.speed()
     if speed is None:
-        reason = result.error or "its answer was too short to time decoding"
-        return f"speed not measured on the warm-up request ({size}): {reason}"
-    return f"{speed.describe()} (warm-up request: {size}, {result.latency.total_s:.2f} s)"
+        reason = short.error or long.error or "its answer was too short to time decoding"
+        return f"speed not measured on the warm-up requests ({size}): {reason}"
+    spent = sum(r.latency.total_s or 0.0 for r in timed)
+    return f"{speed.describe()} (warm-up requests: {size}, {spent:.2f} s)"
+
+
+def warm_up_answers(backend) -> tuple[Result, list[Result]]:
+    """The warm-up's answers: the first, which pays the one-off costs and is not timed, then the
+    two timed ones, a short prompt and one four times as long.
+
+    The first runs the long prompt and one decode step, so the allocations and first runs
+    of each graph at the warm-up's largest shapes are behind it; its time would price
+    every later prompt too high.
+    """
+    short = [{"role": "user", "content": WARM_UP_PROMPT}]
+    long = [{"role": "user", "content": WARM_UP_LONG_PROMPT}]
+    first = run(backend, long, GenerationOptions(max_tokens=2))
+    timed = [
+        run(backend, short, GenerationOptions(max_tokens=WARM_UP_TOKENS)),
+        run(backend, long, GenerationOptions(max_tokens=2)),
+    ]
+    return first, timed
