@@ -29,7 +29,6 @@ from ui.chat_events import (
     Shown,
     StopSignals,
     chat_handler,
-    check_take_back,
     checker,
     clearer,
     regenerate_checker,
@@ -37,8 +36,10 @@ from ui.chat_events import (
     reopener,
     retry_checker,
     stopper,
+    take_back_checker,
     take_last_prompt,
 )
+from ui.chat_scoring import Scorings, scorer
 from ui.conversation_io import conversation_panel
 from ui.leaderboard import leaderboard_panel
 from ui.votes import VoteRow, vote_row
@@ -208,43 +209,59 @@ def _verdict_row() -> tuple[gr.Markdown, dict, gr.Markdown]:
 def _wire_comparisons(
     comparer: Comparer, shown: Shown, buttons: Buttons, settings: list, scoring, stops: StopSignals
 ) -> None:
-    """Send, retry, edit, regenerate, Stop and Clear: each checks first, then runs in the models' queue."""
-    prompt, turns, b = shown.prompt, shown.turns, buttons
+    """Send, retry, edit, regenerate, Stop and Clear: each checks first, then runs in the models' queue.
+
+    Fidelity is scored in an event of its own after each generating one (see `ui/chat_scoring.py`):
+    a generating event still pending ignores its triggers, so Send must not wait on the scoring.
+    """
+    prompt, turns, b, scorings = shown.prompt, shown.turns, buttons, Scorings()
     run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
     private = {"api_visibility": "private"}
     check, quick = checker(comparer, stops), {"concurrency_limit": None, **private}
-    generate = chat_handler(comparer, shown, stops)
+    generate = chat_handler(comparer, shown, stops, scorings)
+    score = scorer(comparer, shown.scored, scorings)
+    scored = list(shown.fidelity.values())
+
+    def then_score(generating) -> None:  # in the models' queue: a new comparison waits for it
+        generating.success(score, None, scored, **run, **private)
+
     asked = [prompt, *settings, scoring, turns]
     for trigger in (b.send.click, prompt.submit):  # every check is a step with no outputs: one toast
-        trigger(check, [prompt, *settings, turns], None, **quick).success(
-            generate, asked, shown.all(), **run, **private
+        then_score(
+            trigger(check, [prompt, *settings, turns], None, **quick).success(
+                generate, asked, shown.all(), **run, **private
+            )
         )
-    b.retry.click(retry_checker(comparer, stops), [*settings, turns], None, **quick).success(
-        take_last_prompt, turns, [prompt, turns], **private
-    ).success(generate, asked, shown.all(), **run, **private)
-    b.edit.click(check_take_back, turns, None, **quick).success(
+    then_score(
+        b.retry.click(retry_checker(comparer, stops), [*settings, turns], None, **quick)
+        .success(take_last_prompt, turns, [prompt, turns], **private)
+        .success(generate, asked, shown.all(), **run, **private)
+    )
+    b.edit.click(take_back_checker(scorings), turns, None, **quick).success(
         take_last_prompt, turns, [prompt, turns], **private
     ).success(
         shown.loaded, turns, shown.all(), **private
     )  # the comparison taken back can no longer be voted on
     for side, button in b.regenerate.items():
-        button.click(
-            regenerate_checker(comparer, stops, side),
-            [turns, shown.results, *settings],
-            None,
-            concurrency_limit=None,
-            **private,
-        ).success(
-            regenerate_handler(comparer, shown, stops, side),
-            [*settings, scoring, turns, shown.results],
-            shown.all(),
-            **run,
-            **private,
+        then_score(
+            button.click(
+                regenerate_checker(comparer, stops, side),
+                [turns, shown.results, *settings],
+                None,
+                concurrency_limit=None,
+                **private,
+            ).success(
+                regenerate_handler(comparer, shown, stops, scorings, side),
+                [*settings, scoring, turns, shown.results],
+                shown.all(),
+                **run,
+                **private,
+            )
         )
     b.stop.click(stopper(stops), None, None, concurrency_limit=None, **private)
     chats = [shown.panes[side]["chat"] for side in SIDES]
     for trigger in (b.clear.click, *(chat.clear for chat in chats)):  # a pane never clears alone
-        trigger(clearer(shown, stops), None, shown.all(), concurrency_limit=None, **private)
+        trigger(clearer(shown, stops, scorings), None, shown.all(), concurrency_limit=None, **private)
 
 
 def _example_label(prompt: str, system: str) -> str:
