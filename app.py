@@ -68,7 +68,7 @@ def build_app(
             with gr.Tab("Chat", id="chat"):
                 chat = chat_tab(demo, comparer, arena, status)
             batch_tab(comparer)
-            history_tab(chat, tabs, admins)
+            history_tab(chat, tabs, comparer.write_records, admins)
         register_api(comparer)
         register_arena_api(comparer, arena)
         register_replay_api(comparer)

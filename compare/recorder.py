@@ -82,6 +82,12 @@ class Recorder:
         while time.monotonic() < deadline and any(not self._failures[e.id] for e in self.spool.entries()):
             time.sleep(0.02)
 
+    def write_spooled(self) -> None:
+        """Write every spooled record now, generating or not: someone is about to read the store."""
+        for entry in self.spool.entries():
+            if self._failures[entry.id] < MAX_ATTEMPTS:
+                self._write(entry)
+
     def comparison(self, comparison_id: str) -> Recorded:
         """(owner, trace ids, how it ended) of a comparison, writing its spooled records first."""
         for entry in self.spool.entries(comparison_id):

@@ -271,6 +271,11 @@ class Comparer:
         marked = dict(tags or {}) | {TAG: how.value}
         self._record(comparison_id, conversations, options, cut, started_ns, asker, marked)
 
+    def write_records(self) -> None:
+        """Write the spooled records as traces now, so that what was answered can be read back."""
+        if self.recorder is not None:
+            self.recorder.write_spooled()
+
     @property
     def notice(self) -> str | None:
         return self.recorder.notice if self.recorder else None

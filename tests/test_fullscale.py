@@ -12,6 +12,9 @@ import pytest
 from benchmarks.fullscale import cgroup
 from benchmarks.fullscale import rehearsal as fullscale
 from benchmarks.fullscale.report import markdown
+from benchmarks.fullscale.visitor import shorter
+from compare.budget import refusal
+from wrappers.pace import Speed
 
 GiB = 2**30
 pytestmark = pytest.mark.skipif(not cgroup.available(), reason="needs root and a writable memory cgroup")
@@ -22,7 +25,7 @@ def rehearsal(tmp_path_factory):
     root = tmp_path_factory.mktemp("fullscale")
     settings = fullscale.Settings(
         layers=2, shape=fullscale.NARROW, memory_limit=4 * GiB, refuse_limit=int(0.9 * GiB),
-        prompt_tokens=64, new_tokens=8, cache=root / "cache", work=root,
+        prompt_tokens=64, new_tokens=8, speed_prompts=(64,), cache=root / "cache", work=root,
     )  # fmt: skip
     return fullscale.rehearse(settings, progress=lambda message: None)
 
@@ -37,17 +40,43 @@ def test_log_only_logs_builds_and_registers_inside_the_limit(rehearsal):
     assert rehearsal["store"]["mlflow_store"] > 0 and rehearsal["store"]["onnx_builds"] > 0
 
 
-def test_both_sides_load_and_answer_together(rehearsal):
+def test_both_sides_load_and_answer_together_each_pane_timed(rehearsal):
     served = rehearsal["serve"]
-    assert served["both_answered"] and served["oom_kills"] == 0
-    for side, figures in served["sides"].items():
-        assert figures["prompt_tokens"] == 64, side
+    assert served["oom_kills"] == 0 and served["compare"]["ended"] == "finished"
+    for side in ("transformers", "onnx"):
+        figures = served["compare"][side]
+        assert figures["prompt_tokens"] == 64 and not figures["error"], side
         assert figures["completion_tokens"] == 8, side  # the shaped model never picks the end token
         assert 0 < figures["ttft_s"] < figures["total_s"] and figures["tokens_per_s"] > 0, side
-    assert served["sides"]["transformers"]["model"]["name"].endswith("-transformers")
+        assert 0 < figures["pane_first_s"] <= figures["pane_last_s"] <= served["compare"]["wall_s"], side
+    assert served["compare"]["transformers"]["model"]["name"].endswith("-transformers")
     assert 0 < served["rss_ready"] <= served["peak_rss"]
-    longest = served["longest"]["sides"]["onnx"]
-    assert longest["prompt_tokens"] == 2048 and longest["completion_tokens"] == 16  # the limit's worst case
+    assert served["limits"] == {"prompt": 2048, "new": 512, "lowered": None}  # 4 GiB holds the narrow model
+    assert sorted(served["load"]) == ["compare", "end", "longest", "speed"]
+
+
+def test_the_longest_prompt_the_limits_allow_is_answered_by_both_sides(rehearsal):
+    longest = rehearsal["serve"]["longest"]
+    assert [t["prompt_tokens"] for t in longest["tries"]] == [2048]  # the narrow model is fast: no refusal
+    answered = longest["answered"]
+    assert answered["ended"] == "finished"
+    for side in ("transformers", "onnx"):
+        assert answered[side]["prompt_tokens"] == 2048 and answered[side]["completion_tokens"] == 16, side
+
+
+def test_each_side_alone_is_timed_at_each_prompt_length(rehearsal):
+    rows = rehearsal["serve"]["speed"]
+    assert [(r["side"], r["prompt_tokens"]) for r in rows] == [("transformers", 64), ("onnx", 64)]
+    assert all(r["ttft_s"] > 0 and r["tokens_per_s"] > 0 and not r["error"] for r in rows)
+
+
+def test_the_next_try_after_a_time_refusal_is_the_prompt_its_message_says_fits():
+    speeds = {"transformers": Speed(0.026, 0.6), "onnx": Speed(0.032, 0.146)}  # s per token
+    tokens = {"transformers": 2048, "onnx": 2048}
+    expected = {side: speeds[side].seconds(tokens[side], 16) for side in speeds}
+    message = refusal(speeds, tokens, expected, 16, 120.0)  # the app's own message, as a client gets it
+    assert shorter(message, 2048) == 1800
+    assert sum(s.seconds(1800, 16) for s in speeds.values()) <= 120.0  # which the budget accepts
 
 
 def test_a_container_too_small_is_refused_up_front_not_oom_killed(rehearsal):
@@ -59,5 +88,6 @@ def test_a_container_too_small_is_refused_up_front_not_oom_killed(rehearsal):
 def test_the_markdown_quotes_the_measured_figures(rehearsal):
     text = markdown(rehearsal)
     assert f"{rehearsal['log_only']['peak_rss'] / GiB:.1f} GiB" in text
-    assert "| transformers |" in text and "| onnx |" in text
+    assert "| short prompt | transformers |" in text and "| 2048 tokens | onnx |" in text
+    assert "| onnx | 64 |" in text and "Load average" in text
     assert "needs about" in text

@@ -313,6 +313,22 @@ def test_history_shows_each_visitor_their_own_comparisons_and_admins_everything(
     assert set(ids.values()) <= everyone
 
 
+def test_history_lists_a_comparison_answered_while_the_models_are_still_busy(backends, tmp_path):
+    recorder = Recorder(tmp_path / "spool", max_wait_s=3600)
+    comparer = Comparer(backends, patient_limits(), recorder)
+    asker, comparison_id = Asker.of(None, "busy"), os.urandom(16).hex()
+    conversation = [{"role": "user", "content": "Hello while others chat"}]
+    with recorder.generating():  # another visitor's generation: the background writer waits for it
+        for _ in comparer.compare(
+            dict.fromkeys(SIDES, conversation), GenerationOptions(max_tokens=2), comparison_id, asker
+        ):
+            pass
+        assert comparison_id not in set(history_of(asker.owner)[0].get("comparison_id", []))
+        comparer.write_records()  # what the History tab does before it reads
+        assert comparison_id in set(history_of(asker.owner)[0]["comparison_id"])
+    assert recorder.spool.count() == 0
+
+
 @pytest.fixture
 def fresh_store(tmp_path, config):
     """A store of this test's own; the session's is back for the next test."""

@@ -79,7 +79,9 @@ def test_four_blind_votes_at_once_store_exactly_one(server):
     with ThreadPoolExecutor(4) as pool:
         replies = list(pool.map(vote, ("a", "b", "tie", "both_bad")))
     (reveal,) = [r for r in replies if isinstance(r, dict)]
-    assert all("already been voted on" in r for r in replies if isinstance(r, str))
+    # The others are refused: by the ballot box, or (one session's fourth request) by the queue's share.
+    refused = ("already been voted on", "requests waiting or running")
+    assert all(any(reason in r for reason in refused) for r in replies if isinstance(r, str)), replies
     (comparison_id,) = {t.info.tags["comparison_id"] for t in _traces(reveal["trace_ids"])}
     assert [len(votes) for votes in preferences(comparison_id)] == [1, 1]
     row = vote_table().set_index("comparison_id").loc[comparison_id]

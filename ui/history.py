@@ -8,6 +8,8 @@ them, and the vote that stands on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gradio as gr
 import mlflow
 import pandas as pd
@@ -43,8 +45,14 @@ CSS = """
 """
 
 
-def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset()) -> None:
-    """`admins` (user names) see everyone's history; everyone else sees their own."""
+def history_tab(
+    chat: ChatTab, tabs: gr.Tabs, write_records: Callable[[], None], admins: frozenset[str] = frozenset()
+) -> None:
+    """`admins` (user names) see everyone's history; everyone else sees their own.
+
+    `write_records` writes what is still spooled (traces otherwise wait for the models to be idle),
+    so that a comparison answered a moment ago is listed.
+    """
     with gr.Tab("History") as tab:
         gr.Markdown(_mlflow_ui_hint())
         refresh = gr.Button("Refresh", size="sm", elem_id="history-refresh")
@@ -66,6 +74,7 @@ def history_tab(chat: ChatTab, tabs: gr.Tabs, admins: frozenset[str] = frozenset
 
     def load(request: gr.Request):
         """Your own comparisons and batches (this browser session's, or your user's); admins see all."""
+        write_records()
         found, runs = history_of(owner(request))
         keys = ["comparison_id", "ending", "vote"]
         rows = found[keys].values.tolist() if "comparison_id" in found else []

@@ -11,14 +11,19 @@ or Space), as a user would run it:
 
 1. `app.py --transformers-source CK --onnx-source build --log-only`: log side
    (a) in the `auto` dtype, build the int4 export, register and load both;
-2. a warm start, then one `/compare` through gradio_client (a 128-token
-   prompt, 32 new tokens);
+2. a warm start, then through gradio_client: one streamed `/compare` (a
+   128-token prompt, 32 new tokens: when each pane's first and last tokens
+   arrive); the longest prompt the app accepts, answered by both sides (its
+   limits as it runs, lowered if memory is short; what its time budget
+   refuses is recorded with its message, and the prompt it says fits is
+   tried next); each side alone at 128, 1024 and 2048 prompt tokens;
 3. the same `--log-only` on a fresh store inside a cgroup too small for it:
    the app must refuse up front, naming the memory, and never be OOM-killed.
 
 For each phase: wall time, peak RSS of the whole process tree (and its
 anonymous part), the cgroup's OOM kills, disk added at peak and at the end,
-and for the comparison each side's time to first token and decode speed.
+for the warm start its cgroup's high-water mark and the load average at each
+request, and for each request each side's time to first token and decode speed.
 Results go to benchmarks/results/fullscale.json and docs/fullscale.md.
 """
 
@@ -40,6 +45,7 @@ from pathlib import Path
 from benchmarks.engines import prompt_of_length
 from benchmarks.fullscale import cgroup
 from benchmarks.fullscale.report import fit_table, markdown
+from benchmarks.fullscale.visitor import app_limits, longest_answered, speed, stream_compare
 from benchmarks.machine import PeakRss
 from benchmarks.served import free_port
 from benchmarks.shaped_model import CACHE, PHI3_MINI, build_shaped_model
@@ -63,6 +69,8 @@ class Settings:
     refuse_limit: int = 2 * GiB  # the cgroup for the refusal phase
     prompt_tokens: int = 128
     new_tokens: int = 32
+    longest_new_tokens: int = 16  # the longest prompt's answer: its prompt is what is measured
+    speed_prompts: tuple[int, ...] = (128, 1024, 2048)  # each side alone, at these prompt lengths
     cache: Path = CACHE
     work: Path | None = None  # data folders; None: a temporary folder
     env: dict[str, str] | None = None  # e.g. the app's limits (PHI3_MAX_PROMPT_TOKENS, ...)
@@ -82,8 +90,8 @@ def rehearse(settings: Settings, progress=print) -> dict:
         progress(f"  {logged['seconds']:.0f} s, peak RSS {logged['peak_rss'] / GiB:.1f} GiB")
         progress("2/3 warm start and /compare")
         try:
-            served = serve_and_compare(args, data, checkpoint, settings, logs / "serve.log")
-            progress(f"  ready in {served['ready_s']:.0f} s, app RSS {served['rss_after'] / GiB:.1f} GiB")
+            served = serve_and_compare(args, data, checkpoint, settings, logs / "serve.log", progress)
+            progress(f"  peak RSS {served['peak_rss'] / GiB:.1f} GiB, OOM kills {served['oom_kills']}")
         except RuntimeError as exc:  # a side refused or failed: recorded, and the refusal phase still runs
             served = {"error": str(exc), "steps": step_times((logs / "serve.log").read_text())}
             progress(f"  {exc}")
@@ -122,41 +130,63 @@ def run_app(args: list[str], data: Path, settings: Settings, log: Path, limit: i
     }  # fmt: skip
 
 
-def serve_and_compare(args: list[str], data: Path, checkpoint: Path, settings: Settings, log: Path) -> dict:
-    """A warm start; once both models are ready, one /compare of `prompt_tokens`, then one of the
-    longest prompt the app's limits allow (its worst case for memory); the app's memory throughout."""
+def serve_and_compare(
+    args: list[str], data: Path, checkpoint: Path, settings: Settings, log: Path, progress=print
+) -> dict:
+    """A warm start; once both models are ready: one streamed /compare of `prompt_tokens` (when
+    each pane's tokens arrive), the longest prompt the app accepts and answers (at the limits it
+    runs with, lowered or not, and as its time budget allows), then each side alone at
+    `speed_prompts`. The app's memory throughout, and the load average at each step."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    prompt = prompt_of_length(tokenizer, settings.prompt_tokens)
-    longest = prompt_of_length(tokenizer, int((settings.env or {}).get("PHI3_MAX_PROMPT_TOKENS", 2048)))
-    port = free_port()
+    prompt = prompt_of_length(tokenizer, settings.prompt_tokens).messages[-1]["content"]
+    port, served = free_port(), {"load": {}}
     with _limited(settings.memory_limit) as group, log.open("w") as out:
         started = time.monotonic()
         process = _launch(args, data, settings, out, group, GRADIO_SERVER_PORT=str(port))
         memory = PeakRss(process.pid, every_s=0.1, tree=True)
         try:
             client = _wait_for_models(f"http://127.0.0.1:{port}/", process, log)
-            ready_s, rss_ready = time.monotonic() - started, memory.rss()
-            result = client.predict(prompt=prompt.messages[-1]["content"], max_tokens=settings.new_tokens,
-                                    api_name="/compare")  # fmt: skip
-            rss_after, mark = memory.rss(), time.perf_counter()
-            worst = client.predict(prompt=longest.messages[-1]["content"], max_tokens=16, api_name="/compare")
-            peak_longest = memory.peak_since(mark)
+            served |= {"ready_s": time.monotonic() - started, "rss_ready": memory.rss()}
+            served["limits"] = app_limits(settings.env, log.read_text(errors="replace"))
+            progress(f"  ready in {served['ready_s']:.0f} s, RSS {served['rss_ready'] / GiB:.1f} GiB, "
+                     f"limits {served['limits']}")  # fmt: skip
+            for step, ask in _requests(client, tokenizer, prompt, settings, served["limits"], progress):
+                mark, served["load"][step] = time.perf_counter(), os.getloadavg()
+                served[step] = _attempt(ask)
+                served[f"{step}_peak_rss"] = memory.peak_since(mark)
+                progress(f"  {step}: {json.dumps(served[step])[:2000]}")
+            served["rss_after"] = memory.rss()
         finally:
             memory.stop()
             process.terminate()
-            process.wait(timeout=60)
-        oom = group.oom_kills() if group else None
-    sides = {side: _side(result[side]) for side in ("transformers", "onnx")}
-    longest_sides = {side: _side(worst[side]) for side in ("transformers", "onnx")}
-    return {
-        "ready_s": ready_s, "rss_ready": rss_ready, "rss_after": rss_after,
-        "peak_rss": memory.peak_since(0.0), "oom_kills": oom, "sides": sides,
-        "both_answered": all(not s["error"] for s in [*sides.values(), *longest_sides.values()]),
-        "longest": {"sides": longest_sides, "peak_rss": peak_longest},
-        "steps": step_times(log.read_text(errors="replace")),
-    }  # fmt: skip
+            process.wait(timeout=120)
+        served |= {"peak_rss": memory.peak_since(0.0), "cgroup_peak": group.peak() if group else None,
+                   "oom_kills": group.oom_kills() if group else None}  # fmt: skip
+    served["load"]["end"] = os.getloadavg()
+    served["steps"] = step_times(log.read_text(errors="replace"))
+    return served
+
+
+def _requests(client, tokenizer, prompt: str, settings: Settings, limits: dict, progress):
+    """The warm app's requests, in order: (name, a call that makes it)."""
+    return [
+        ("compare", lambda: stream_compare(client, prompt, settings.new_tokens)),
+        (
+            "longest",
+            lambda: longest_answered(client, tokenizer, limits, settings.longest_new_tokens, progress),
+        ),
+        ("speed", lambda: speed(client, tokenizer, settings.speed_prompts, progress=progress)),
+    ]
+
+
+def _attempt(ask):
+    """`ask()`'s figures; a request that failed outright is recorded, and the next still runs."""
+    try:
+        return ask()
+    except Exception as exc:  # noqa: BLE001 - any failure is a result of the rehearsal
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _launch(args: list[str], data: Path, settings: Settings, out, group, **env: str) -> subprocess.Popen:
@@ -189,15 +219,6 @@ def _wait_for_models(url: str, process: subprocess.Popen, log: Path, timeout: fl
             return Client(url, verbose=False)
         time.sleep(0.5)
     raise TimeoutError(f"the models were not ready within {timeout} s")
-
-
-def _side(side: dict) -> dict:
-    latency, usage = side["latency"], side["usage"]
-    return {
-        "ttft_s": latency["ttft_s"], "tokens_per_s": latency["tokens_per_s"], "total_s": latency["total_s"],
-        "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
-        "model": side["model"], "error": side["error"],
-    }  # fmt: skip
 
 
 def step_times(log_text: str) -> list[dict]:
@@ -295,14 +316,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--new-limit", type=int, help="PHI3_MAX_NEW_TOKENS for the app")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--logs", type=Path, help="keep the app's logs in this folder")
+    parser.add_argument("--speed-prompts", default="128,1024,2048", help="each side alone at these lengths")
     args = parser.parse_args(argv)
     limit = int(args.memory_limit_gib * GiB) if args.memory_limit_gib else None
     env = {"PHI3_MAX_PROMPT_TOKENS": args.prompt_limit, "PHI3_MAX_NEW_TOKENS": args.new_limit}
     settings = Settings(
         args.layers, NARROW if args.narrow else None, limit, int(args.refuse_limit_gib * GiB),
         env={k: str(v) for k, v in env.items() if v is not None}, logs=args.logs,
+        speed_prompts=tuple(int(n) for n in args.speed_prompts.split(",") if n),
     )  # fmt: skip
-    result = rehearse(settings)
+    result = rehearse(settings, lambda line: print(line, flush=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))

@@ -15,14 +15,7 @@ def markdown(result: dict) -> str:
              _g(logged["peak_rss"]), _g(logged["disk_peak_added"]), _g(logged["disk_added"]),
              logged["oom_kills"])]  # fmt: skip
     if "error" not in served:
-        rows += [
-            ("warm start until both models are loaded", _s(served["ready_s"]), _g(served["rss_ready"]),
-             "", "", served["oom_kills"]),
-            (f"one `/compare`, both sides answering {_prompt(served['sides'])}", "", _g(served["peak_rss"]),
-             "", "", served["oom_kills"]),
-            (f"one `/compare` at the longest prompt, {_prompt(served['longest']['sides'])}", "",
-             _g(served["longest"]["peak_rss"]), "", "", served["oom_kills"]),
-        ]  # fmt: skip
+        rows += _serve_rows(served)
     lines = [f"Run {inside}, with {limits}, {result['measured']}.", "",
              "| phase | wall time | peak RSS (process tree) | disk added at peak | disk added at the end "
              "| OOM kills |", "|---|---|---|---|---|---|"]  # fmt: skip
@@ -31,13 +24,7 @@ def markdown(result: dict) -> str:
         failed = [f"> {step['line']}" for step in served["steps"] if "failed:" in step["line"]]
         lines += ["", "The warm start did not get both models:", "", *(failed or [served["error"]])]
     else:
-        lines += ["", "| side | model | time to first token | decode tok/s | prompt / completion tokens |",
-                  "|---|---|---|---|---|"]  # fmt: skip
-        for side, figures in served["sides"].items():
-            model = f"`{figures['model']['name']}` v{figures['model']['version']}"
-            tokens = f"{figures['prompt_tokens']} / {figures['completion_tokens']}"
-            speed = f"{figures['tokens_per_s']:.2f}"
-            lines.append(f"| {side} | {model} | {_s(figures['ttft_s'])} | {speed} | {tokens} |")
+        lines += _serve_tables(served)
     lines += ["", "Steps of `--log-only` (from the app's start-up log):", ""]
     lines += [f"- {step['line']}: {step['took_s']} s" for step in logged["steps"] if step["took_s"]]
     lines += logged["refusals"] and ["", "Refused during `--log-only`:", ""] or []
@@ -47,6 +34,59 @@ def markdown(result: dict) -> str:
               ""]  # fmt: skip
     lines += [f"> {line.strip()}" for line in refused["refusals"][:2]]
     return "\n".join(lines) + "\n"
+
+
+def _serve_rows(served: dict) -> list[tuple]:
+    """The warm start's rows of the phase table: each request's peak memory."""
+    rows = [("warm start until both models are loaded", _s(served["ready_s"]), _g(served["rss_ready"]),
+             "", "", served["oom_kills"])]  # fmt: skip
+    answered = (served.get("longest") or {}).get("answered")
+    asked = {"compare": "one `/compare`, both sides answering the short prompt",
+             "longest": f"the longest prompt answered ({answered['prompt_tokens']} + "
+                        f"{answered['new_tokens']} tokens), both sides" if answered else "the longest prompt",
+             "speed": "each side alone at each prompt length"}  # fmt: skip
+    for step, what in asked.items():
+        if f"{step}_peak_rss" in served:
+            rows.append((what, "", _g(served[f"{step}_peak_rss"]), "", "", served["oom_kills"]))
+    if served.get("cgroup_peak"):
+        rows.append(("the whole warm start: the cgroup's high-water mark (page cache included)", "",
+                     _g(served["cgroup_peak"]), "", "", served["oom_kills"]))  # fmt: skip
+    return rows
+
+
+def _serve_tables(served: dict) -> list[str]:
+    """The limits the app ran with, then each request's figures per side."""
+    lines = ["", served["limits"]["lowered"] or f"Limits: prompts up to {served['limits']['prompt']} tokens, "
+             f"answers up to {served['limits']['new']} (not lowered).", ""]  # fmt: skip
+    lines += [
+        "| request | side | pane: first token | pane: last token | own time to first token "
+        "| decode tok/s | prompt / completion tokens | error |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    longest = served.get("longest") or {}
+    requests = [("short prompt", served.get("compare") or {})]
+    requests += [(f"{t['prompt_tokens']} tokens", t) for t in longest.get("tries", [])]
+    requests += [("the longest prompt", longest)] if "error" in longest else []
+    for name, figures in requests:
+        if "refused" in figures or "error" in figures:
+            why = figures.get("refused") or figures["error"]
+            lines.append(f"| {name} | both | refused: {why} | | | | | |")
+            continue
+        lines += [
+            f"| {name} | {side} | " + _side_cells(figures.get(side) or {})
+            for side in ("transformers", "onnx")
+        ]
+    rows = served.get("speed") if isinstance(served.get("speed"), list) else []
+    if rows:
+        lines += ["", "| side, alone | prompt tokens | time to first token | decode tok/s | refused |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {r['side']} | {r['prompt_tokens']} | {_s(r.get('ttft_s'))} | "
+                  f"{_rate(r.get('tokens_per_s'))} | {r.get('refused') or r.get('error') or ''} |"
+                  for r in rows]  # fmt: skip
+    load = served.get("load") or {}
+    lines += ["", "Load average (1, 5, 15 min) at each request: " + "; ".join(
+        f"{step} {', '.join(f'{x:.1f}' for x in figures)}" for step, figures in load.items())]  # fmt: skip
+    return lines
 
 
 def fit_table(fit: dict, parameters: int, export_bytes: int) -> str:
@@ -68,13 +108,18 @@ def fit_table(fit: dict, parameters: int, export_bytes: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _prompt(sides: dict) -> str:
-    figures = next(iter(sides.values()))
-    return f"({figures['prompt_tokens']} + {figures['completion_tokens']} tokens)"
-
-
 def _s(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
+
+
+def _side_cells(f: dict) -> str:
+    tokens = f"{f.get('prompt_tokens')} / {f.get('completion_tokens')}"
+    return (f"{_s(f.get('pane_first_s'))} | {_s(f.get('pane_last_s'))} | {_s(f.get('ttft_s'))} | "
+            f"{_rate(f.get('tokens_per_s'))} | {tokens} | {f.get('error') or ''} |")  # fmt: skip
+
+
+def _rate(tokens_per_s: float | None) -> str:
+    return "–" if tokens_per_s is None else f"{tokens_per_s:.2f}"
 
 
 def _g(n: int) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -42,16 +41,15 @@ from benchmarks.fullscale.rehearsal import (
     _wait_for_models,
     run_app,
 )
+from benchmarks.fullscale.visitor import app_limits, speed, stream_compare
 from benchmarks.machine import PeakRss
 from benchmarks.served import free_port
-from wrappers.config import Limits
 
 GiB = 2**30
 OUT = RESULTS.with_name("fullscale_serve.json")
 SPEED_PROMPTS = (128, 1024, 2048)
 LONGEST_DEADLINE_S = 1500  # a longest answer still going after this is cancelled
 PANE_TOKENS = 24  # new tokens of the panes and turns phases
-LOWERED = re.compile(r"lowered to prompts of (\d+) tokens and answers of (\d+)")
 
 
 def measure(settings: Settings, data: Path, phases: list[str], progress=print) -> dict:
@@ -73,7 +71,7 @@ def measure(settings: Settings, data: Path, phases: list[str], progress=print) -
         try:
             client = _wait_for_models(f"http://127.0.0.1:{port}/", process, log)
             result["ready_s"], result["rss_ready"] = time.monotonic() - started, memory.rss()
-            limits = result["limits"] = app_limits(settings, log.read_text(errors="replace"))
+            limits = result["limits"] = app_limits(settings.env, log.read_text(errors="replace"))
             progress(f"ready in {result['ready_s']:.0f} s, RSS {result['rss_ready'] / GiB:.1f} GiB, {limits}")
             for phase in phases:
                 result[phase] = PHASES[phase](client, tokenizer, limits, memory)
@@ -124,58 +122,6 @@ def turns(client, tokenizer, limits: dict, memory: PeakRss) -> dict:
     return result
 
 
-def stream_compare(client, prompt: str, new_tokens: int, deadline_s: float | None = None) -> dict:
-    """One streamed /compare: per side, the first and last moments its text changed, and its clocks.
-
-    Past `deadline_s` the request is cancelled, as a visitor's Stop would: the figures so far stand.
-    """
-    started = time.perf_counter()
-    job = client.submit(prompt=prompt, max_tokens=new_tokens, fidelity=False, api_name="/compare")
-    seen: dict[str, dict] = {}
-    last = None
-    for update in job:
-        now = time.perf_counter() - started
-        if deadline_s is not None and now > deadline_s:
-            job.cancel()
-            break
-        for side in ("transformers", "onnx"):
-            text = _shown(update.get(side) or {})
-            mark = seen.setdefault(side, {"text": "", "first_s": None, "last_s": None})
-            if text and text != mark["text"]:
-                mark["first_s"] = mark["first_s"] or now
-                mark["last_s"], mark["text"] = now, text
-        last = update
-    final = last
-    return {
-        side: {"pane_first_s": seen[side]["first_s"], "pane_last_s": seen[side]["last_s"],
-               "own_ttft_s": final[side]["latency"]["ttft_s"],
-               "own_total_s": final[side]["latency"]["total_s"],
-               "completion_tokens": final[side]["usage"]["completion_tokens"], "error": final[side]["error"]}
-        for side in ("transformers", "onnx")
-    } | {"wall_s": time.perf_counter() - started}  # fmt: skip
-
-
-def _shown(side: dict) -> str:
-    """What a pane shows so far: /compare streams each side's raw text and token count."""
-    tokens = (side.get("usage") or {}).get("completion_tokens") or 0
-    return f"{tokens}:{side.get('raw') or ''}" if tokens or side.get("raw") else ""
-
-
-def speed(client, tokenizer, limits: dict, memory: PeakRss, new_tokens: int = 16) -> list[dict]:
-    """Each side alone at each prompt length: time to first token and decode speed (its own clock)."""
-    rows = []
-    for length in SPEED_PROMPTS:
-        prompt = prompt_of_length(tokenizer, length).messages[-1]["content"]
-        for side in ("transformers", "onnx"):
-            answer = client.predict(prompt=prompt, max_tokens=new_tokens, api_name=f"/chat_{side}")
-            latency, usage = answer["latency"], answer["usage"]
-            rows.append({"side": side, "prompt_tokens": usage["prompt_tokens"],
-                         "completion_tokens": usage["completion_tokens"], "ttft_s": latency["ttft_s"],
-                         "tokens_per_s": latency["tokens_per_s"], "total_s": latency["total_s"],
-                         "error": answer["error"]})  # fmt: skip
-    return rows
-
-
 def longest(client, tokenizer, limits: dict, memory: PeakRss) -> dict:
     """Both sides answering the longest prompt with the longest answer the app accepts: its peak
     memory. The ONNX side allocates its KV cache for the whole request at once; transformers'
@@ -186,26 +132,17 @@ def longest(client, tokenizer, limits: dict, memory: PeakRss) -> dict:
     return figures | {"peak_rss": memory.peak_since(mark), "prompt_tokens": limits["prompt"]}
 
 
+def speed_phase(client, tokenizer, limits: dict, memory: PeakRss) -> list[dict]:
+    """Each side alone at each of SPEED_PROMPTS: time to first token and decode speed."""
+    return speed(client, tokenizer, SPEED_PROMPTS, progress=lambda line: None)
+
+
 def save(result: dict) -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
 
 
-def app_limits(settings: Settings, log_text: str) -> dict:
-    """The token limits the app runs with: its own, lowered at start-up if its log says so."""
-    lowered = LOWERED.search(log_text)
-    if lowered:
-        return {"prompt": int(lowered[1]), "new": int(lowered[2]), "lowered": True}
-    env, defaults = settings.env or {}, Limits()
-    prompt = int(env.get("PHI3_MAX_PROMPT_TOKENS", defaults.max_prompt_tokens))
-    return {
-        "prompt": prompt,
-        "new": int(env.get("PHI3_MAX_NEW_TOKENS", defaults.max_new_tokens)),
-        "lowered": False,
-    }
-
-
-PHASES = {"panes": panes, "turns": turns, "speed": speed, "longest": longest}
+PHASES = {"panes": panes, "turns": turns, "speed": speed_phase, "longest": longest}
 
 
 def main(argv: list[str] | None = None) -> None:
