@@ -35,11 +35,10 @@ from ui.chat_events import (
     regenerate_handler,
     reopener,
     retry_checker,
-    stopper,
     take_back_checker,
     take_last_prompt,
 )
-from ui.chat_scoring import Scorings, scorer
+from ui.chat_scoring import Scorings, scorer, scoring_stopper
 from ui.conversation_io import conversation_panel
 from ui.leaderboard import leaderboard_panel
 from ui.votes import VoteRow, vote_row
@@ -258,7 +257,8 @@ def _wire_comparisons(
                 **private,
             )
         )
-    b.stop.click(stopper(stops), None, None, concurrency_limit=None, **private)
+    stop = scoring_stopper(stops, shown.scored, scorings)  # a comparison running, or its scoring
+    b.stop.click(stop, None, scored, concurrency_limit=None, **private)
     chats = [shown.panes[side]["chat"] for side in SIDES]
     for trigger in (b.clear.click, *(chat.clear for chat in chats)):  # a pane never clears alone
         trigger(clearer(shown, stops, scorings), None, shown.all(), concurrency_limit=None, **private)

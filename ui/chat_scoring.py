@@ -7,7 +7,11 @@ and a Send clicked then was silently dropped. Now the generating event ends with
 and hands the comparison over here (`Scorings`, one per browser session, as `StopSignals` keeps
 its flags); the scoring runs in the models' queue, so a new comparison waits for it rather than
 running beside it. A result whose comparison is no longer the session's (a newer comparison,
-Clear, Edit) is dropped with `gr.skip()` rather than written over the page.
+Clear, Edit, Stop) is dropped with `gr.skip()` rather than written over the page.
+
+Stop during the scoring abandons it: the line says so at once. The pass through the models is not
+cut short (it is one forward pass per side, not a stream with steps to stop at); its result is
+simply not shown. Whichever of the scoring and Stop claims the job first wins (`Scorings.claim`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import gradio as gr
 from compare.service import Comparer
 
 SCORING_NOTE = "scoring the answers through both models…"
+STOPPED_NOTE = "not scored: Stop was clicked while the answers were being scored."
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: the same hand-over, not an equal one
@@ -54,6 +59,14 @@ class Scorings:
         with self._lock:
             return self._jobs.get(session)
 
+    def claim(self, session: str, job: ScoringJob | None = None) -> ScoringJob | None:
+        """Take the session's job off the list (only if it is `job`, when given); None if gone."""
+        with self._lock:
+            current = self._jobs.get(session)
+            if current is None or (job is not None and current is not job):
+                return None
+            return self._jobs.pop(session)
+
 
 def scorer(comparer: Comparer, scored, scorings: Scorings):
     """The scoring step; `scored(result, reason)` makes the fidelity line and strip's updates."""
@@ -64,11 +77,24 @@ def scorer(comparer: Comparer, scored, scorings: Scorings):
         if job is None:  # the comparison ended in an error, or the page moved on before this ran
             return _untouched(scored)
         result = comparer.score(job.latest, job.options, job.wanted, job.same).to_api()
-        if scorings.current(session) is not job:  # cleared or taken back while it scored
+        if scorings.claim(session, job) is None:  # cleared, taken back or stopped while it scored
             return _untouched(scored)
         return scored(result["fidelity"], result["fidelity_reason"])
 
     return score
+
+
+def scoring_stopper(stops, scored, scorings: Scorings):
+    """The Chat tab's Stop: raises the session's stop flag (`StopSignals`) for a running comparison,
+    and abandons a scoring waiting or under way, saying so on the fidelity line."""
+
+    def stop(request: gr.Request) -> dict:
+        stops.stop(request.session_hash)
+        if scorings.claim(request.session_hash) is None:  # a comparison runs, or nothing does
+            return _untouched(scored)
+        return scored(None, STOPPED_NOTE)
+
+    return stop
 
 
 def awaiting(comparer: Comparer, scored, wanted: bool) -> dict:
