@@ -59,6 +59,11 @@ FOCUS_PROMPT = """() => {
   if (window.matchMedia("(min-width: 641px)").matches)
     document.querySelector("#prompt textarea")?.focus({preventScroll: true});
 }"""
+# Wide enough for the three number boxes on one line (Gradio's 160 px each): opened, the settings
+# are two rows under the prompt, and Tab from one box to the next scrolls nothing. In a column of
+# 260 px they stacked six boxes high, 580 px, ending below a 1400x900 screen, so typing a value and
+# pressing Tab (or clicking top_p) scrolled the answers off it. On a phone the column is full width.
+SETTINGS_WIDTH = 520
 CSS = """
 #chat-transformers, #chat-onnx { height: min(330px, 42vh) !important; }
 #chat-transformers .top-panel, #chat-onnx .top-panel,
@@ -165,7 +170,7 @@ def _named_mode(comparer: Comparer, panes: dict, prompt, send, stop) -> tuple[Sh
 def _under_prompt(prompt: gr.Textbox, boxes: dict) -> gr.Column:
     """The examples beside the settings, right under the prompt; returns the examples' column."""
     with gr.Row(equal_height=False, elem_id="under-prompt"):
-        with gr.Column(scale=5, min_width=300) as examples:  # they fill the named prompt
+        with gr.Column(scale=4, min_width=300) as examples:  # they fill the named prompt
             gr.Examples(
                 EXAMPLES,
                 inputs=[prompt, boxes["system"]],
@@ -173,7 +178,7 @@ def _under_prompt(prompt: gr.Textbox, boxes: dict) -> gr.Column:
                 example_labels=[_example_label(*example) for example in EXAMPLES],  # buttons, not a table
                 elem_id="examples",
             )
-        with gr.Column(scale=2, min_width=260):
+        with gr.Column(scale=3, min_width=SETTINGS_WIDTH):
             _settings(boxes)
     return examples
 
