@@ -227,7 +227,9 @@ def _wire_comparisons(
     scored = list(shown.fidelity.values())
 
     def then_score(generating) -> None:  # in the models' queue: a new comparison waits for it
-        generating.success(score, None, scored, **run, **private)
+        # "multiple": with more than one generation at a time, a comparison may end while the one
+        # before is still scored, and Gradio would skip the trigger of a pending event
+        generating.success(score, None, scored, trigger_mode="multiple", **run, **private)
 
     asked = [prompt, *settings, scoring, turns]
     for trigger in (b.send.click, prompt.submit):  # every check is a step with no outputs: one toast
