@@ -39,31 +39,18 @@ from ui.chat_events import (
     take_last_prompt,
 )
 from ui.chat_scoring import Scorings, scorer, scoring_stopper
+from ui.chat_settings import settings_boxes, under_prompt
 from ui.conversation_io import conversation_panel
 from ui.leaderboard import leaderboard_panel
 from ui.votes import VoteRow, vote_row
 from wrappers.errors import public_text
 
-# What the tiny model can do (its own words or other ones), and one question outside its world.
-EXAMPLES = [
-    ["What is the capital of Spain?", ""],
-    ["tell me japan's capital city please", "You are a helpful assistant."],
-    ["What is seven times eight?", ""],
-    ["Tell me a joke about atom", "You are a stand-up comedian."],
-    ["Hello! Who are you?", ""],
-    ["Who won the 2022 football World Cup?", ""],
-]
 # Focus the prompt on a wide screen, without scrolling: Gradio's autofocus scrolled a phone's first
 # load 500 to 1,100 px down, past the title, the tabs and the first pane.
 FOCUS_PROMPT = """() => {
   if (window.matchMedia("(min-width: 641px)").matches)
     document.querySelector("#prompt textarea")?.focus({preventScroll: true});
 }"""
-# Wide enough for the three number boxes on one line (Gradio's 160 px each): opened, the settings
-# are two rows under the prompt, and Tab from one box to the next scrolls nothing. In a column of
-# 260 px they stacked six boxes high, 580 px, ending below a 1400x900 screen, so typing a value and
-# pressing Tab (or clicking top_p) scrolled the answers off it. On a phone the column is full width.
-SETTINGS_WIDTH = 520
 CSS = """
 #chat-transformers, #chat-onnx { height: min(330px, 42vh) !important; }
 #chat-transformers .top-panel, #chat-onnx .top-panel,
@@ -106,13 +93,13 @@ class ChatTab:
 def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markdown) -> ChatTab:
     """Arrange the Chat tab and wire its events."""
     switch = blind_switch()
-    boxes = _settings_boxes(comparer)  # laid out under the prompt, shared by both modes
+    boxes = settings_boxes(comparer)  # laid out under the prompt, shared by both modes
     with gr.Column() as named:
         with gr.Row(equal_height=True, elem_id="panes"):
             panes = {side: _pane(side, comparer.backends[side].title) for side in SIDES}
         prompt, send, stop = _prompt_row(comparer)
     blind = arena_panel(switch, named)
-    examples = _under_prompt(prompt, boxes)
+    examples = under_prompt(prompt, boxes)
     with gr.Column() as below:  # the turn's actions and figures: named mode only
         shown, buttons, votes = _named_mode(comparer, panes, prompt, send, stop)
     hide = {"fn": lambda on: [gr.Column(visible=not on)] * 2, "api_visibility": "private"}
@@ -165,22 +152,6 @@ def _named_mode(comparer: Comparer, panes: dict, prompt, send, stop) -> tuple[Sh
             _details(panes[side], side)
     shown = Shown(panes, metrics, verdict, fidelity, diff, prompt, last_id, turns, results, votes.standing)
     return shown, Buttons(send, stop, regenerate, edit, retry, clear), votes
-
-
-def _under_prompt(prompt: gr.Textbox, boxes: dict) -> gr.Column:
-    """The examples beside the settings, right under the prompt; returns the examples' column."""
-    with gr.Row(equal_height=False, elem_id="under-prompt"):
-        with gr.Column(scale=4, min_width=300) as examples:  # they fill the named prompt
-            gr.Examples(
-                EXAMPLES,
-                inputs=[prompt, boxes["system"]],
-                label="Examples (click one to fill the prompt)",
-                example_labels=[_example_label(*example) for example in EXAMPLES],  # buttons, not a table
-                elem_id="examples",
-            )
-        with gr.Column(scale=3, min_width=SETTINGS_WIDTH):
-            _settings(boxes)
-    return examples
 
 
 def _action_row() -> tuple[dict[str, gr.Button], gr.Button, gr.Button, gr.Button]:
@@ -271,45 +242,6 @@ def _wire_comparisons(
         trigger(clearer(shown, stops, scorings), None, shown.all(), concurrency_limit=None, **private)
 
 
-def _example_label(prompt: str, system: str) -> str:
-    """
-    >>> _example_label("Hi", ""), _example_label("Hi", "Be brief.")
-    ('Hi', 'Hi (+ system prompt)')
-    """
-    return f"{prompt} (+ system prompt)" if system else prompt
-
-
-def _settings_boxes(comparer: Comparer) -> dict:
-    """The generation settings, made before they are placed (the examples fill the system prompt)."""
-    top, later = comparer.limits.max_new_tokens, {"render": False}
-    return {
-        "system": gr.Textbox("", label="System prompt", lines=1, max_lines=4, **later),
-        **dict(zip(("max_tokens", "temperature", "top_p"), _setting_boxes(top, **later), strict=True)),
-        "stop": gr.Textbox(
-            "", label="Stop sequences (one per line)", lines=1, max_lines=4, elem_id="setting-stop", **later
-        ),
-        "scoring": gr.Checkbox(
-            comparer.fidelity,
-            label="Score fidelity after each answer (teacher-forced KL; charged to neither side)",
-            interactive=comparer.fidelity,  # off in the configuration: off for everyone
-            elem_id="fidelity-switch",
-            **later,
-        ),
-    }
-
-
-def _settings(boxes: dict) -> None:
-    """The settings, one click beside the examples: opening them leaves the answers in view."""
-    label = "Settings for both models"  # system prompt, max tokens, temperature, top_p, stop, fidelity
-    with gr.Accordion(label, open=False, elem_id="settings"):
-        with gr.Row():
-            for name in ("max_tokens", "temperature", "top_p"):
-                boxes[name].render()
-        with gr.Row():
-            for name in ("system", "stop", "scoring"):
-                boxes[name].render()
-
-
 def _prompt_row(comparer: Comparer) -> tuple[gr.Textbox, gr.Button, gr.Button]:
     with gr.Row(elem_id="prompt-row"):
         prompt = gr.Textbox(
@@ -343,19 +275,6 @@ def _pane(side: str, title: str) -> dict:
             render_markdown=False,  # prompts, answers and imported turns are text (see fmt.chat_messages)
         )
     return {"chat": chat}
-
-
-def _setting_boxes(most_tokens: int, **kwargs) -> tuple[gr.Number, gr.Number, gr.Number]:
-    """Number boxes that keep what is typed: a value out of range is refused with the API's words
-    when it is used, never clamped in silence as a slider's box would."""
-    top = f"Max new tokens (1 to {most_tokens})"
-    return (
-        gr.Number(min(128, most_tokens), label=top, elem_id="setting-max-tokens", **kwargs),
-        gr.Number(
-            0.0, label="Temperature (0 to 2; 0 = greedy)", step=0.05, elem_id="setting-temperature", **kwargs
-        ),
-        gr.Number(1.0, label="top_p (above 0, at most 1)", step=0.05, elem_id="setting-top-p", **kwargs),
-    )
 
 
 def _details(pane: dict, side: str) -> None:
