@@ -40,10 +40,10 @@ from ui.chat_events import (
 )
 from ui.chat_scoring import Scorings, scorer, scoring_stopper
 from ui.chat_settings import settings_boxes, under_prompt
+from ui.chat_status import status_poll
 from ui.conversation_io import conversation_panel
 from ui.leaderboard import leaderboard_panel
 from ui.votes import VoteRow, vote_row
-from wrappers.errors import public_text
 
 # Focus the prompt on a wide screen, without scrolling: Gradio's autofocus scrolled a phone's first
 # load 500 to 1,100 px down, past the title, the tabs and the first pane.
@@ -123,7 +123,7 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     outputs = [*shown.all(), system, switch, named, below, examples, blind.column]
     tab = ChatTab(shown.prompt, shown.verdict, shown.last_id, shown.turns, outputs, reopen_named, shown.panes)
     _wire_comparisons(comparer, shown, buttons, settings, boxes["scoring"], stops)
-    _status_poll(demo, comparer, status, shown.panes, buttons.send)
+    status_poll(demo, comparer, status, shown.panes, buttons.send)
     return tab
 
 
@@ -282,48 +282,3 @@ def _details(pane: dict, side: str) -> None:
         pane["response"] = gr.JSON(label="OpenAI-style chat completion", elem_id=f"response-{side}")
         pane["raw"] = gr.Code(language="json", label="Exactly what predict() returned", elem_id=f"raw-{side}")
         pane["card"] = gr.Markdown("Not loaded yet.", elem_id=f"card-{side}")
-
-
-def _status_poll(demo, comparer: Comparer, status, panes, send) -> None:
-    """Show start-up progress until both models are ready, then their model cards; Send waits."""
-    startup = comparer.startup
-    timer = gr.Timer(1.0, active=startup is not None)
-
-    def poll():
-        if startup is None:
-            return {timer: gr.Timer(active=False)}
-        states, lines = startup.snapshot()
-        updates = {status: startup_status(states, lines, startup.notices, startup.finished)}
-        if startup.finished:
-            updates |= {panes[side]["card"]: _card(comparer, side, states[side]) for side in SIDES}
-            updates |= {timer: gr.Timer(active=False), send: gr.Button("Send", interactive=True)}
-        return updates
-
-    outputs = [status, timer, send, *(panes[side]["card"] for side in SIDES)]
-    timer.tick(poll, None, outputs, api_visibility="private", concurrency_limit=None)
-    demo.load(poll, None, outputs, api_visibility="private", concurrency_limit=None)
-
-
-def startup_status(states: dict[str, str], lines: list[str], notices: list[str], finished: bool) -> str:
-    """The status line above the panes: each side's state, and what a visitor should know all along
-    (e.g. limits lowered to fit the memory); during start-up, also the last lines of its log.
-
-    >>> startup_status({"onnx": "ready"}, [], ["Limits lowered."], finished=True)
-    '<small>**onnx**: ready</small>\\n\\n⚠️ Limits lowered.'
-    """
-    text = public_text(" · ".join(f"**{side}**: {state}" for side, state in states.items()))
-    notes = "".join(f"\n\n⚠️ {public_text(notice)}" for notice in notices)
-    if finished:
-        return f"<small>{text}</small>{notes}"
-    log = public_text("\n".join(lines[-4:]))
-    return f"Start-up: {text}{notes}\n\n```\n{log}\n```"
-
-
-def _card(comparer: Comparer, side: str, state: str) -> str:
-    if not state.startswith("ready"):
-        return public_text(f"⚠️ This model is not available: {state}")
-    backend = comparer.backends[side]
-    ref = backend.model_ref()
-    return fmt.model_card_markdown(
-        ref.uri, ref.name, ref.version, backend.signature(), backend.streaming_note, backend.weights()
-    )
