@@ -122,7 +122,7 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
 
     outputs = [*shown.all(), system, switch, named, below, examples, blind.column]
     tab = ChatTab(shown.prompt, shown.verdict, shown.last_id, shown.turns, outputs, reopen_named, shown.panes)
-    _wire_comparisons(comparer, shown, buttons, settings, boxes["scoring"], stops)
+    _wire_comparisons(_Wiring(comparer, shown, settings, boxes["scoring"], stops, Scorings()), buttons)
     status_poll(demo, comparer, status, shown.panes, buttons.send)
     return tab
 
@@ -181,65 +181,83 @@ def _verdict_row() -> tuple[gr.Markdown, dict, gr.Markdown]:
     return verdict, fidelity, metrics
 
 
-def _wire_comparisons(
-    comparer: Comparer, shown: Shown, buttons: Buttons, settings: list, scoring, stops: StopSignals
-) -> None:
-    """Send, retry, edit, regenerate, Stop and Clear: each checks first, then runs in the models' queue.
+@dataclass(frozen=True)
+class _Wiring:
+    """What the Chat tab's events are wired with."""
+
+    comparer: Comparer
+    shown: Shown
+    settings: list  # system prompt, max tokens, temperature, top_p, stop sequences
+    scoring: gr.Checkbox  # "Score fidelity"
+    stops: StopSignals
+    scorings: Scorings
+
+
+PRIVATE = {"api_visibility": "private"}
+QUICK = {"concurrency_limit": None, **PRIVATE}  # checks and take-backs: at once, beside what runs
+
+
+def _wire_comparisons(wiring: _Wiring, buttons: Buttons) -> None:
+    """Send, retry, regenerate, edit, Stop and Clear: each checks first; a generation runs in the
+    models' queue.
 
     Fidelity is scored in an event of its own after each generating one (see `ui/chat_scoring.py`):
     a generating event still pending ignores its triggers, so Send must not wait on the scoring.
     """
-    prompt, turns, b, scorings = shown.prompt, shown.turns, buttons, Scorings()
-    run = {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency}
-    private = {"api_visibility": "private"}
-    check, quick = checker(comparer, stops), {"concurrency_limit": None, **private}
-    generate = chat_handler(comparer, shown, stops, scorings)
-    score = scorer(comparer, shown.scored, scorings)
-    scored = list(shown.fidelity.values())
-
-    def then_score(generating) -> None:  # in the models' queue: a new comparison waits for it
+    shown = wiring.shown
+    score = scorer(wiring.comparer, shown.scored, wiring.scorings)
+    scored, run = list(shown.fidelity.values()), _models_queue(wiring.comparer)
+    for generating in _generating_events(wiring, buttons):  # in the models' queue: a new one waits for it
         # "multiple": with more than one generation at a time, a comparison may end while the one
         # before is still scored, and Gradio would skip the trigger of a pending event
-        generating.success(score, None, scored, trigger_mode="multiple", **run, **private)
+        generating.success(score, None, scored, trigger_mode="multiple", **run)
+    _wire_take_backs(wiring, buttons)
 
-    asked = [prompt, *settings, scoring, turns]
-    for trigger in (b.send.click, prompt.submit):  # every check is a step with no outputs: one toast
-        then_score(
-            trigger(check, [prompt, *settings, turns], None, **quick).success(
-                generate, asked, shown.all(), **run, **private
-            )
+
+def _models_queue(comparer: Comparer) -> dict:
+    return {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency, **PRIVATE}
+
+
+def _generating_events(w: _Wiring, b: Buttons) -> list:
+    """Send, Enter, Retry and each Regenerate: a check with no outputs (one toast), then the generation."""
+    shown, prompt, turns, run = w.shown, w.shown.prompt, w.shown.turns, _models_queue(w.comparer)
+    check, generate = checker(w.comparer, w.stops), chat_handler(w.comparer, shown, w.stops, w.scorings)
+    asked = [prompt, *w.settings, w.scoring, turns]
+    events = [
+        trigger(check, [prompt, *w.settings, turns], None, **QUICK).success(
+            generate, asked, shown.all(), **run
         )
-    then_score(
-        b.retry.click(retry_checker(comparer, stops), [*settings, turns], None, **quick)
-        .success(take_last_prompt, turns, [prompt, turns], **private)
-        .success(generate, asked, shown.all(), **run, **private)
+        for trigger in (b.send.click, prompt.submit)
+    ]
+    events.append(
+        b.retry.click(retry_checker(w.comparer, w.stops), [*w.settings, turns], None, **QUICK)
+        .success(take_last_prompt, turns, [prompt, turns], **PRIVATE)
+        .success(generate, asked, shown.all(), **run)
     )
-    b.edit.click(take_back_checker(scorings), turns, None, **quick).success(
-        take_last_prompt, turns, [prompt, turns], **private
-    ).success(
-        shown.loaded, turns, shown.all(), **private
-    )  # the comparison taken back can no longer be voted on
     for side, button in b.regenerate.items():
-        then_score(
-            button.click(
-                regenerate_checker(comparer, stops, side),
-                [turns, shown.results, *settings],
-                None,
-                concurrency_limit=None,
-                **private,
-            ).success(
-                regenerate_handler(comparer, shown, stops, scorings, side),
-                [*settings, scoring, turns, shown.results],
-                shown.all(),
-                **run,
-                **private,
+        check_side = regenerate_checker(w.comparer, w.stops, side)
+        again = regenerate_handler(w.comparer, shown, w.stops, w.scorings, side)
+        events.append(
+            button.click(check_side, [turns, shown.results, *w.settings], None, **QUICK).success(
+                again, [*w.settings, w.scoring, turns, shown.results], shown.all(), **run
             )
         )
-    stop = scoring_stopper(stops, shown.scored, scorings)  # a comparison running, or its scoring
-    b.stop.click(stop, None, scored, concurrency_limit=None, **private)
+    return events
+
+
+def _wire_take_backs(w: _Wiring, b: Buttons) -> None:
+    """Edit, Stop and Clear, at once; each also keeps a scoring under way off the page."""
+    shown, turns = w.shown, w.shown.turns
+    b.edit.click(take_back_checker(w.scorings), turns, None, **QUICK).success(
+        take_last_prompt, turns, [shown.prompt, turns], **PRIVATE
+    ).success(
+        shown.loaded, turns, shown.all(), **PRIVATE
+    )  # the comparison taken back can no longer be voted on
+    stop = scoring_stopper(w.stops, shown.scored, w.scorings)  # a comparison running, or its scoring
+    b.stop.click(stop, None, list(shown.fidelity.values()), **QUICK)
     chats = [shown.panes[side]["chat"] for side in SIDES]
     for trigger in (b.clear.click, *(chat.clear for chat in chats)):  # a pane never clears alone
-        trigger(clearer(shown, stops, scorings), None, shown.all(), concurrency_limit=None, **private)
+        trigger(clearer(shown, w.stops, w.scorings), None, shown.all(), **QUICK)
 
 
 def _prompt_row(comparer: Comparer) -> tuple[gr.Textbox, gr.Button, gr.Button]:
