@@ -23,24 +23,13 @@ import gradio as gr
 from compare.arena import Arena
 from compare.service import Comparer
 from ui import formatting as fmt
-from ui.api import MODEL_EVENTS, SIDES
+from ui.api import SIDES
 from ui.arena_panel import arena_panel, blind_switch, wire_arena_panel
-from ui.chat_events import (
-    Shown,
-    StopSignals,
-    chat_handler,
-    checker,
-    clearer,
-    regenerate_checker,
-    regenerate_handler,
-    reopener,
-    retry_checker,
-    take_back_checker,
-    take_last_prompt,
-)
-from ui.chat_scoring import Scorings, scorer, scoring_stopper
+from ui.chat_events import Shown, StopSignals, reopener
+from ui.chat_scoring import Scorings
 from ui.chat_settings import settings_boxes, under_prompt
 from ui.chat_status import status_poll
+from ui.chat_wiring import Buttons, Wiring, wire_comparisons
 from ui.conversation_io import conversation_panel
 from ui.leaderboard import leaderboard_panel
 from ui.votes import VoteRow, vote_row
@@ -122,21 +111,9 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
 
     outputs = [*shown.all(), system, switch, named, below, examples, blind.column]
     tab = ChatTab(shown.prompt, shown.verdict, shown.last_id, shown.turns, outputs, reopen_named, shown.panes)
-    _wire_comparisons(_Wiring(comparer, shown, settings, boxes["scoring"], stops, Scorings()), buttons)
+    wire_comparisons(Wiring(comparer, shown, settings, boxes["scoring"], stops, Scorings()), buttons)
     status_poll(demo, comparer, status, shown.panes, buttons.send)
     return tab
-
-
-@dataclass(frozen=True)
-class Buttons:
-    """What starts, stops and takes back a comparison in named mode."""
-
-    send: gr.Button
-    stop: gr.Button
-    regenerate: dict[str, gr.Button]  # side -> "Regenerate side"
-    edit: gr.Button
-    retry: gr.Button
-    clear: gr.Button
 
 
 def _named_mode(comparer: Comparer, panes: dict, prompt, send, stop) -> tuple[Shown, Buttons, VoteRow]:
@@ -179,85 +156,6 @@ def _verdict_row() -> tuple[gr.Markdown, dict, gr.Markdown]:
         with gr.Column(scale=2, min_width=300):
             metrics = gr.Markdown(fmt.metrics_markdown({s: fmt.Result() for s in SIDES}), elem_id="metrics")
     return verdict, fidelity, metrics
-
-
-@dataclass(frozen=True)
-class _Wiring:
-    """What the Chat tab's events are wired with."""
-
-    comparer: Comparer
-    shown: Shown
-    settings: list  # system prompt, max tokens, temperature, top_p, stop sequences
-    scoring: gr.Checkbox  # "Score fidelity"
-    stops: StopSignals
-    scorings: Scorings
-
-
-PRIVATE = {"api_visibility": "private"}
-QUICK = {"concurrency_limit": None, **PRIVATE}  # checks and take-backs: at once, beside what runs
-
-
-def _wire_comparisons(wiring: _Wiring, buttons: Buttons) -> None:
-    """Send, retry, regenerate, edit, Stop and Clear: each checks first; a generation runs in the
-    models' queue.
-
-    Fidelity is scored in an event of its own after each generating one (see `ui/chat_scoring.py`):
-    a generating event still pending ignores its triggers, so Send must not wait on the scoring.
-    """
-    shown = wiring.shown
-    score = scorer(wiring.comparer, shown.scored, wiring.scorings)
-    scored, run = list(shown.fidelity.values()), _models_queue(wiring.comparer)
-    for generating in _generating_events(wiring, buttons):  # in the models' queue: a new one waits for it
-        # "multiple": with more than one generation at a time, a comparison may end while the one
-        # before is still scored, and Gradio would skip the trigger of a pending event
-        generating.success(score, None, scored, trigger_mode="multiple", **run)
-    _wire_take_backs(wiring, buttons)
-
-
-def _models_queue(comparer: Comparer) -> dict:
-    return {"concurrency_id": MODEL_EVENTS, "concurrency_limit": comparer.limits.concurrency, **PRIVATE}
-
-
-def _generating_events(w: _Wiring, b: Buttons) -> list:
-    """Send, Enter, Retry and each Regenerate: a check with no outputs (one toast), then the generation."""
-    shown, prompt, turns, run = w.shown, w.shown.prompt, w.shown.turns, _models_queue(w.comparer)
-    check, generate = checker(w.comparer, w.stops), chat_handler(w.comparer, shown, w.stops, w.scorings)
-    asked = [prompt, *w.settings, w.scoring, turns]
-    events = [
-        trigger(check, [prompt, *w.settings, turns], None, **QUICK).success(
-            generate, asked, shown.all(), **run
-        )
-        for trigger in (b.send.click, prompt.submit)
-    ]
-    events.append(
-        b.retry.click(retry_checker(w.comparer, w.stops), [*w.settings, turns], None, **QUICK)
-        .success(take_last_prompt, turns, [prompt, turns], **PRIVATE)
-        .success(generate, asked, shown.all(), **run)
-    )
-    for side, button in b.regenerate.items():
-        check_side = regenerate_checker(w.comparer, w.stops, side)
-        again = regenerate_handler(w.comparer, shown, w.stops, w.scorings, side)
-        events.append(
-            button.click(check_side, [turns, shown.results, *w.settings], None, **QUICK).success(
-                again, [*w.settings, w.scoring, turns, shown.results], shown.all(), **run
-            )
-        )
-    return events
-
-
-def _wire_take_backs(w: _Wiring, b: Buttons) -> None:
-    """Edit, Stop and Clear, at once; each also keeps a scoring under way off the page."""
-    shown, turns = w.shown, w.shown.turns
-    b.edit.click(take_back_checker(w.scorings), turns, None, **QUICK).success(
-        take_last_prompt, turns, [shown.prompt, turns], **PRIVATE
-    ).success(
-        shown.loaded, turns, shown.all(), **PRIVATE
-    )  # the comparison taken back can no longer be voted on
-    stop = scoring_stopper(w.stops, shown.scored, w.scorings)  # a comparison running, or its scoring
-    b.stop.click(stop, None, list(shown.fidelity.values()), **QUICK)
-    chats = [shown.panes[side]["chat"] for side in SIDES]
-    for trigger in (b.clear.click, *(chat.clear for chat in chats)):  # a pane never clears alone
-        trigger(clearer(shown, w.stops, w.scorings), None, shown.all(), **QUICK)
 
 
 def _prompt_row(comparer: Comparer) -> tuple[gr.Textbox, gr.Button, gr.Button]:
