@@ -9,8 +9,10 @@ modes, the leaderboard and conversation files. Blind mode (`ui/arena.py`)
 swaps the panes, prompt and figures for Model A and Model B.
 
 The turns live in one `gr.State` (see `compare/turns.py`), and both panes
-are drawn from it, so they always hold the same turns. What the buttons do
-is in `chat_events.py`; here they are laid out and wired.
+are drawn from it, so they always hold the same turns. Here the tab is laid
+out; `chat_settings.py` holds the settings and examples, `chat_status.py` the
+start-up line and model cards, `chat_wiring.py` which handler each button runs
+(`chat_events.py`, and `chat_scoring.py` for fidelity).
 """
 
 from __future__ import annotations
