@@ -70,7 +70,8 @@ mark.diff-first { background: #ffd54f; font-weight: bold; padding: 0 2px; }
 class ChatTab:
     """The Chat tab, for other tabs: `reopen(turns, system_prompt, comparison_id, results, ending, vote)`
     gives the updates of `outputs` that show a past comparison, with its metrics and verdict as its
-    traces recorded them, ready to continue (or vote on, if it finished)."""
+    traces recorded them, ready to continue (or vote on, if it finished). `forget_scoring(session)`
+    keeps the fidelity of the comparison shown before off the page (see `ui/chat_scoring.py`)."""
 
     prompt: gr.Textbox
     verdict: gr.Markdown
@@ -78,6 +79,7 @@ class ChatTab:
     turns: gr.State
     outputs: list
     reopen: Callable[..., dict]
+    forget_scoring: Callable[[str], None]
     panes: dict[str, dict] = field(default_factory=dict)
 
 
@@ -101,7 +103,8 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     settings = [boxes[name] for name in ("system", "max_tokens", "temperature", "top_p", "stop")]
     stops = StopSignals()  # one for the page: the Chat tab's Stop and blind mode's
     wire_arena_panel(blind, comparer, arena, settings, stops, refresh_board)
-    conversation_panel(comparer, shown.turns, settings, shown.all(), shown.loaded)
+    scorings = Scorings()  # an imported or reopened conversation takes the page: no late fidelity on it
+    conversation_panel(comparer, shown.turns, settings, shown.all(), shown.loaded, scorings.forget)
     demo.load(None, js=FOCUS_PROMPT)
     system = settings[0]
     reopen = reopener(shown, system)
@@ -112,8 +115,17 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
         return reopen(*args) | named_mode | {switch: False, blind.column: gr.Column(visible=False)}
 
     outputs = [*shown.all(), system, switch, named, below, examples, blind.column]
-    tab = ChatTab(shown.prompt, shown.verdict, shown.last_id, shown.turns, outputs, reopen_named, shown.panes)
-    wire_comparisons(Wiring(comparer, shown, settings, boxes["scoring"], stops, Scorings()), buttons)
+    tab = ChatTab(
+        shown.prompt,
+        shown.verdict,
+        shown.last_id,
+        shown.turns,
+        outputs,
+        reopen_named,
+        scorings.forget,
+        shown.panes,
+    )
+    wire_comparisons(Wiring(comparer, shown, settings, boxes["scoring"], stops, scorings), buttons)
     status_poll(demo, comparer, status, shown.panes, buttons.send)
     return tab
 

@@ -91,8 +91,9 @@ def history_tab(
             raise input_error("That comparison could not be read back from MLflow.")
         return comparison_id, system, turns, results, ending, vote
 
-    def reopen(chosen: tuple) -> dict:
+    def reopen(chosen: tuple, request: gr.Request) -> dict:
         comparison_id, system, turns, results, ending, vote = chosen
+        chat.forget_scoring(request.session_hash)  # a fidelity still being scored: not for this one
         shown = chat.reopen(turns, system, comparison_id, results, Ending(ending), vote)
         return shown | {tabs: gr.Tabs(selected="chat")}
 
