@@ -115,16 +115,8 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
         return reopen(*args) | named_mode | {switch: False, blind.column: gr.Column(visible=False)}
 
     outputs = [*shown.all(), system, switch, named, below, examples, blind.column]
-    tab = ChatTab(
-        shown.prompt,
-        shown.verdict,
-        shown.last_id,
-        shown.turns,
-        outputs,
-        reopen_named,
-        scorings.forget,
-        shown.panes,
-    )
+    parts = (shown.prompt, shown.verdict, shown.last_id, shown.turns)
+    tab = ChatTab(*parts, outputs, reopen_named, scorings.forget, shown.panes)
     wire_comparisons(Wiring(comparer, shown, settings, boxes["scoring"], stops, scorings), buttons)
     status_poll(demo, comparer, status, shown.panes, buttons.send)
     return tab
