@@ -222,7 +222,7 @@ def test_a_new_users_questions_are_answered(backends, side):
 def test_the_chat_tabs_examples_show_its_skills_and_its_fallback(backends):
     """Every example of the Chat tab gets a real answer in both panes, except exactly one, which
     shows the fallback."""
-    from ui.chat import EXAMPLES
+    from ui.chat_settings import EXAMPLES
 
     fallbacks = []
     for prompt, system in EXAMPLES:

@@ -113,18 +113,16 @@ def test_history_rows_fit_a_phone_with_both_answers(phone):
     phone.screenshot(path=str(ARTIFACTS / "history-390x844.png"))
 
 
-@pytest.mark.xfail(
-    reason="Known regression, not fixed this round: with the number boxes that refuse out-of-range values "
-    "(taller than the sliders), typing a setting after five turns scrolls the last answer off a "
-    "1400x900 screen",
-    strict=False,
-)
 def test_opening_the_settings_leaves_the_answers_on_screen(desk):
+    """Bug: the number boxes stacked six high in a narrow column, below a 1400×900 screen, and
+    Tab from the box typed in (as `settings` presses) scrolled the answers off it to reach top_p."""
     for prompt in PROMPTS:
         send(desk, prompt)
     settings(desk, temperature=0.0)
     for side in SIDES:
         assert inside_viewport(desk, last_answer(desk, side)), side
+    for box in ("#prompt textarea", "#setting-max-tokens", "#setting-temperature", "#setting-top-p"):
+        assert inside_viewport(desk, desk.locator(box)), box
 
 
 def test_settings_and_examples_sit_under_the_prompt_and_a_reopened_comparison_shows_its_figures(desk):

@@ -22,6 +22,7 @@ from compare.service import Comparer, new_comparison_id
 from compare.turns import Turn, histories_differ, messages_for
 from ui import formatting as fmt
 from ui.api import SIDES, asker_of, at_boundary, input_error
+from ui.chat_scoring import ScoringJob, Scorings, awaiting
 from ui.checks import box_options, check_send
 from ui.pacing import paced
 from ui.shown import Shown, all_sides
@@ -73,13 +74,14 @@ def retry_checker(comparer: Comparer, stops: StopSignals):
     return check
 
 
-def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
+def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals, scorings: Scorings):
     @at_boundary
     def chat(prompt, system, max_tokens, temperature, top_p, stop_text, scoring, turns, request: gr.Request):
         options = box_options(comparer, max_tokens, temperature, top_p, stop_text)
         stopping = stops.current(request.session_hash)
         conversations = {side: messages_for(turns, side, system, prompt) for side in SIDES}
         comparison_id, latest, turn = new_comparison_id(), {}, Turn(prompt)
+        scorings.forget(request.session_hash)  # whatever was waiting is no longer on the page
         label = f"Comparison `{fmt.short_id(comparison_id)}`:"
         yield (
             shown.chats([*turns, turn])
@@ -95,24 +97,19 @@ def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals):
         final = [*turns, turn.answered(latest, stopped=ending is Ending.STOPPED)]
         same = not histories_differ(turns, SIDES)
         if ending is Ending.STOPPED:
-            yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", comparison_id)
-            yield from _fidelity(comparer, shown, latest, options, scoring, same)  # what was shown
-            return
-        verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, same)
-        notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
-        summary = f"{label} {_verdict_text(verdict, ending)}{notice}"
-        yield shown.finished(final, latest, summary, comparison_id)
-        yield from _fidelity(comparer, shown, latest, options, scoring, same)
+            summary = f"{label} {_stopped_summary(latest)}"  # scored too: what was shown
+        else:
+            verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, same)
+            notice = f"  \n⚠️ {comparer.notice}" if comparer.notice else ""
+            summary = f"{label} {_verdict_text(verdict, ending)}{notice}"
+        scorings.hand_over(
+            request.session_hash, ScoringJob(comparison_id, latest, options, bool(scoring), same)
+        )
+        yield shown.finished(final, latest, summary, comparison_id) | awaiting(
+            comparer, shown.scored, scoring
+        )
 
     return chat
-
-
-def _fidelity(comparer: Comparer, shown: Shown, latest: Mapping, options, scoring: bool, same: bool):
-    """Score the answers as shown through both models; the panes are final before it starts."""
-    if comparer.fidelity and scoring:
-        yield shown.scored(None, "scoring the answers through both models…")
-    scored = comparer.score(latest, options, bool(scoring), same).to_api()
-    yield shown.scored(scored["fidelity"], scored["fidelity_reason"])
 
 
 def _stopped_summary(latest: Mapping) -> str:
@@ -144,7 +141,7 @@ def regenerate_checker(comparer: Comparer, stops: StopSignals, side: str):
     return check
 
 
-def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, side: str):
+def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, scorings: Scorings, side: str):
     @at_boundary
     def regenerate(
         system, max_tokens, temperature, top_p, stop_text, scoring, turns, results, request: gr.Request
@@ -155,6 +152,7 @@ def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, sid
         *earlier, last = turns
         conversations = {s: messages_for(earlier, s, system, last.prompt) for s in SIDES}
         comparison_id, latest = new_comparison_id(), dict(results)
+        scorings.forget(request.session_hash)
         label = f"Comparison `{fmt.short_id(comparison_id)}` ({side} regenerated):"
         yield shown.scored() | {
             shown.verdict: f"{label} generating…",
@@ -169,16 +167,19 @@ def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, sid
             yield shown.live([*earlier, last.answered({side: result})], latest)
         same = not histories_differ(earlier, SIDES)
         ending = ending_of({side: latest[side]}, stopping.is_set())
-        if ending is Ending.STOPPED:
-            final = [*earlier, last.answered({side: latest[side]}, stopped=True)]
-            yield shown.finished(final, latest, f"{label} {_stopped_summary(latest)}", comparison_id)
-            yield from _fidelity(comparer, shown, latest, options, scoring, same)
-            return
-        final = [*earlier, last.answered({side: latest[side]})]
-        verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, same)
-        ending = ending_of(latest)
-        yield shown.finished(final, latest, f"{label} {_verdict_text(verdict, ending)}", comparison_id)
-        yield from _fidelity(comparer, shown, latest, options, scoring, same)
+        stopped = ending is Ending.STOPPED
+        final = [*earlier, last.answered({side: latest[side]}, stopped=stopped)]
+        if stopped:
+            summary = f"{label} {_stopped_summary(latest)}"
+        else:
+            verdict = judge(latest[SIDES[0]], latest[SIDES[1]], SIDES, same)
+            summary = f"{label} {_verdict_text(verdict, ending_of(latest))}"
+        scorings.hand_over(
+            request.session_hash, ScoringJob(comparison_id, latest, options, bool(scoring), same)
+        )
+        yield shown.finished(final, latest, summary, comparison_id) | awaiting(
+            comparer, shown.scored, scoring
+        )
 
     return regenerate
 
@@ -190,9 +191,13 @@ def take_last_prompt(turns: list[Turn]):
     return turns[-1].prompt, turns[:-1]
 
 
-def check_take_back(turns: list[Turn]) -> None:
-    """Edit's check, before anything on the page changes."""
-    take_last_prompt(turns)
+def take_back_checker(scorings: Scorings):
+    def check_take_back(turns: list[Turn], request: gr.Request) -> None:
+        """Edit's check, before anything on the page changes (a scoring under way then lands nowhere)."""
+        take_last_prompt(turns)
+        scorings.forget(request.session_hash)
+
+    return check_take_back
 
 
 def stopper(stops: StopSignals):
@@ -247,10 +252,11 @@ def _recorded_verdict(results: Mapping, same: bool) -> str:
     return judge(left, right, SIDES, same).summary
 
 
-def clearer(shown: Shown, stops: StopSignals):
+def clearer(shown: Shown, stops: StopSignals, scorings: Scorings):
     def clear(request: gr.Request) -> dict:
         """Stop anything running and forget the conversation and its comparison id."""
         stops.stop(request.session_hash)
+        scorings.forget(request.session_hash)  # a scoring under way lands nowhere
         return shown.loaded([])
 
     return clear

@@ -110,9 +110,10 @@ def conversation_panel(
     settings: list,
     shown: list,
     show_turns: Callable[[list[Turn]], dict],
+    taking_over: Callable[[str], None] = lambda session: None,
 ) -> None:
     """The accordion. `settings` are (system, max_tokens, temperature, top_p, stop); an import
-    updates the `shown` components with `show_turns(turns)`."""
+    updates the `shown` components with `show_turns(turns)`, after `taking_over(session)`."""
     with gr.Accordion("Export, import and replay a conversation", open=False, elem_id="conversation-io"):
         with gr.Row():
             export = gr.Button("Export as JSON", elem_id="export")
@@ -140,8 +141,9 @@ def conversation_panel(
         if content is None:
             raise input_error("Import a conversation first, then replay it.")
 
-    def importing(path):
+    def importing(path, request: gr.Request):
         content = import_file(comparer, path)
+        taking_over(request.session_hash)  # e.g. a fidelity still being scored: not for these turns
         values = content["settings"]
         models = ", ".join(
             f"{side} {fmt.code(_model_name(m))}" for side, m in (content.get("models") or {}).items() if m

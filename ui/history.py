@@ -68,8 +68,9 @@ def history_tab(
     def selected(rows: list, event: gr.SelectData, request: gr.Request) -> tuple:
         return _read_back(rows, event, _owner(request, admins))
 
-    def reopen(chosen: tuple) -> dict:
+    def reopen(chosen: tuple, request: gr.Request) -> dict:
         comparison_id, system, turns, results, ending, vote = chosen
+        chat.forget_scoring(request.session_hash)  # a fidelity still being scored: not for this one
         shown = chat.reopen(turns, system, comparison_id, results, Ending(ending), vote)
         return shown | {tabs: gr.Tabs(selected="chat")}
 
