@@ -110,7 +110,11 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     examples = _under_prompt(prompt, boxes)
     with gr.Column() as below:  # the turn's actions and figures: named mode only
         shown, buttons, votes = _named_mode(comparer, panes, prompt, send, stop)
-    hide = {"fn": lambda on: [gr.Column(visible=not on)] * 2, "api_visibility": "private"}
+    hide = {
+        "fn": lambda on: [gr.Column(visible=not on)] * 2,
+        "api_visibility": "private",
+        "concurrency_limit": None,
+    }
     switch.change(inputs=switch, outputs=[below, examples], **hide)
     refresh_board = leaderboard_panel(demo)
     for event in votes.events:
@@ -220,12 +224,12 @@ def _wire_comparisons(
             generate, asked, shown.all(), **run, **private
         )
     b.retry.click(retry_checker(comparer, stops), [*settings, turns], None, **quick).success(
-        take_last_prompt, turns, [prompt, turns], **private
+        take_last_prompt, turns, [prompt, turns], **quick
     ).success(generate, asked, shown.all(), **run, **private)
     b.edit.click(check_take_back, turns, None, **quick).success(
-        take_last_prompt, turns, [prompt, turns], **private
+        take_last_prompt, turns, [prompt, turns], **quick
     ).success(
-        shown.loaded, turns, shown.all(), **private
+        shown.loaded, turns, shown.all(), **quick
     )  # the comparison taken back can no longer be voted on
     for side, button in b.regenerate.items():
         button.click(
