@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 
 import pytest
@@ -72,6 +73,9 @@ def refused(page, action, message: str) -> None:
     action()
     expect(page.locator(".toast-body").filter(has_text=message).first).to_be_visible(timeout=15_000)
     page.wait_for_timeout(300)  # an output that was going to change would have by now
+    toasts = page.locator(".toast-body")
+    assert toasts.count() == 1, toasts.all_inner_texts()
+    assert not re.search(r"^\(\d+\)$", toasts.inner_text(), re.M), toasts.inner_text()  # "(2)": two, grouped
     assert error_badges(page).count() == 0, f"Error badges after: {message}"
     assert snapshot(page) == before, f"the page changed after: {message}"
     close_toasts(page)
@@ -160,6 +164,8 @@ def blind_actions(page) -> None:
     close_toasts(page)
     refused(page, click(page, "#arena-vote-b"), "already been voted on")
     page.locator("#blind-mode input").uncheck()
+    expect(page.locator("#arena")).to_be_hidden()  # before the next snapshot: the named panes are back
+    expect(page.locator("#verdict")).to_be_visible()
 
 
 def batch_actions(page, tmp_path) -> None:
@@ -299,7 +305,7 @@ def refused_for_load(page, holder) -> None:
     busy(
         page,
         holder,
-        lambda: page.locator("#history-comparisons").get_by_text("capital of Spain").first.click(),
+        lambda: page.locator("#history-comparisons").get_by_role("gridcell").first.click(),
         ADDRESS_FULL,
     )
     page.get_by_role("tab", name="Chat").click()
@@ -316,7 +322,7 @@ def test_a_visitor_over_their_share_or_a_full_queue_gets_one_toast_and_the_page_
     page.get_by_text("Export, import and replay a conversation").click()
     page.get_by_text("Leaderboard: Bradley").click()
     page.get_by_role("tab", name="History").click()
-    expect(page.locator("#history-comparisons")).to_contain_text("capital of Spain", timeout=30_000)
+    expect(page.locator("#history-comparisons")).to_contain_text("capital of Spain", timeout=120_000)
     page.get_by_role("tab", name="Batch comparison").click()
     page.locator("#batch-file input[type=file]").set_input_files(str(batch_file(tmp_path, 2)))
     page.get_by_role("tab", name="Chat").click()

@@ -20,6 +20,14 @@ Only events that can wait count: those of a concurrency group with a limit (the 
 batches, votes, the leaderboard). Events without a limit (the page's checks, Stop, Clear, the
 start-up poll) start at once and never wait behind anyone.
 
+In the page, an action is a chain of steps (a check with no outputs, then `.success` the step
+that runs): the share is asked for the whole chain at its first step, which is refused there, so
+a refusal is one toast and no output gets Gradio's Error badge; a check step holds no place, the
+step after it does. A step with outputs and nothing after it (the leaderboard, History, or a
+generating step refused in a race after its check passed) is ended as if it changed nothing,
+with the message as an error toast. The queue's size (`PHI3_QUEUE_SIZE`) is applied here too,
+to the events that wait: Gradio would refuse any event once it is full, Stop and Clear included.
+
 A refused event never enters the queue; it ends at once with a `gr.Error` message: one toast
 in the page, an error carrying the message for gradio_client; a `/call/` request (no session)
 gets HTTP 400 with the message as its `detail`.
@@ -27,7 +35,8 @@ gets HTTP 400 with the message as its `detail`.
 The places held are read from Gradio's own table of live events (`event_ids_to_events`, which
 Gradio empties when an event completes, fails, is cancelled or its client goes away), so a
 place cannot leak. Concession: this relies on the internals of `gradio.queueing.Queue` 6.31
-(`push`, `event_ids_to_events`, `send_message`); `tests/test_fair_queue.py` checks them over HTTP.
+(`push`, `max_size`, `event_ids_to_events`, `send_message`) and of the page's messages;
+`tests/test_fair_queue.py` checks them over HTTP, `tests/test_mistakes_browser.py` in Chromium.
 """
 
 from __future__ import annotations
