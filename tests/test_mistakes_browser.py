@@ -7,12 +7,19 @@ component shows Gradio's red Error badge, and that what the page showed is uncha
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import time
 
 import pytest
+from gradio_client import Client, handle_file
+from gradio_client.utils import Status
 from playwright.sync_api import expect
 
+from benchmarks.public_space.users import batch_file
 from tests.test_chat_ui import DESK, PHONE, error_badges, open_page, send
+from tests.test_fair_queue import joined, visitor_client
 
 SHOWN = [  # what the page shows; a refused action must leave every one as it was
     "#chat-transformers",
@@ -27,6 +34,13 @@ SHOWN = [  # what the page shows; a refused action must leave every one as it wa
     "#arena-status",
     "#arena-reveal",
     "#batch-summary",
+    "#vote-standing",
+    "#export-file",
+    "#replay-table",
+    "#leaderboard-blind",
+    "#leaderboard-named",
+    "#history-comparisons",
+    "#batch-table",
 ]
 
 
@@ -59,6 +73,9 @@ def refused(page, action, message: str) -> None:
     action()
     expect(page.locator(".toast-body").filter(has_text=message).first).to_be_visible(timeout=15_000)
     page.wait_for_timeout(300)  # an output that was going to change would have by now
+    toasts = page.locator(".toast-body")
+    assert toasts.count() == 1, toasts.all_inner_texts()
+    assert not re.search(r"^\(\d+\)$", toasts.inner_text(), re.M), toasts.inner_text()  # "(2)": two, grouped
     assert error_badges(page).count() == 0, f"Error badges after: {message}"
     assert snapshot(page) == before, f"the page changed after: {message}"
     close_toasts(page)
@@ -93,6 +110,7 @@ def chat_actions(page, tmp_path) -> None:
     for choice in ("transformers", "onnx", "tie", "both_bad"):
         refused(page, click(page, f"#vote-{choice}"), "Nothing to vote on")
     page.get_by_text("Export, import and replay a conversation").click()
+    expect(page.locator("#replay-table")).to_be_visible()  # rendered before the snapshot is taken
     refused(page, click(page, "#export"), "There is no conversation to export yet")
     refused(page, click(page, "#replay"), "Import a conversation first")
     send(page, "What is the capital of Spain?")
@@ -147,6 +165,8 @@ def blind_actions(page) -> None:
     close_toasts(page)
     refused(page, click(page, "#arena-vote-b"), "already been voted on")
     page.locator("#blind-mode input").uncheck()
+    expect(page.locator("#arena")).to_be_hidden()  # before the next snapshot: the named panes are back
+    expect(page.locator("#verdict")).to_be_visible()
 
 
 def batch_actions(page, tmp_path) -> None:
@@ -186,4 +206,159 @@ def test_every_mistake_is_one_toast_and_changes_nothing(browser, server, viewpor
     blind_actions(page)
     batch_actions(page, tmp_path)
     other_tabs(page)
+    page.close()
+
+
+# --- Refusals because of load: the visitor's share of the queue, and a full queue ---------------
+
+HOLDER = "203.0.113.70"  # another visitor, whose long replay keeps the models busy while the test runs
+ADDRESS_FULL = "Your address already has 8 requests waiting or running"
+BATCH_FULL = "One batch at a time per visitor"
+QUEUE_FULL = "The server is busy"
+
+
+def long_replay(turns: int = 200) -> str:
+    """A conversation file of `turns` short turns: replaying it holds the models for a while."""
+    answer = {"text": "Madrid."}
+    settings = {"system_prompt": "", "max_tokens": 64, "temperature": 0, "top_p": 1, "stop": []}
+    return json.dumps(
+        {
+            "format": "phi3-mlflow-compare/conversation",
+            "version": 1,
+            "settings": settings,
+            "turns": [
+                {
+                    "prompt": f"Question {n}: tell me about Spain.",
+                    "answers": {"transformers": answer, "onnx": answer},
+                }
+                for n in range(turns)
+            ],
+        }
+    )
+
+
+@contextlib.contextmanager
+def waiting(server: str, requests: dict[str, int]):
+    """Requests from each address (`""`: the browser's own, loopback) waiting behind a long replay.
+
+    The replay runs in the models' lane (one at a time), so the requests wait without using the CPU;
+    all are cancelled on leaving. Client.submit joins from a thread of its own: this waits until
+    every request has joined (`joined`) and the replay is running.
+    """
+    holder = visitor_client(server, HOLDER).submit(conversation=long_replay(), api_name="/replay")
+    deadline = time.monotonic() + 60
+    while holder.status().code != Status.PROCESSING:
+        assert time.monotonic() < deadline and not holder.done(), holder.status()
+        time.sleep(0.05)
+    jobs = []
+    for address, count in requests.items():
+        clients = [
+            Client(server, verbose=False) if not address else visitor_client(server, address)
+            for _ in range(3)
+        ]
+        jobs += [clients[n % 3].submit(prompt="Hi", max_tokens=4, api_name="/compare") for n in range(count)]
+    joined(jobs)
+    try:
+        yield holder
+    finally:
+        for job in [*jobs, holder]:
+            job.cancel()
+
+
+def busy(page, holder, action, message: str) -> None:
+    """`refused`, while the requests still wait: the replay that holds them must not have ended."""
+    assert not holder.done(), "the replay ended before the test did: the requests no longer wait"
+    refused(page, action, message)
+
+
+def refused_for_load(page, holder) -> None:
+    """Every action of every tab that would wait in the queue, refused with one toast."""
+    page.locator("#prompt textarea").fill("What is 7 plus 5?")
+    chat = [
+        "#send",
+        "#retry",
+        "#regenerate-transformers",
+        "#regenerate-onnx",
+        "#vote-tie",
+        "#export",
+        "#replay",
+    ]
+    for button in chat:
+        busy(page, holder, click(page, button), ADDRESS_FULL)
+    busy(page, holder, lambda: page.locator("#prompt textarea").press("Enter"), ADDRESS_FULL)
+    busy(page, holder, click(page, "#leaderboard-refresh"), ADDRESS_FULL)
+    page.locator("#blind-mode input").check()  # the page's own steps: never refused
+    expect(page.locator("#arena")).to_be_visible()
+    page.locator("#arena-prompt textarea").fill("What is 7 plus 5?")
+    for button in ("#arena-send", "#arena-vote-a"):
+        busy(page, holder, click(page, button), ADDRESS_FULL)
+    page.locator("#blind-mode input").uncheck()
+    expect(page.locator("#arena")).to_be_hidden()
+    expect(page.locator("#verdict")).to_be_visible()
+    page.get_by_role("tab", name="Batch comparison").click()
+    busy(page, holder, click(page, "#batch-run"), ADDRESS_FULL)
+    page.get_by_role("tab", name="History").click()  # its own reading of the history is refused too
+    expect(page.locator(".toast-body").filter(has_text=ADDRESS_FULL).first).to_be_visible(timeout=15_000)
+    page.wait_for_timeout(500)
+    assert error_badges(page).count() == 0
+    close_toasts(page)
+    busy(page, holder, click(page, "#history-refresh"), ADDRESS_FULL)
+    busy(
+        page,
+        holder,
+        lambda: page.locator("#history-comparisons").get_by_role("gridcell").first.click(),
+        ADDRESS_FULL,
+    )
+    page.get_by_role("tab", name="Chat").click()
+
+
+def test_a_visitor_over_their_share_or_a_full_queue_gets_one_toast_and_the_page_stays(
+    browser, server, tmp_path
+):
+    """The load refusals (ui/fair_queue.py), every action of every tab: the address's eight places,
+    one batch at a time, a full queue."""
+    page = open_page(browser, server, DESK)
+    send(page, "What is the capital of Spain?")  # something to retry, regenerate, vote on and export
+    expect(page.locator("#fidelity")).not_to_contain_text("scoring the answers", timeout=30_000)
+    page.get_by_text("Export, import and replay a conversation").click()
+    expect(page.locator("#replay-table")).to_be_visible()
+    page.get_by_text("Leaderboard: Bradley").click()
+    expect(page.locator("#leaderboard-named")).to_be_visible()
+    page.get_by_role("tab", name="History").click()
+    expect(page.locator("#history-comparisons")).to_contain_text("capital of Spain", timeout=120_000)
+    page.get_by_role("tab", name="Batch comparison").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(batch_file(tmp_path, 2)))
+    page.get_by_role("tab", name="Chat").click()
+    with waiting(server, {"": 8}) as holder:
+        refused_for_load(page, holder)
+    with waiting(server, {"": 1}) as holder:  # a batch of the same address, waiting
+        batch = Client(server, verbose=False).submit(
+            file=handle_file(str(batch_file(tmp_path, 2))), api_name="/batch"
+        )
+        joined([batch])
+        page.get_by_role("tab", name="Batch comparison").click()
+        busy(page, holder, click(page, "#batch-run"), BATCH_FULL)
+        # Let it end rather than cancel it: a batch goes on in the background after its client
+        # leaves, and two batches' evaluations at once can collide in MLflow (see the report).
+        with contextlib.suppress(Exception):
+            batch.result(timeout=300)
+        page.get_by_role("tab", name="Chat").click()
+    others = {f"203.0.113.{80 + n}": 8 for n in range(4)}  # 32: the queue's size
+    with waiting(server, others) as holder:
+        busy(page, holder, click(page, "#send"), QUEUE_FULL)
+        busy(page, holder, click(page, "#leaderboard-refresh"), QUEUE_FULL)
+    page.close()
+
+
+def test_on_a_phone_a_refusal_for_load_is_one_toast_too(browser, server):
+    """At 390×844, the refusals are the same steps' (the test above has them all): one of each kind."""
+    page = open_page(browser, server, PHONE)
+    page.locator("#prompt textarea").fill("What is 7 plus 5?")
+    page.get_by_text("Leaderboard: Bradley").click()
+    expect(page.locator("#leaderboard-named")).to_be_visible()
+    with waiting(server, {"": 8}) as holder:
+        busy(page, holder, click(page, "#send"), ADDRESS_FULL)
+        busy(page, holder, click(page, "#leaderboard-refresh"), ADDRESS_FULL)
+    with waiting(server, {f"203.0.113.{90 + n}": 8 for n in range(4)}) as holder:
+        busy(page, holder, click(page, "#send"), QUEUE_FULL)
     page.close()

@@ -109,6 +109,7 @@ def wire_arena_panel(
         p.switch,
         [p.named, p.column],
         api_visibility="private",
+        concurrency_limit=None,  # the page's own steps start at once: they hold no place in the queue
     )
     chats = [p.chats[label] for label in LABELS]
     outputs = [*chats, p.prompt, p.status, p.reveal, p.battle]
@@ -129,7 +130,14 @@ def wire_arena_panel(
     }
     runs = [p.send.click(**check).success(**turn), p.prompt.submit(**check).success(**turn)]
     p.stop.click(stopper(stops), None, None, concurrency_limit=None, api_visibility="private")
-    p.new.click(lambda: _fresh(p), None, outputs[:2] + outputs[3:], cancels=runs, api_visibility="private")
+    p.new.click(
+        lambda: _fresh(p),
+        None,
+        outputs[:2] + outputs[3:],
+        cancels=runs,
+        concurrency_limit=None,
+        api_visibility="private",
+    )
     revealed = gr.State({})  # a refused vote is one toast: its only output shows no error badge
     for choice, button in p.votes.items():
         checked = button.click(
@@ -144,6 +152,7 @@ def wire_arena_panel(
             lambda shown: _revealed(p, shown),
             revealed,
             [*chats, p.reveal, p.status, p.comment],
+            concurrency_limit=None,
             api_visibility="private",
         )
         if after_vote is not None:

@@ -95,7 +95,11 @@ def chat_tab(demo: gr.Blocks, comparer: Comparer, arena: Arena, status: gr.Markd
     examples = under_prompt(prompt, boxes)
     with gr.Column() as below:  # the turn's actions and figures: named mode only
         shown, buttons, votes = _named_mode(comparer, panes, prompt, send, stop)
-    hide = {"fn": lambda on: [gr.Column(visible=not on)] * 2, "api_visibility": "private"}
+    hide = {
+        "fn": lambda on: [gr.Column(visible=not on)] * 2,
+        "api_visibility": "private",
+        "concurrency_limit": None,  # the page's own steps start at once: they hold no place in the queue
+    }
     switch.change(inputs=switch, outputs=[below, examples], **hide)
     refresh_board = leaderboard_panel(demo)
     for event in votes.events:

@@ -89,7 +89,7 @@ def _generating_events(w: Wiring, b: Buttons) -> list:
     ]
     events.append(
         b.retry.click(retry_checker(w.comparer, w.stops), [*w.settings, turns], None, **QUICK)
-        .success(take_last_prompt, turns, [prompt, turns], **PRIVATE)
+        .success(take_last_prompt, turns, [prompt, turns], **QUICK)
         .success(generate, asked, shown.all(), **run)
     )
     for side, button in b.regenerate.items():
@@ -107,9 +107,9 @@ def _wire_take_backs(w: Wiring, b: Buttons) -> None:
     """Edit, Stop and Clear, at once; each also keeps a scoring under way off the page."""
     shown, turns = w.shown, w.shown.turns
     b.edit.click(take_back_checker(w.scorings), turns, None, **QUICK).success(
-        take_last_prompt, turns, [shown.prompt, turns], **PRIVATE
+        take_last_prompt, turns, [shown.prompt, turns], **QUICK
     ).success(
-        shown.loaded, turns, shown.all(), **PRIVATE
+        shown.loaded, turns, shown.all(), **QUICK
     )  # the comparison taken back can no longer be voted on
     stop = scoring_stopper(w.stops, shown.scored, w.scorings)  # a comparison running, or its scoring
     b.stop.click(stop, None, list(shown.fidelity.values()), **QUICK)

@@ -177,7 +177,9 @@ def conversation_panel(
     outputs = [*shown, *settings, summary, loaded, table, upload]
     checked = upload.upload(check_importing, upload, None, **private)
     checked.success(importing, upload, outputs, **private)
-    checked.failure(lambda: None, None, upload, **private)  # a refused file leaves the box, ready again
+    checked.failure(
+        lambda: None, None, upload, concurrency_limit=None, **private
+    )  # a refused file leaves the box, ready again
     run.click(check_replaying, loaded, None, **private).success(
         replaying,
         loaded,

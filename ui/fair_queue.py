@@ -20,6 +20,14 @@ Only events that can wait count: those of a concurrency group with a limit (the 
 batches, votes, the leaderboard). Events without a limit (the page's checks, Stop, Clear, the
 start-up poll) start at once and never wait behind anyone.
 
+In the page, an action is a chain of steps (a check with no outputs, then `.success` the step
+that runs): the share is asked for the whole chain at its first step, which is refused there, so
+a refusal is one toast and no output gets Gradio's Error badge; a check step holds no place, the
+step after it does. A step with outputs and nothing after it (the leaderboard, History, or a
+generating step refused in a race after its check passed) is ended as if it changed nothing,
+with the message as an error toast. The queue's size (`PHI3_QUEUE_SIZE`) is applied here too,
+to the events that wait: Gradio would refuse any event once it is full, Stop and Clear included.
+
 A refused event never enters the queue; it ends at once with a `gr.Error` message: one toast
 in the page, an error carrying the message for gradio_client; a `/call/` request (no session)
 gets HTTP 400 with the message as its `detail`.
@@ -27,7 +35,8 @@ gets HTTP 400 with the message as its `detail`.
 The places held are read from Gradio's own table of live events (`event_ids_to_events`, which
 Gradio empties when an event completes, fails, is cancelled or its client goes away), so a
 place cannot leak. Concession: this relies on the internals of `gradio.queueing.Queue` 6.31
-(`push`, `event_ids_to_events`, `send_message`); `tests/test_fair_queue.py` checks them over HTTP.
+(`push`, `max_size`, `event_ids_to_events`, `send_message`) and of the page's messages;
+`tests/test_fair_queue.py` checks them over HTTP, `tests/test_mistakes_browser.py` in Chromium.
 """
 
 from __future__ import annotations
@@ -37,11 +46,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 from gradio import route_utils
+from gradio.blocks import BlockContext
 from gradio.queueing import AsyncQueue, Event
-from gradio.server_messages import ProcessCompletedMessage
+from gradio.server_messages import LogMessage, ProcessCompletedMessage
 from gradio.utils import error_payload
 
 UNREAD_REFUSALS = 16  # a session with this many messages unread gets its refusals as HTTP errors
+BUSY = "Busy"  # the title of a refusal's toast
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ class Place:
     session: str | None  # None: a /call/ request, which has no session
     address: str
     batch: bool
+    step: int | None = None  # the function's id, so that the step after it can take its place over
 
 
 @dataclass(frozen=True)
@@ -101,20 +113,28 @@ class _Gate:
 
     def __init__(self, share: QueueShare, queue) -> None:
         self.share, self.queue, self._push = share, queue, queue.push
+        # Gradio refuses any event when its queue is full, even one that never waits (Stop, Clear, a
+        # check): the gate applies the size to the events that wait, and says so before they start.
+        self.max_size, queue.max_size = queue.max_size, None
         self.places: dict[str, Place] = {}  # event id -> place, for events Gradio still holds
+        self._followers: dict[int, list] | None = None  # fn id -> the steps it triggers
 
     async def push(self, body, request, username):
         try:
             fn = route_utils.get_fn(self.queue.blocks, None, body)
         except Exception:  # an unknown function: Gradio's own push says why
             return await self._push(body, request, username)
-        if not self._waits(fn):
+        waiting = [step for step in self.chain(fn) if self._waits(step)]
+        if not waiting:  # Stop, Clear, the start-up poll: nothing of this action waits
             return await self._push(body, request, username)
         address = request.client.host if request.client else "unknown"
-        place = Place(body.session_hash, address, fn.concurrency_id in self.share.batch_groups)
-        why = self.share.refusal(place, self.held())
-        if why is not None:
+        batch = any(step.concurrency_id in self.share.batch_groups for step in waiting)
+        place = Place(body.session_hash, address, batch, fn._id)
+        why = self.share.refusal(place, self.held(place, fn.trigger_after)) or self._full()
+        if why is not None:  # refused at the action's first step: a check refuses before any output
             return await self._refuse(body, fn, request, username, why)
+        if not self._waits(fn):  # a check step: it holds no place, the step after it will
+            return await self._push(body, request, username)
         reserved = f"reserved-{uuid.uuid4().hex}"  # holds the place while Gradio's push awaits
         self.places[reserved] = place
         try:
@@ -125,12 +145,42 @@ class _Gate:
             self.places[event_id] = place
         return success, event_id, state
 
-    def held(self) -> list[Place]:
-        """The places of the events still waiting or running; forgets those Gradio let go."""
+    def chain(self, fn) -> list:
+        """`fn` and every step it triggers after it (`.success`, `.then`; not `.failure`), in order."""
+        if self._followers is None:
+            self._followers = {}
+            for step in self.queue.blocks.fns.values():
+                if step.trigger_after is not None and not step.trigger_only_on_failure:
+                    self._followers.setdefault(step.trigger_after, []).append(step)
+        steps, todo = [], [fn]
+        while todo:
+            step = todo.pop(0)
+            steps.append(step)
+            todo += self._followers.get(step._id, [])
+        return steps
+
+    def held(self, place: Place | None = None, before: int | None = None) -> list[Place]:
+        """The places of the events still waiting or running; forgets those Gradio let go.
+
+        A step that follows another (`before`) in the same session does not count that one's place:
+        Gradio lets it go just after the page is told it ended, and the page starts the next at once.
+        """
         live = self.queue.event_ids_to_events  # reservations are not in it yet
         for event_id in [e for e in self.places if e not in live and not e.startswith("reserved-")]:
             del self.places[event_id]
-        return list(self.places.values())
+        held = list(self.places.values())
+        previous = [p for p in held if place and p.session == place.session and p.step == before]
+        if before is not None and previous:
+            held.remove(previous[0])
+        return held
+
+    def _full(self) -> str | None:
+        waiting = len(self.queue)
+        if self.max_size is None or waiting < self.max_size:
+            return None
+        return (
+            f"The server is busy: {waiting} requests are waiting, as many as it takes. Try again in a minute."
+        )
 
     def _waits(self, fn) -> bool:
         group = self.queue.event_queue_per_concurrency_id.get(fn.concurrency_id)
@@ -140,7 +190,12 @@ class _Gate:
         return group.concurrency_limit is not None
 
     async def _refuse(self, body, fn, request, username, message: str):
-        """End the event at once with `message`, as Gradio ends one whose function raised gr.Error.
+        """End the event at once with `message`: one toast in the page, an error for a client.
+
+        As Gradio ends an event whose function raised gr.Error, which puts an Error badge on each
+        of its outputs: fine for a step with none. A page's step that has outputs and nothing after
+        it (the leaderboard, History, a generating step refused in a race) is ended instead as if
+        it had changed nothing, with the message as an error toast: its outputs keep what they show.
 
         Gradio keeps a message until its client reads it, so a request without a session (a
         /call/ one, whose session would be a new key each time) or from a session that leaves
@@ -155,7 +210,21 @@ class _Gate:
             if event.session_hash not in self.queue.pending_messages_per_session:
                 self.queue.pending_messages_per_session[event.session_hash] = AsyncQueue()
             self.queue.pending_event_ids_session.setdefault(event.session_hash, set()).add(event._id)
-        content = error_payload(gr.Error(message, title="Busy", print_exception=False), True)
-        completed = ProcessCompletedMessage(output=content, title="Busy", success=False)
-        self.queue.send_message(event, completed)
+        if _shows_badges(fn) and len(self.chain(fn)) == 1:
+            self.queue.send_message(event, LogMessage(log=message, level="error", title=BUSY))
+            unchanged = {"data": [{"__type__": "update"} for _ in fn.outputs], "is_generating": False}
+            self.queue.send_message(event, ProcessCompletedMessage(output=unchanged, success=True))
+        else:
+            content = error_payload(gr.Error(message, title=BUSY, print_exception=False), True)
+            self.queue.send_message(event, ProcessCompletedMessage(output=content, title=BUSY, success=False))
         return True, event._id, "success"
+
+
+def _shows_badges(fn) -> bool:
+    """Whether a page's step has an output that Gradio marks with an Error badge when the step fails.
+
+    A State is not shown, and a layout block has no status; an API endpoint's caller must get an error.
+    """
+    if fn.api_visibility == "public":
+        return False
+    return any(not isinstance(block, (gr.State, BlockContext)) for block in fn.outputs)

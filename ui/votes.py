@@ -65,7 +65,7 @@ def vote_row(comparer: Comparer, last_id: gr.State) -> VoteRow:
     events = [
         button.click(check, [last_id, comment], None, **private)
         .success(handler(choice), [last_id, comment], [cast], **private)
-        .success(lambda line: ("", line), cast, [comment, standing], **private)
+        .success(lambda line: ("", line), cast, [comment, standing], concurrency_limit=None, **private)
         for choice, button in buttons.items()
     ]
     return VoteRow(events, standing)
