@@ -18,6 +18,34 @@ from wrappers.registry import use_store
 
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots and logs kept by CI
 
+# The slowest files first, slowest at the top (measured with --durations=0, 7 December 2026; see
+# "The test suite" in docs/performance.md). scripts/test.sh runs two workers with `--dist loadfile
+# --no-loadscope-reorder`, so xdist hands out the files in this order: the long ones start at once
+# and the many short ones fill in at the end, where a long file handed out last would keep one
+# worker busy while the other sat idle. Files not listed follow, in the usual order.
+SLOWEST_FILES = (
+    "tests/test_fullscale.py",
+    "tests/test_benchmarks.py",
+    "tests/test_space.py",
+    "tests/test_sources.py",
+    "tests/test_memory.py",
+    "tests/test_load.py",
+    "tests/test_reliability.py",
+    "tests/test_generalization.py",
+    "tests/test_interrupted.py",
+    "tests/test_evaluation.py",
+    "tests/test_registry.py",
+    "tests/test_tracing.py",
+    "tests/test_pane_speed.py",
+    "tests/test_text_stays_text.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the files of SLOWEST_FILES first, in its order; a file's own tests keep theirs."""
+    rank = {path: place for place, path in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # a stable sort
+
 
 @pytest.fixture(scope="session")
 def store_dir(tmp_path_factory) -> Path:
