@@ -18,4 +18,6 @@ PYTHON=${PYTHON:-python3.11}
 .venv/bin/ruff check .
 # Two workers, a test file each: most of the suite waits on process start-ups and on one-thread
 # Python, so two files at once take little more than the longer one. PYTEST_WORKERS=0 runs serially.
-exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
+# --no-loadscope-reorder: the files go out slowest first (SLOWEST_FILES in tests/conftest.py), not
+# in xdist's default order of the most tests first, which handed out long files last.
+exec .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

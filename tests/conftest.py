@@ -18,6 +18,49 @@ from wrappers.registry import use_store
 
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots and logs kept by CI
 
+# The slowest files first, slowest at the top: their time in a run of the whole suite on 7 December
+# 2026 (see "The test suite" in docs/performance.md), which also counts the session's store and
+# server against the first file of each worker that needs them. scripts/test.sh runs two workers
+# with `--dist loadfile --no-loadscope-reorder`, so xdist hands out the files in this order: the long
+# ones start at once and the many short ones fill in at the end, where a long file handed out last
+# kept one worker busy while the other sat idle. Files not listed follow, in the usual order.
+SLOWEST_FILES = (
+    "tests/test_generalization.py",  # every held-out phrasing, on both sides
+    "tests/test_reliability.py",  # two processes logging the models at once
+    "tests/test_space.py",  # three app starts, two of them logging and building from scratch
+    "tests/test_serving.py",
+    "tests/test_load.py",
+    "tests/test_registry.py",
+    "tests/test_sources.py",
+    "tests/test_fullscale.py",
+    "tests/test_interrupted.py",
+    "tests/test_memory.py",
+    "tests/test_bounds.py",
+    "tests/test_records.py",
+    "tests/test_chat_ui.py",
+    "tests/test_benchmarks.py",
+    "tests/test_evaluation.py",
+    "tests/test_votes_browser.py",
+    "tests/test_page_truth.py",
+    "tests/test_wrappers.py",
+    "tests/test_pane_speed.py",
+    "tests/test_tracing.py",
+    "tests/test_tiny_model.py",
+    "tests/test_fair_queue.py",
+    "tests/test_precision.py",
+    "tests/test_mistakes_browser.py",
+    "tests/test_fidelity.py",
+    "tests/test_text_stays_text.py",
+    "tests/test_fuzz.py",
+    "tests/test_arena.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the files of SLOWEST_FILES first, in its order; a file's own tests keep theirs."""
+    rank = {path: place for place, path in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # a stable sort
+
 
 @pytest.fixture(scope="session")
 def store_dir(tmp_path_factory) -> Path:

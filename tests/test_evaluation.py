@@ -11,6 +11,7 @@ import pytest
 from gradio_client import Client, handle_file
 from mlflow import MlflowClient
 
+from compare.accept import main as accept_main
 from compare.acceptance import Thresholds, accept
 from compare.batch import read_prompts
 from compare.evaluation import Batch, run_batch
@@ -115,26 +116,27 @@ def accept_cli(store_dir, *args):
     )
 
 
-def test_the_cli_exits_zero_on_accept_and_non_zero_on_reject(store_dir, backends, tmp_path):
+def test_the_cli_exits_zero_on_accept_and_non_zero_on_reject(store_dir, backends, tmp_path, capsys):
+    """The CLI's own code, in this process: `python -m compare.accept` exits with what `main` returns
+    (the next test runs the module itself). Two child processes spent about 45 s here on imports
+    and on loading both models again."""
     dataset = tmp_path / "ci.csv"
     dataset.write_text(PROMPTS)
-    accepted = accept_cli(store_dir, "--dataset", str(dataset))
-    assert accepted.returncode == 0, accepted.stderr[-2000:]
-    assert "ACCEPT the ONNX packaging" in accepted.stdout
-    rejected = accept_cli(
-        store_dir, "--dataset", str(dataset), "--accept-kl", "1e-12", "--accept-accuracy", "1"
-    )
-    assert rejected.returncode == 1, rejected.stderr[-2000:]
-    assert "REJECT" in rejected.stdout and "> 1e-12" in rejected.stdout
+    cli = ["--dataset", str(dataset), "--data-dir", str(store_dir)]
+    assert accept_main(cli) == 0, capsys.readouterr().err[-2000:]
+    assert "ACCEPT the ONNX packaging" in capsys.readouterr().out
+    assert accept_main([*cli, "--accept-kl", "1e-12", "--accept-accuracy", "1"]) == 1, capsys.readouterr().err
+    assert "REJECT" in (printed := capsys.readouterr().out) and "> 1e-12" in printed
     onnx = backends["onnx"].model_ref()
     assert MlflowClient().get_model_version(onnx.name, onnx.version).tags["fidelity.verdict"] == "reject"
 
 
-def test_the_cli_refuses_bad_input_with_exit_two(store_dir, tmp_path):
+def test_the_cli_refuses_bad_input_with_exit_two(store_dir, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("question\nWhat?\n")
-    result = accept_cli(store_dir, "--dataset", str(bad))
-    assert result.returncode == 2 and "needs a 'prompt' column" in result.stderr
+    assert accept_main(["--dataset", str(bad), "--data-dir", str(store_dir)]) == 2
+    assert "needs a 'prompt' column" in capsys.readouterr().err
+    # the module itself, as CI runs it (one child process: each spends seconds on its imports)
     result = accept_cli(store_dir, "--dataset", str(bad), "--accept-agreement", "1.5")
     assert result.returncode == 2 and "between 0 and 1" in result.stderr
 
