@@ -17,7 +17,7 @@ from compare.arena import Arena
 from compare.interrupted import end_interrupted
 from compare.recorder import Recorder
 from compare.service import Comparer
-from ui.api import SIDES, register_api
+from ui.api import MODEL_EVENTS, SIDES, register_api
 from ui.api_docs import add_endpoint
 from ui.arena import register_arena_api
 from ui.chat import CSS, chat_tab
@@ -86,7 +86,11 @@ def login_throttle(limits: Limits) -> Middleware:
 def queue_share(limits: Limits) -> QueueShare:
     """Each client's share of the queue (ui/fair_queue.py)."""
     return QueueShare(
-        limits.session_requests, limits.address_requests, limits.address_batches, frozenset({BATCH_EVENTS})
+        limits.session_requests,
+        limits.address_requests,
+        limits.address_batches,
+        frozenset({BATCH_EVENTS}),
+        alone=frozenset({MODEL_EVENTS}),
     )
 
 

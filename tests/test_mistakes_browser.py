@@ -56,15 +56,21 @@ def browser():
         browser.close()
 
 
+# Gradio's status line on an output whose event waits or runs ("queue: 1/1 | 0.5s"): its clock moves
+STATUS = re.compile(r"^\s*(queue: \d+/\d+ \| |processing \| )?[\d.]+(/[\d.]+)?s\s*")
+
+
 def snapshot(page) -> dict[str, str]:
-    """The text of each output (empty where it is not on the page yet) and the prompt box."""
-    return page.evaluate(
+    """The text of each output (empty where it is not on the page yet, without Gradio's status line)
+    and the prompt box."""
+    shown = page.evaluate(
         """(selectors) => Object.fromEntries([
             ...selectors.map((s) => [s, document.querySelector(s)?.innerText ?? ""]),
             ["prompt", document.querySelector("#prompt textarea")?.value ?? ""],
         ])""",
         SHOWN,
     )
+    return {where: STATUS.sub("", text) for where, text in shown.items()}
 
 
 def refused(page, action, message: str) -> None:
@@ -361,4 +367,37 @@ def test_on_a_phone_a_refusal_for_load_is_one_toast_too(browser, server):
         busy(page, holder, click(page, "#leaderboard-refresh"), ADDRESS_FULL)
     with waiting(server, {f"203.0.113.{90 + n}": 8 for n in range(4)}) as holder:
         busy(page, holder, click(page, "#send"), QUEUE_FULL)
+    page.close()
+
+
+STILL_RUNNING = "Your last comparison is still running"
+
+
+def test_a_second_send_while_a_comparison_runs_is_one_toast_and_stop_still_stops_it(browser, server):
+    """The page ignores a trigger of a step still running, so Send, Enter, Retry or Regenerate while
+    the session's comparison waits or runs would be dropped without a word (and its check would
+    re-arm the stop flag, so that Stop no longer reached the running one). Each is refused instead."""
+    page = open_page(browser, server, DESK)
+    send(page, "What is the capital of Spain?")  # something to retry and regenerate
+    expect(page.locator("#fidelity")).not_to_contain_text("scoring the answers", timeout=30_000)
+    with waiting(server, {}) as holder:  # the models are busy: this session's comparison waits
+        page.locator("#prompt textarea").fill("What is 7 plus 5?")
+        page.locator("#send").click()
+        page.wait_for_function(  # waiting in the queue (Gradio's status on the pane) or running
+            """() => /queue|comparing/.test(['#chat-onnx', '#verdict']
+                .map((s) => document.querySelector(s).innerText).join(' '))""",
+            timeout=15_000,
+        )
+        for action in (
+            click(page, "#send"),
+            lambda: page.locator("#prompt textarea").press("Enter"),
+            click(page, "#retry"),
+            click(page, "#regenerate-onnx"),
+        ):
+            busy(page, holder, action, STILL_RUNNING)
+        page.locator("#stop").click()
+    expect(page.locator("#verdict")).to_contain_text("Stopped", timeout=60_000)  # the waiting one, stopped
+    expect(error_badges(page)).to_have_count(0)
+    verdict = send(page, "What is 7 plus 5?")  # and the page goes on
+    assert "completions" in verdict.lower(), verdict
     page.close()

@@ -63,6 +63,7 @@ class Place:
     address: str
     batch: bool
     step: int | None = None  # the function's id, so that the step after it can take its place over
+    alone: bool = False  # a page's step that runs one at a time per session (`QueueShare.alone`)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class QueueShare:
     per_address: int = 8
     batches: int = 1  # per address
     batch_groups: frozenset[str] = frozenset()  # concurrency ids of batch events
+    # Concurrency ids in which a page's action runs one at a time per session: the page ignores a
+    # trigger of a step still running (Gradio's trigger_mode "once"), so a second Send (or Enter,
+    # Retry, Regenerate) while a comparison runs is refused with words instead of silently dropped.
+    alone: frozenset[str] = frozenset()
 
     def refusal(self, place: Place, held: list[Place]) -> str | None:
         """Why `place` is refused beside the places its client already `held`, or None.
@@ -117,6 +122,7 @@ class _Gate:
         # check): the gate applies the size to the events that wait, and says so before they start.
         self.max_size, queue.max_size = queue.max_size, None
         self.places: dict[str, Place] = {}  # event id -> place, for events Gradio still holds
+        self._send, queue.send_message = queue.send_message, self._send_message
         self._followers: dict[int, list] | None = None  # fn id -> the steps it triggers
 
     async def push(self, body, request, username):
@@ -129,8 +135,12 @@ class _Gate:
             return await self._push(body, request, username)
         address = request.client.host if request.client else "unknown"
         batch = any(step.concurrency_id in self.share.batch_groups for step in waiting)
-        place = Place(body.session_hash, address, batch, fn._id)
-        why = self.share.refusal(place, self.held(place, fn.trigger_after)) or self._full()
+        place = Place(body.session_hash, address, batch, fn._id, self._alone(fn))
+        why = (
+            self._still_running(fn, waiting, body.session_hash)
+            or self.share.refusal(place, self.held(place, fn.trigger_after))
+            or self._full()
+        )
         if why is not None:  # refused at the action's first step: a check refuses before any output
             return await self._refuse(body, fn, request, username, why)
         if not self._waits(fn):  # a check step: it holds no place, the step after it will
@@ -144,6 +154,26 @@ class _Gate:
         if success:
             self.places[event_id] = place
         return success, event_id, state
+
+    def _send_message(self, event, message):
+        """Gradio's own; a place is free once its client is told the event ended. (Gradio forgets
+        the event a little later, after its bookkeeping, by when the page may have sent the next.)"""
+        if isinstance(message, ProcessCompletedMessage):
+            self.places.pop(event._id, None)
+        return self._send(event, message)
+
+    def _alone(self, step) -> bool:
+        """Whether `step` is a page's step that runs one at a time per session."""
+        once = getattr(step, "trigger_mode", "once") == "once"
+        return step.concurrency_id in self.share.alone and step.api_visibility != "public" and once
+
+    def _still_running(self, fn, waiting: list, session: str | None) -> str | None:
+        """Why a page's action is refused at its first step while the session's last one still runs."""
+        if session is None or fn.trigger_after is not None or not any(map(self._alone, waiting)):
+            return None
+        if not any(p.session == session and p.alone for p in self.held()):
+            return None
+        return "Your last comparison is still running: wait for it to finish, or click Stop first."
 
     def chain(self, fn) -> list:
         """`fn` and every step it triggers after it (`.success`, `.then`; not `.failure`), in order."""
