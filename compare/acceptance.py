@@ -7,6 +7,8 @@ pipeline can read it.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -95,8 +97,27 @@ def tag_export(onnx: Result, reference: Result, acceptance: Acceptance, dataset:
         "fidelity.reasons": "; ".join(acceptance.reasons) or "-",
     }
     client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+    with _TAGGING:
+        for key, value in tags.items():
+            _set_tag(client, name, version, key, value)
+
+
+# Two batches ending together wrote the same new keys at once, and SQLite refused one of the two
+# inserts ("UNIQUE constraint failed: model_version_tags"): one writer at a time in this process.
+_TAGGING = threading.Lock()
+
+
+def _set_tag(client: MlflowClient, name: str, version: str, key: str, value: str, attempts: int = 3) -> None:
+    """Set one tag; another app on the same store may insert the same key at the same moment, and
+    then writing it again (an update, now) is what the later of the two meant."""
+    for attempt in range(attempts):
+        try:
+            client.set_model_version_tag(name, version, key, value)
+            return
+        except Exception as exc:
+            if attempt == attempts - 1 or "UNIQUE constraint" not in str(exc):
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 def _fmt(value: float | None, spec: str = ".1%") -> str:

@@ -27,11 +27,23 @@ def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
+# The held-out set's longest expected answer is 15 tokens: an answer still going at 24 is wrong at
+# any length, and is marked so (cut), so the marks are those of an uncapped run, at 440 answers' cost.
+HELD_OUT = GenerationOptions(max_tokens=24)
+
+
+def held_out_answer(backend, messages) -> str:
+    result = run(backend, messages, HELD_OUT)
+    assert result.error is None, result.error
+    cut = result.response["choices"][0]["finish_reason"] == "length"
+    return result.text.strip() + (" [cut at 24 tokens]" if cut else "")
+
+
 @pytest.fixture(scope="module")
 def held_out_answers(backends):
     """Each side's greedy answer to every item of the held-out set."""
     items = held_out_set()
-    return items, {side: [answer(backends[side], messages) for _, messages, _ in items] for side in SIDES}
+    return items, {side: [held_out_answer(backends[side], m) for _, m, _ in items] for side in SIDES}
 
 
 def share(items, answers, wanted) -> float:
