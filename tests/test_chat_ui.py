@@ -68,11 +68,21 @@ def settings(page, temperature: float | None = None, max_tokens: int | None = No
     boxes = {"temperature input": temperature, "max-tokens input": max_tokens, "stop textarea": stop}
     for box, value in boxes.items():
         if value is not None:
-            field = page.locator(f"#setting-{box}")
-            expect(field).to_be_visible()
-            field.fill(str(value))
-            expect(field).to_have_value(str(value))
-            field.press("Tab")
+            type_into(page, page.locator(f"#setting-{box}"), str(value))
+
+
+def type_into(page, field, value: str) -> None:
+    """Fill a setting box, and leave it. Under load a box has read back its earlier value right
+    after a fill (a 0 read back as 128, in a few runs; the cause was not found, and the value the
+    app then used is checked by the callers): type again until the box holds the value a moment."""
+    expect(field).to_be_visible()
+    for _ in range(3):
+        field.fill(value)
+        page.wait_for_timeout(200)
+        if field.input_value() == value:
+            break
+    expect(field).to_have_value(value)
+    field.press("Tab")
 
 
 def error_badges(page):

@@ -18,7 +18,7 @@ from gradio_client.utils import Status
 from playwright.sync_api import expect
 
 from benchmarks.public_space.users import batch_file
-from tests.test_chat_ui import DESK, PHONE, error_badges, open_page, send
+from tests.test_chat_ui import DESK, PHONE, error_badges, open_page, send, type_into
 from tests.test_fair_queue import joined, visitor_client
 
 SHOWN = [  # what the page shows; a refused action must leave every one as it was
@@ -100,11 +100,7 @@ def setting(page, name: str, value: str) -> None:
     """Type `value` into a setting box (opening the accordion first) and leave the box."""
     if not page.locator("#setting-stop textarea").is_visible():
         page.get_by_text("Settings for both models").click()
-    box = page.locator(f"#setting-{name} input")
-    expect(box).to_be_visible()
-    box.fill(value)
-    expect(box).to_have_value(value)
-    box.press("Tab")
+    type_into(page, page.locator(f"#setting-{name} input"), value)
 
 
 def chat_actions(page, tmp_path) -> None:
