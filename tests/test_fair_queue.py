@@ -232,3 +232,23 @@ def test_trusted_proxies_are_checked_and_a_space_trusts_its_own_front_proxy():
     assert on_space == ("10.0.0.0/8", "127.0.0.1/32", "::1/128")
     with pytest.raises(SystemExit, match="'proxy.local' is not an IP address or network"):
         load_config([], env={"PHI3_TRUSTED_PROXIES": "10.1.2.3, proxy.local"})
+
+
+def test_a_cancelled_replay_stops_at_its_next_turn(server, config):
+    """A replay is a stream: a client that cancels (or leaves) stops it, where it used to run every
+    turn to the end, holding the models for nobody."""
+    from tests.test_fuzz import settled_traces
+    from tests.test_mistakes_browser import long_replay
+
+    before = settled_traces(config.data_dir)
+    job = visitor_client(server, "203.0.113.60").submit(conversation=long_replay(200), api_name="/replay")
+    deadline = time.monotonic() + 120
+    while not job.outputs():  # its first turn is answered
+        assert time.monotonic() < deadline and not job.done(), job.status()
+        time.sleep(0.05)
+    job.cancel()
+    time.sleep(2)
+    stopped = settled_traces(config.data_dir)
+    time.sleep(4)
+    assert settled_traces(config.data_dir) == stopped  # nothing more is answered
+    assert stopped - before < 2 * 200  # well short of the 200 turns (two traces a turn)

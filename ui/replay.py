@@ -7,6 +7,7 @@ cannot run here (too long, or too slow) is a row that says why, and the replay g
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TypedDict
 
 import pandas as pd
@@ -74,8 +75,9 @@ def replay_summary(rows: list[dict]) -> str:
 
 
 def register_replay_api(comparer: Comparer) -> None:
-    def replay_conversation(conversation: str) -> Replay:
-        """Replay an exported conversation (its JSON text) against the current models, turn by turn.
+    def replay_conversation(conversation: str) -> Iterator[Replay]:
+        """Replay an exported conversation (its JSON text) against the current models, turn by turn:
+        an update after each turn, the last holding every turn.
 
         Args:
             conversation: The text of a conversation file exported from the Chat tab (JSON, at most 2 MB).
@@ -85,10 +87,10 @@ def register_replay_api(comparer: Comparer) -> None:
             content = read_conversation(asked.conversation.encode("utf-8", "replace"), comparer.limits)
         except ConversationError as exc:
             raise input_error(str(exc)) from exc
-        rows = []
-        for update in replay_rows(comparer, content):
-            rows = update
-        return {"turns": rows, "summary": replay_summary(rows)}
+        # A stream, an update a turn: a client that cancels or leaves stops the replay at the next
+        # turn (Gradio stops iterating), where a plain call ran every turn to the end, unseen.
+        for rows in replay_rows(comparer, content):
+            yield {"turns": rows, "summary": replay_summary(rows)}
 
     add_endpoint(
         at_boundary(replay_conversation),
