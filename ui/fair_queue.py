@@ -41,6 +41,8 @@ place cannot leak. Concession: this relies on the internals of `gradio.queueing.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -53,6 +55,7 @@ from gradio.utils import error_payload
 
 UNREAD_REFUSALS = 16  # a session with this many messages unread gets its refusals as HTTP errors
 BUSY = "Busy"  # the title of a refusal's toast
+FINISHING_S = 1.5  # how long an action may wait for the session's comparison that is ending
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ class _Gate:
         batch = any(step.concurrency_id in self.share.batch_groups for step in waiting)
         place = Place(body.session_hash, address, batch, fn._id, self._alone(fn))
         why = (
-            self._still_running(fn, waiting, body.session_hash)
+            await self._still_running(fn, waiting, body.session_hash)
             or self.share.refusal(place, self.held(place, fn.trigger_after))
             or self._full()
         )
@@ -167,13 +170,21 @@ class _Gate:
         once = getattr(step, "trigger_mode", "once") == "once"
         return step.concurrency_id in self.share.alone and step.api_visibility != "public" and once
 
-    def _still_running(self, fn, waiting: list, session: str | None) -> str | None:
-        """Why a page's action is refused at its first step while the session's last one still runs."""
+    async def _still_running(self, fn, waiting: list, session: str | None) -> str | None:
+        """Why a page's action is refused at its first step while the session's last one still runs.
+
+        A comparison that has shown its last update ends a moment later (Gradio runs the handler
+        to its end, then tells the page): an action clicked in between waits for that, up to
+        `FINISHING_S`, rather than being refused for a comparison the user sees finished.
+        """
         if session is None or fn.trigger_after is not None or not any(map(self._alone, waiting)):
             return None
-        if not any(p.session == session and p.alone for p in self.held()):
-            return None
-        return "Your last comparison is still running: wait for it to finish, or click Stop first."
+        deadline = time.monotonic() + FINISHING_S
+        while any(p.session == session and p.alone for p in self.held()):
+            if time.monotonic() > deadline:
+                return "Your last comparison is still running: wait for it to finish, or click Stop first."
+            await asyncio.sleep(0.02)
+        return None
 
     def chain(self, fn) -> list:
         """`fn` and every step it triggers after it (`.success`, `.then`; not `.failure`), in order."""
