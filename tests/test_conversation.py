@@ -223,7 +223,7 @@ def test_a_bad_file_is_refused_with_the_reason_and_the_place(data, message):
 def test_replay_over_the_api_answers_turn_by_turn_and_refuses_a_bad_file(server, exported):
     client = Client(server, verbose=False)
     out = client.predict(conversation=json.dumps(exported), api_name="/replay")
-    assert [row["same"] for row in out["turns"]] == ["yes"] * 4
+    assert [row["same"] for row in out["turns"]] == ["yes"] * 4, out["turns"]  # the rows say what differed
     assert "4 of 4 answers" in out["summary"]
     for hot in (
         broken(lambda c: c["settings"].update(temperature="hot")),
