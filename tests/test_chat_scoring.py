@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests import test_chat_ui as chat_ui
 from tests.test_chat_ui import DONE, SIDES, last_answer, send, settings
 
-browser, desk = chat_ui.browser, chat_ui.desk  # the Chat tests' fixtures
+desk = chat_ui.desk  # the Chat tests' fixture
 
 # Acts on `selector` (or presses Enter in the prompt) in the very frame the comparison after
 # `before` shows its verdict, its fidelity not yet scored; returns the fidelity line at that moment.

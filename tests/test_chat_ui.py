@@ -8,22 +8,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.conftest import ARTIFACTS, free_port
-from tests.test_browser import CHROMIUM, FLAGS
 
 DESK, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 DONE = re.compile(r"[Cc]ompletions|Not compared|Stopped")
 SIDES = ("transformers", "onnx")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 def open_page(browser, url: str, viewport: dict):

@@ -28,7 +28,7 @@ from tests.test_chat_ui import (
 from ui.difference import difference_html
 from wrappers import Latency, Result, Usage
 
-browser, desk, phone = chat_ui.browser, chat_ui.desk, chat_ui.phone  # the Chat tests' fixtures
+desk, phone = chat_ui.desk, chat_ui.phone  # the Chat tests' fixtures
 PROMPTS = [
     "What is the capital of Spain?",
     "Hello! Who are you?",

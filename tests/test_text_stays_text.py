@@ -53,18 +53,6 @@ def payloads(base: str) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_browser import CHROMIUM, FLAGS
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
-
-
 def no_elements(page, selector: str, tags: str = TAGS) -> None:
     found = page.locator(selector).locator(tags)
     assert found.count() == 0, [found.nth(i).evaluate("e => e.outerHTML") for i in range(found.count())]

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from compare.endings import LABELS, REFUSALS, Ending
 from tests.conftest import ARTIFACTS
-from tests.test_chat_ui import DESK, PHONE, browser, error_badges, open_page, send, settings  # noqa: F401
+from tests.test_chat_ui import DESK, PHONE, error_badges, open_page, send, settings  # noqa: F401
 from wrappers.registry import EXPERIMENT
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
