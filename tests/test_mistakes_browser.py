@@ -48,17 +48,44 @@ SHOWN = [  # what the page shows; a refused action must leave every one as it wa
 STATUS = re.compile(r"^\s*(queue: \d+/\d+ \| |processing \| )?[\d.]+(/[\d.]+)?s\s*")
 
 
+# A table's text is its data, copied with its own "Copy table data" button: what its virtual body draws
+# depends on scrolling and drawing (a row can be drawn twice mid-draw, or not at all when out of view).
+# The button is named "Copied to clipboard" for 2 s after a copy.
+SNAPSHOT = """async (selectors) => {
+    const COPY = 'button[aria-label="Copy table data"], button[aria-label="Copied to clipboard"]';
+    const tableData = async (table) => {
+        const headers = [...table.querySelectorAll("th")].map((th) => th.title).join("|");
+        const rows = Number(table.querySelector("[role=grid]")?.getAttribute("aria-rowcount") ?? 1) - 1;
+        if (rows <= 0) return headers;
+        let copied = null;
+        const writeText = navigator.clipboard.writeText;
+        navigator.clipboard.writeText = async (text) => { copied = text; };
+        try {
+            table.querySelector(COPY).click();
+            for (let wait = 0; wait < 100 && copied === null; wait++) {
+                await new Promise((r) => setTimeout(r, 10));
+            }
+        } finally {
+            navigator.clipboard.writeText = writeText;
+        }
+        return headers + "\\n" + copied;
+    };
+    const shown = {};
+    for (const selector of selectors) {
+        const element = document.querySelector(selector);
+        const isTable = element?.querySelector(COPY);
+        shown[selector] = !element ? "" : isTable ? await tableData(element) : element.innerText;
+    }
+    shown.prompt = document.querySelector("#prompt textarea")?.value ?? "";
+    return shown;
+}"""
+
+
 def snapshot(page) -> dict[str, str]:
-    """The text of each output (empty where it is not on the page yet, without Gradio's status line)
-    and the prompt box."""
-    shown = page.evaluate(
-        """(selectors) => Object.fromEntries([
-            ...selectors.map((s) => [s, document.querySelector(s)?.innerText ?? ""]),
-            ["prompt", document.querySelector("#prompt textarea")?.value ?? ""],
-        ])""",
-        SHOWN,
-    )
-    # Compared without whitespace: a table drawn again lays the same cells out with other spacing.
+    """The text of each output (empty where it is not on the page yet, without Gradio's status line;
+    a table's data) and the prompt box."""
+    shown = page.evaluate(SNAPSHOT, SHOWN)
+    # Compared without whitespace: a text drawn again can lay the same words out with other spacing.
     return {where: re.sub(r"\s+", "", STATUS.sub("", text)) for where, text in shown.items()}
 
 
