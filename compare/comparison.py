@@ -4,14 +4,18 @@ Interleaving on one thread means both panes stream at once while never
 competing for the CPU: each backend's clock runs only during its own step,
 so its figures match what it measures when run alone.
 
-Which side steps next is processor sharing: the side that has used the least
-compute of its own so far (read from its latest `Result`, so the clocks
-measure exactly what they measured before), ties in the backends' order. Each
-side gets an equal share of the CPU, so the faster side's tokens arrive sooner
-and it finishes first in the page, as it would on a machine of its own.
-Concession: a step cannot be cut short, so while one side is in a long step
-(its first one reads the whole prompt) the other waits for that step to end;
-the faster side can be held up by the slower one's prefill, never by more.
+Which side steps next is processor sharing, step by step: the side whose next
+step would end soonest on its own clock (its compute so far, read from its latest
+`Result`, plus what that step is expected to take) steps next; ties in the
+backends' order. This is fair queuing by finish time: each side gets an equal
+share of the CPU, so the faster side's tokens arrive sooner and it finishes first
+in the page, as it would on a machine of its own; and since a step cannot be cut
+short, a side's long step (its first reads the whole prompt) waits until the
+other side has used as much compute, rather than holding it up from the start.
+The expected step comes from the side's measured speed (`wrappers/pace.py`) and
+its prompt's length; a side whose speed is unknown expects 0 s, which is plain
+least-compute-first. The clocks measure exactly what they measured before: a
+side's clock runs only during its own steps.
 Blind battles ask for `TURNS` (one token each in turn), so that the finishing
 order does not tell which engine is which.
 """
@@ -72,9 +76,13 @@ def compare_stream(
     }
     latest = {side: Result() for side in backends}
     steps = dict.fromkeys(backends, 0)
+    prefill = {side: expected_prefill(backend, conversations[side]) for side, backend in backends.items()}
     try:
         while streams:
-            side = next_side(list(streams), latest, steps, schedule)
+            upcoming = {
+                side: next_step(backends[side], latest[side], prefill[side]) for side in streams
+            }  # fmt: skip
+            side = next_side(list(streams), latest, steps, schedule, upcoming)
             result = next(streams[side], None)
             if result is None:
                 del streams[side]
@@ -87,9 +95,14 @@ def compare_stream(
 
 
 def next_side(
-    running: list[str], latest: Mapping[str, Result], steps: Mapping[str, int], schedule: str
+    running: list[str],
+    latest: Mapping[str, Result],
+    steps: Mapping[str, int],
+    schedule: str,
+    upcoming: Mapping[str, float] | None = None,
 ) -> str:
-    """The side to step next: least own compute (SHARED) or fewest steps (TURNS); ties in order.
+    """The side to step next: its next step ending soonest on its own clock (SHARED: compute so
+    far plus the step's expected seconds, `upcoming`) or fewest steps (TURNS); ties in order.
 
     >>> from wrappers.results import Latency
     >>> latest = {"slow": Result(latency=Latency(total_s=0.8)), "fast": Result(latency=Latency(total_s=0.1))}
@@ -97,10 +110,44 @@ def next_side(
     'fast'
     >>> next_side(["slow", "fast"], latest, {"slow": 1, "fast": 5}, TURNS)
     'slow'
+
+    Before either has run, the side whose first step (reading the prompt) is shorter goes first:
+
+    >>> fresh, first_steps = {"onnx": Result(), "transformers": Result()}, {"onnx": 52.6, "transformers": 8.6}
+    >>> next_side(["onnx", "transformers"], fresh, dict.fromkeys(fresh, 0), SHARED, first_steps)
+    'transformers'
     """
     if schedule == TURNS:
         return min(running, key=lambda side: steps[side])  # min keeps the first of equals
-    return min(running, key=lambda side: own_compute(latest[side]))
+    upcoming = upcoming or {}
+    return min(running, key=lambda side: own_compute(latest[side]) + upcoming.get(side, 0.0))
+
+
+def expected_prefill(backend: Backend, messages: Messages) -> float:
+    """Seconds a side's first step (the prompt, then its first token) is expected to take here,
+    from its measured speed; 0 where that is not known (a remote endpoint, no warm-up yet)."""
+    pace = getattr(backend, "pace", None)
+    speed = pace.speed() if pace is not None else None
+    if speed is None:
+        return 0.0
+    try:
+        tokens = backend.prompt_tokens(messages)
+    except Exception:  # noqa: BLE001 - a prompt it cannot count fails in its own step, with its message
+        return 0.0
+    return speed.seconds(tokens or 0, 1)
+
+
+def next_step(backend: Backend, latest: Result, prefill_s: float) -> float:
+    """Seconds a side's next step is expected to take: its prefill before the first token, then
+    one decode step (its own mean so far, else its measured speed's)."""
+    if not latest.pieces:
+        return prefill_s
+    decoded = timed_steps(latest)
+    if decoded and latest.latency.total_s and latest.latency.ttft_s is not None:
+        return (latest.latency.total_s - latest.latency.ttft_s) / decoded
+    pace = getattr(backend, "pace", None)
+    speed = pace.speed() if pace is not None else None
+    return speed.decode_s if speed is not None else 0.0
 
 
 def own_compute(result: Result) -> float:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import pytest
 
 from compare.comparison import SHARED, TURNS, compare_stream, judge
+from ui.pacing import paced
 from wrappers import GenerationOptions, Result, run
 from wrappers.backend import Report
+from wrappers.pace import Speed
 from wrappers.results import Latency, ModelRef, Usage
 
 
@@ -63,6 +65,55 @@ def pieces_when_done(updates, side: str) -> dict[str, int]:
         if update[side].done:
             return {s: len(r.pieces) for s, r in update.items()}
     raise AssertionError(f"{side} never finished")
+
+
+@dataclass
+class Measured(Sleeper):
+    """A sleeper whose first step reads the prompt (`prefill_s`), with the speed the app measured
+    for it at start-up (`pace`), as the local backends have."""
+
+    prefill_s: float = 0.0
+    known: bool = True
+
+    @property
+    def pace(self):
+        return _Known(Speed(prefill_s=self.prefill_s / 10, decode_s=self.step_s)) if self.known else None
+
+    def prompt_tokens(self, messages) -> int:
+        return 10
+
+    def stream(self, messages, options, report: Report):
+        time.sleep(self.prefill_s)
+        yield from super().stream(messages, options, report)
+
+
+@dataclass(frozen=True)
+class _Known:
+    measured: Speed
+
+    def speed(self) -> Speed:
+        return self.measured
+
+    def observe(self, result) -> None:
+        """The app's pace learns from each answer; this one keeps its figures fixed."""
+
+
+def test_the_side_with_the_shorter_prompt_reading_answers_before_the_other_reads_its_prompt():
+    """The side listed first reads its prompt for 0.3 s; the other's whole answer takes 0.2 s of its
+    own compute. Ending each step soonest first, it streams all of it before the first side's long
+    step; least-compute-first alone (speeds not known) would start with the 0.3 s step, ties in order.
+    """
+    for known, first in ((True, "fast"), (False, "slow_start")):
+        pair = {
+            "slow_start": Measured(0.0, prefill_s=0.3, known=known),
+            "fast": Measured(0.02, prefill_s=0.1, known=known),
+        }
+        updates = list(compare_stream(pair, {"slow_start": [], "fast": []}, GenerationOptions()))
+        first_shown = next(side for side, r in updates[0].items() if r.pieces)
+        assert first_shown == first, (known, first_shown)
+        if known:
+            assert pieces_when_done(updates, "fast") == {"slow_start": 0, "fast": 5}
+        assert all(r.done and r.text == "The capital is Madrid." for r in updates[-1].values())
 
 
 def test_sharing_the_processor_lets_the_faster_side_finish_first():
@@ -187,3 +238,14 @@ def test_partial_results_carry_the_figures_so_far(backends):
     for r in partial:
         assert r.usage.completion_tokens == len(r.pieces) and r.usage.prompt_tokens
         assert r.latency.total_s > 0 and r.latency.ttft_s is not None
+
+
+def test_the_page_learns_a_pane_has_ended_before_the_other_sides_long_step():
+    """The stream to the page sends a few updates a second; the update where the fast side ends comes
+    right after its last token, and was held back until the slow side's next step: at full size,
+    the prefill of a minute. It is sent at once, as is the update where a pane starts."""
+    pair = {"slow_start": Measured(0.0, prefill_s=0.3), "fast": Measured(0.0, prefill_s=0.0)}
+    sent = list(paced(compare_stream(pair, {"slow_start": [], "fast": []}, GenerationOptions()), 3600))
+    fast_done = next(n for n, update in enumerate(sent) if update["fast"].done)
+    assert not sent[fast_done]["slow_start"].pieces  # the slow side had not started its long step
+    assert [bool(update["slow_start"].pieces) for update in sent].count(True) == 2  # its start, its end
