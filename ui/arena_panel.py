@@ -138,6 +138,11 @@ def wire_arena_panel(
         concurrency_limit=None,
         api_visibility="private",
     )
+    _wire_votes(p, comparer, arena, chats, after_vote)
+
+
+def _wire_votes(p: ArenaPanel, comparer: Comparer, arena: Arena, chats: list, after_vote) -> None:
+    """Each vote button: checked with no outputs, then counted, then the reveal."""
     revealed = gr.State({})  # a refused vote is one toast: its only output shows no error badge
     for choice, button in p.votes.items():
         checked = button.click(

@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -104,6 +105,22 @@ def import_file(comparer: Comparer, path: str | None) -> dict:
         raise input_error(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class _Panel:
+    """The accordion's components, and the imported conversation (kept on the server)."""
+
+    export: gr.Button
+    exported: gr.File
+    upload: gr.File
+    summary: gr.Markdown
+    run: gr.Button
+    table: gr.Dataframe
+    loaded: gr.State
+
+
+PRIVATE = {"api_visibility": "private"}  # the page's own steps; the API has /replay (ui/replay.py)
+
+
 def conversation_panel(
     comparer: Comparer,
     turns: gr.State,
@@ -114,6 +131,13 @@ def conversation_panel(
 ) -> None:
     """The accordion. `settings` are (system, max_tokens, temperature, top_p, stop); an import
     updates the `shown` components with `show_turns(turns)`, after `taking_over(session)`."""
+    panel = _layout()
+    _wire_export(comparer, panel, turns, settings)
+    _wire_import(comparer, panel, settings, shown, show_turns, taking_over)
+    _wire_replay(comparer, panel)
+
+
+def _layout() -> _Panel:
     with gr.Accordion("Export, import and replay a conversation", open=False, elem_id="conversation-io"):
         with gr.Row():
             export = gr.Button("Export as JSON", elem_id="export")
@@ -124,8 +148,10 @@ def conversation_panel(
         summary = gr.Markdown(elem_id="import-summary")
         run = gr.Button("Replay against the current models", elem_id="replay")
         table = gr.Dataframe(interactive=False, wrap=True, elem_id="replay-table")
-    loaded = gr.State(None)  # the imported conversation, kept on the server
+    return _Panel(export, exported, upload, summary, run, table, gr.State(None))
 
+
+def _wire_export(comparer: Comparer, panel: _Panel, turns: gr.State, settings: list) -> None:
     @at_boundary
     def check_exporting(current, *values) -> None:
         check_export(comparer, current, *values)
@@ -134,34 +160,44 @@ def conversation_panel(
     def exporting(current, *values):
         return export_file(comparer, current, *values)
 
+    panel.export.click(check_exporting, [turns, *settings], None, **PRIVATE).success(
+        exporting, [turns, *settings], panel.exported, **PRIVATE
+    )
+
+
+def _wire_import(
+    comparer: Comparer,
+    panel: _Panel,
+    settings: list,
+    shown: list,
+    show_turns: Callable[[list[Turn]], dict],
+    taking_over: Callable[[str], None],
+) -> None:
     def check_importing(path) -> None:
         import_file(comparer, path)
-
-    def check_replaying(content) -> None:
-        if content is None:
-            raise input_error("Import a conversation first, then replay it.")
 
     def importing(path, request: gr.Request):
         content = import_file(comparer, path)
         taking_over(request.session_hash)  # e.g. a fidelity still being scored: not for these turns
-        values = content["settings"]
-        models = ", ".join(
-            f"{side} {fmt.code(_model_name(m))}" for side, m in (content.get("models") or {}).items() if m
-        )
-        count = len(content["turns"])
-        note = f"**Imported** {count} turns (answered by {models or 'unknown models'}). Replay them below."
-        setting_values = (
-            values["system_prompt"],
-            values["max_tokens"],
-            values["temperature"],
-            values["top_p"],
-            "\n".join(values["stop"]),
-        )
         return (
             show_turns(turns_of(content))
-            | dict(zip(settings, setting_values, strict=True))
-            | {summary: note, loaded: content, table: None, upload: None}  # the upload box, ready again
+            | dict(zip(settings, _setting_values(content["settings"]), strict=True))
+            | {panel.summary: _imported_note(content), panel.loaded: content, panel.table: None}
+            | {panel.upload: None}  # the upload box, ready again
         )
+
+    outputs = [*shown, *settings, panel.summary, panel.loaded, panel.table, panel.upload]
+    checked = panel.upload.upload(check_importing, panel.upload, None, **PRIVATE)
+    checked.success(importing, panel.upload, outputs, **PRIVATE)
+    checked.failure(  # a refused file leaves the box, ready again
+        lambda: None, None, panel.upload, concurrency_limit=None, **PRIVATE
+    )
+
+
+def _wire_replay(comparer: Comparer, panel: _Panel) -> None:
+    def check_replaying(content) -> None:
+        if content is None:
+            raise input_error("Import a conversation first, then replay it.")
 
     @at_boundary
     def replaying(content):
@@ -170,24 +206,29 @@ def conversation_panel(
             yield replay_summary(rows) + " (so far)", replay_table(rows)
         yield replay_summary(rows), replay_table(rows)
 
-    private = {"api_visibility": "private"}
-    export.click(check_exporting, [turns, *settings], None, **private).success(
-        exporting, [turns, *settings], exported, **private
-    )
-    outputs = [*shown, *settings, summary, loaded, table, upload]
-    checked = upload.upload(check_importing, upload, None, **private)
-    checked.success(importing, upload, outputs, **private)
-    checked.failure(
-        lambda: None, None, upload, concurrency_limit=None, **private
-    )  # a refused file leaves the box, ready again
-    run.click(check_replaying, loaded, None, **private).success(
+    panel.run.click(check_replaying, panel.loaded, None, **PRIVATE).success(
         replaying,
-        loaded,
-        [summary, table],
+        panel.loaded,
+        [panel.summary, panel.table],
         concurrency_id=MODEL_EVENTS,
         concurrency_limit=comparer.limits.concurrency,
-        api_visibility="private",
+        **PRIVATE,
     )
+
+
+def _imported_note(content: dict) -> str:
+    """What the summary says after an import: how many turns, and which models answered them."""
+    models = ", ".join(
+        f"{side} {fmt.code(_model_name(m))}" for side, m in (content.get("models") or {}).items() if m
+    )
+    count = len(content["turns"])
+    return f"**Imported** {count} turns (answered by {models or 'unknown models'}). Replay them below."
+
+
+def _setting_values(values: dict) -> tuple:
+    """The settings boxes' values, in `conversation_panel`'s order, from a file's settings."""
+    keys = ("system_prompt", "max_tokens", "temperature", "top_p")
+    return (*(values[key] for key in keys), "\n".join(values["stop"]))
 
 
 def _model_name(model: dict) -> str:
