@@ -54,7 +54,7 @@ class Verdict:
         return {k: v for k, v in asdict(self).items() if k != "names"} | named
 
 
-SHARED = "shared"  # processor sharing: the side with the least own compute so far steps next
+SHARED = "shared"  # processor sharing, step by step: the step that would end soonest on its own clock
 TURNS = "turns"  # round-robin: one step each in turn, whatever each step costs
 SCHEDULES = (SHARED, TURNS)
 
