@@ -35,6 +35,7 @@ from wrappers import GenerationOptions, Result, stream_result
 from wrappers.backend import Backend, Messages
 from wrappers.chat import check_length
 from wrappers.limits import Limits
+from wrappers.results import Usage
 from wrappers.startup import Startup
 
 CUT = {  # the reason a side cut short carries as its error, on the record
@@ -248,18 +249,23 @@ class Comparer:
         An abandoned one is recorded as Gradio closes the stream, on its event loop: the
         recorder only spools (milliseconds).
         """
-        partial = {side: result for side, result in partial.items() if result.model.name}  # started
-        if not partial:
+        if not any(result.model.name for result in partial.values()):
             return  # nothing was generated yet
         reason = CUT[how]
         cut = {
-            side: result
-            if result.done
-            else replace(result, error=f"{reason} after {len(result.pieces)} tokens.", done=True)
+            side: result if result.done else self._cut_side(side, result, reason, options)
             for side, result in partial.items()
         }
         marked = dict(tags or {}) | {TAG: how.value}
         self._record(comparison_id, conversations, options, cut, started_ns, asker, marked)
+
+    def _cut_side(self, side: str, result: Result, reason: str, options: GenerationOptions) -> Result:
+        """A side's answer cut short, as recorded; a side still waiting for its first step (the
+        other side's steps were shorter) is cut at 0 tokens, so the pair stays a pair."""
+        if not result.model.name:
+            model = self.backends[side].model_ref()
+            result = replace(result, model=model, options=options, usage=Usage(completion_tokens=0))
+        return replace(result, error=f"{reason} after {len(result.pieces)} tokens.", done=True)
 
     def write_records(self) -> None:
         """Write the spooled records as traces now, so that what was answered can be read back."""

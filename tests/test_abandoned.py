@@ -92,7 +92,7 @@ def test_a_closed_stream_stops_within_a_step_frees_the_slot_and_is_recorded_as_a
     conversation = [{"role": "user", "content": "What is the capital of Spain?"}]
     comparison_id = new_comparison_id()
     updates = comparer.compare({side: conversation for side in SIDES}, GenerationOptions(), comparison_id)
-    *_, seen = (next(updates) for _ in range(3))  # three steps: one side's 1st token, the other's, ...
+    *_, seen = (next(updates) for _ in range(3))  # three steps, of either side (the shorter first)
     updates.close()
     assert threading.active_count() == threads  # the transformers generation thread has ended
     taken = threading.Thread(target=lambda: comparer.slot.take("chat").__enter__())
@@ -104,12 +104,37 @@ def test_a_closed_stream_stops_within_a_step_frees_the_slot_and_is_recorded_as_a
     for side, trace in traces.items():
         assert trace.info.tags["ended"] == "abandoned"
         span = trace.data.spans[0]
-        tokens = seen[side].usage.completion_tokens
+        tokens = seen[side].usage.completion_tokens or 0  # a side that had not started: cut at 0
         assert (
             span.attributes["error"] == f"Abandoned: the client cancelled or went away after {tokens} tokens."
         )
         assert span.outputs["usage"]["completion_tokens"] == tokens
-    assert sum(seen[side].usage.completion_tokens for side in SIDES) == 3  # one token a step, none after
+    assert sum(seen[side].usage.completion_tokens or 0 for side in SIDES) == 3  # a token a step, none after
+
+
+def test_a_comparison_stopped_before_one_side_started_records_that_side_at_0_tokens(backends, tmp_path):
+    """Stop after the first step: one side has its first token, the other has not begun (the side
+    with the shorter first step goes first). Both are recorded, a pair as every comparison is."""
+    comparer = Comparer(backends, patient_limits(), Recorder(tmp_path / "spool"))
+    conversation = [{"role": "user", "content": "What is the capital of Spain?"}]
+    comparison_id, stop = new_comparison_id(), threading.Event()
+    updates = comparer.compare(
+        {side: conversation for side in SIDES}, GenerationOptions(), comparison_id, stop=stop
+    )
+    first = next(updates)
+    stop.set()
+    assert [len(first[side].pieces) for side in SIDES].count(0) == 1  # one side has not begun
+    for _ in updates:
+        pass
+    comparer.recorder.flush()
+    traces = {t.info.tags["side"]: t for t in wait_for_traces(comparison_id)}
+    for side in SIDES:
+        span = traces[side].data.spans[0]
+        tokens = len(first[side].pieces)
+        assert traces[side].info.tags["ended"] == "stopped"
+        assert span.attributes["error"] == f"Stopped by the user after {tokens} tokens."
+        assert span.outputs["usage"]["completion_tokens"] == tokens
+        assert traces[side].info.tags["model"].startswith("tiny-phi3")
 
 
 def test_a_batch_whose_client_goes_away_stops_between_rows_and_keeps_its_rows(server, client, tmp_path):
