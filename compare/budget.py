@@ -24,7 +24,7 @@ from collections.abc import Mapping
 
 from wrappers.backend import Backend, Messages
 from wrappers.options import GenerationOptions
-from wrappers.pace import Speed
+from wrappers.pace import Speed, measured_speed
 from wrappers.results import Result
 
 
@@ -42,7 +42,7 @@ def over_time(
         return None
     speeds, tokens = {}, {}
     for side, messages in conversations.items():
-        speed = _speed(backends[side])
+        speed = measured_speed(backends[side])
         count = speed and backends[side].prompt_tokens(messages)
         if speed and count:
             speeds[side], tokens[side] = speed, count
@@ -109,11 +109,6 @@ def refused(backends: Mapping[str, Backend], message: str) -> dict[str, Result]:
 def _too_long(backend: Backend, tokens: int) -> bool:
     limit = getattr(backend, "max_prompt_tokens", None)
     return limit is not None and tokens > limit
-
-
-def _speed(backend: Backend) -> Speed | None:
-    pace = getattr(backend, "pace", None)  # remote endpoints keep none
-    return pace.speed() if pace is not None else None
 
 
 def rounded(tokens: int) -> int:

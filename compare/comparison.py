@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from compare.settings import differing_note
 from wrappers.backend import Backend, Messages, stream_result
 from wrappers.options import GenerationOptions
+from wrappers.pace import measured_speed
 from wrappers.results import Result
 
 MIN_TIMED_TOKENS = 8  # decode steps below which a tokens/s figure is mostly noise
@@ -76,12 +77,10 @@ def compare_stream(
     }
     latest = {side: Result() for side in backends}
     steps = dict.fromkeys(backends, 0)
-    prefill = {side: expected_prefill(backend, conversations[side]) for side, backend in backends.items()}
+    expected = {side: expected_steps(backend, conversations[side]) for side, backend in backends.items()}
     try:
         while streams:
-            upcoming = {
-                side: next_step(backends[side], latest[side], prefill[side]) for side in streams
-            }  # fmt: skip
+            upcoming = {side: next_step(latest[side], *expected[side]) for side in streams}
             side = next_side(list(streams), latest, steps, schedule, upcoming)
             result = next(streams[side], None)
             if result is None:
@@ -123,31 +122,29 @@ def next_side(
     return min(running, key=lambda side: own_compute(latest[side]) + upcoming.get(side, 0.0))
 
 
-def expected_prefill(backend: Backend, messages: Messages) -> float:
-    """Seconds a side's first step (the prompt, then its first token) is expected to take here,
-    from its measured speed; 0 where that is not known (a remote endpoint, no warm-up yet)."""
-    pace = getattr(backend, "pace", None)
-    speed = pace.speed() if pace is not None else None
+def expected_steps(backend: Backend, messages: Messages) -> tuple[float, float]:
+    """Seconds a side's first step (the prompt, then its first token) and each decode step are
+    expected to take here, from its measured speed; 0 where that is not known (a remote endpoint,
+    no warm-up yet)."""
+    speed = measured_speed(backend)
     if speed is None:
-        return 0.0
+        return 0.0, 0.0
     try:
-        tokens = backend.prompt_tokens(messages)
+        tokens = backend.prompt_tokens(messages) or 0
     except Exception:  # noqa: BLE001 - a prompt it cannot count fails in its own step, with its message
-        return 0.0
-    return speed.seconds(tokens or 0, 1)
+        tokens = 0
+    return speed.seconds(tokens, 1), speed.decode_s
 
 
-def next_step(backend: Backend, latest: Result, prefill_s: float) -> float:
-    """Seconds a side's next step is expected to take: its prefill before the first token, then
-    one decode step (its own mean so far, else its measured speed's)."""
+def next_step(latest: Result, first_s: float, decode_s: float) -> float:
+    """Seconds a side's next step is expected to take: its first before its first token, then one
+    decode step (its own mean so far, else its measured speed's `decode_s`)."""
     if not latest.pieces:
-        return prefill_s
+        return first_s
     decoded = timed_steps(latest)
     if decoded and latest.latency.total_s and latest.latency.ttft_s is not None:
         return (latest.latency.total_s - latest.latency.ttft_s) / decoded
-    pace = getattr(backend, "pace", None)
-    speed = pace.speed() if pace is not None else None
-    return speed.decode_s if speed is not None else 0.0
+    return decode_s
 
 
 def own_compute(result: Result) -> float:

@@ -131,3 +131,10 @@ class Pace:
 
     def _add(self, sums: tuple[float, float], seconds: float, tokens: int) -> tuple[float, float]:
         return (sums[0] * self._decay + seconds, sums[1] * self._decay + tokens)
+
+
+def measured_speed(backend: object) -> Speed | None:
+    """A backend's measured speed here; None where it keeps none (a remote endpoint) or has not
+    measured one yet."""
+    pace = getattr(backend, "pace", None)
+    return pace.speed() if pace is not None else None
