@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 from compare.endings import LABELS, REFUSALS, Ending
 from tests.conftest import ARTIFACTS
 from tests.test_chat_ui import DESK, PHONE, error_badges, open_page, send, settings  # noqa: F401
+from tests.test_endings import LONG_PROMPT
 from wrappers.registry import EXPERIMENT
 
 pytestmark = pytest.mark.usefixtures("session_store")  # back to the shared store
@@ -64,14 +65,14 @@ def dismiss_toasts(page) -> None:
 def stop_mid_stream(
     page, prompt_box: str, send_button: str, stop_button: str, status: str, panes: str
 ) -> None:
-    """Send a long sampled answer and press Stop while it streams (retried if it ended first).
+    """Send a long answer and press Stop while it streams (retried if it ended first).
 
     Stop goes as soon as either of the `panes` shows its answer starting: which side steps first
     depends on the two sides' measured speeds (compare/comparison.py)."""
     answers = page.locator(panes).locator("[data-testid='bot']")
     for _ in range(3):
         count = answers.count()
-        page.locator(f"{prompt_box} textarea").fill("Hello! Who are you?")
+        page.locator(f"{prompt_box} textarea").fill(LONG_PROMPT)
         page.locator(send_button).click()
         expect(answers).not_to_have_count(count, timeout=60_000)
         page.locator(stop_button).click()
@@ -84,7 +85,7 @@ def stop_mid_stream(
 
 
 def test_after_stop_the_page_history_and_the_vote_all_say_it_cannot_be_voted_on(desk):
-    settings(desk, temperature=2.0, max_tokens=512)
+    settings(desk, temperature=0, max_tokens=512)
     stop_mid_stream(desk, "#prompt", "#send", "#stop", "#verdict", "#chat-transformers, #chat-onnx")
     verdict = desk.locator("#verdict").inner_text()
     assert "kept on the record as stopped" in verdict and "only comparisons that finished" in verdict
@@ -145,7 +146,7 @@ def test_blind_panes_have_no_clear_and_their_labels_stay_clear_of_the_messages_a
 
 
 def test_blind_mode_stop_means_what_the_chat_tabs_stop_means(desk):
-    settings(desk, temperature=2.0, max_tokens=512)
+    settings(desk, temperature=0, max_tokens=512)
     blind_on(desk)
     stop_mid_stream(
         desk, "#arena-prompt", "#arena-send", "#arena-stop", "#arena-status", "#chat-model_a, #chat-model_b"
