@@ -157,6 +157,22 @@ def test_blind_mode_stop_means_what_the_chat_tabs_stop_means(desk):
     expect(error_badges(desk)).to_have_count(0)
 
 
+def test_clear_mid_stream_leaves_the_page_empty(desk):
+    """Clear stops the running comparison and empties the panes; the comparison's last updates,
+    which come after Clear's (it ends at its next step), must not put it back on the page."""
+    settings(desk, temperature=0, max_tokens=512)
+    answers = desk.locator("#chat-transformers, #chat-onnx").locator("[data-testid='bot']")
+    for _ in range(2):  # twice: the first and a later turn
+        desk.locator("#prompt textarea").fill(LONG_PROMPT)
+        desk.locator("#send").click()
+        expect(answers).not_to_have_count(0, timeout=60_000)
+        desk.locator("#clear").click()
+        desk.wait_for_timeout(2_000)  # the comparison has ended at its next step by now
+        expect(answers).to_have_count(0)
+        expect(desk.locator("#verdict")).to_have_text("")
+        expect(error_badges(desk)).to_have_count(0)
+
+
 def test_reopening_from_history_while_blind_shows_the_reopened_comparison(desk):
     send(desk, "What is 7 plus 5?")
     blind_on(desk)

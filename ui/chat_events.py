@@ -29,28 +29,36 @@ from ui.shown import Shown, all_sides
 from ui.votes import standing_text
 
 
+class StopFlag(threading.Event):
+    """A comparison's stop flag. `cleared`: Clear raised it, so the page has moved on and the
+    comparison's last updates must not land on it (it is still recorded, as stopped)."""
+
+    cleared = False
+
+
 class StopSignals:
-    """One stop flag per browser session, raised by Stop and read by the running comparison."""
+    """One stop flag per browser session, raised by Stop (or Clear) and read by the running comparison."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._events: dict[str, threading.Event] = {}
+        self._events: dict[str, StopFlag] = {}
 
-    def arm(self, session: str) -> threading.Event:
+    def arm(self, session: str) -> StopFlag:
         """A fresh flag for the comparison this session is about to run."""
         with self._lock:
-            self._events[session] = event = threading.Event()
+            self._events[session] = event = StopFlag()
             return event
 
-    def stop(self, session: str) -> None:
+    def stop(self, session: str, cleared: bool = False) -> None:
         with self._lock:
             event = self._events.get(session)
         if event is not None:
+            event.cleared = event.cleared or cleared
             event.set()
 
-    def current(self, session: str) -> threading.Event:
+    def current(self, session: str) -> StopFlag:
         with self._lock:
-            return self._events.get(session) or threading.Event()
+            return self._events.get(session) or StopFlag()
 
 
 def checker(comparer: Comparer, stops: StopSignals):
@@ -92,7 +100,10 @@ def chat_handler(comparer: Comparer, shown: Shown, stops: StopSignals, scorings:
         asker = asker_of(request)
         updates = comparer.compare(conversations, options, comparison_id, asker, stop=stopping)
         for latest in paced(updates, comparer.limits.stream_interval_s):  # Stop ends it at its next step
-            yield shown.live([*turns, turn.answered(latest)], latest)
+            if not stopping.cleared:
+                yield shown.live([*turns, turn.answered(latest)], latest)
+        if stopping.cleared:
+            return  # Clear emptied the page: nothing of this comparison lands on it
         ending = ending_of(latest, stopping.is_set())  # as the service decided, from the same results
         final = [*turns, turn.answered(latest, stopped=ending is Ending.STOPPED)]
         same = not histories_differ(turns, SIDES)
@@ -164,7 +175,10 @@ def regenerate_handler(comparer: Comparer, shown: Shown, stops: StopSignals, sco
         updates = comparer.regenerate(side, conversations, options, results, comparison_id, asker, stopping)
         for result in paced(updates, comparer.limits.stream_interval_s):
             latest[side] = result
-            yield shown.live([*earlier, last.answered({side: result})], latest)
+            if not stopping.cleared:
+                yield shown.live([*earlier, last.answered({side: result})], latest)
+        if stopping.cleared:
+            return  # Clear emptied the page: nothing of this answer lands on it
         same = not histories_differ(earlier, SIDES)
         ending = ending_of({side: latest[side]}, stopping.is_set())
         stopped = ending is Ending.STOPPED
@@ -255,7 +269,7 @@ def _recorded_verdict(results: Mapping, same: bool) -> str:
 def clearer(shown: Shown, stops: StopSignals, scorings: Scorings):
     def clear(request: gr.Request) -> dict:
         """Stop anything running and forget the conversation and its comparison id."""
-        stops.stop(request.session_hash)
+        stops.stop(request.session_hash, cleared=True)
         scorings.forget(request.session_hash)  # a scoring under way lands nowhere
         return shown.loaded([])
 
